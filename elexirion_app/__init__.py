@@ -1,0 +1,1 @@
+"""ElexirionDSP: conversational AI-engineering platform over YAML LLM pipelines."""

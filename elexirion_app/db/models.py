@@ -1,0 +1,129 @@
+"""SQLModel tables. Plain SQLModel (``rx.Model`` is deprecated); no reflex import here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, Numeric, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class AppUser(SQLModel, table=True):
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    password_hash: str = Field(default="", repr=False)
+    display_name: str = Field(default="", max_length=200)
+    is_admin: bool = False
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuthSession(SQLModel, table=True):
+    """A server-side login session; only the SHA-256 of the token is stored."""
+
+    __tablename__ = "auth_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    title: str = Field(default="New chat", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    role: str = Field(max_length=16)  # "user" | "assistant"
+    content: str = Field(default="", sa_column=Column(Text, nullable=False))
+    status: str = Field(default="complete", max_length=16)  # streaming|complete|stopped|error
+    model: str | None = Field(default=None, max_length=100)
+    parent_id: int | None = Field(default=None, foreign_key="message.id")
+    run_id: str | None = Field(default=None, max_length=36)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Run(SQLModel, table=True):
+    """A pipeline run, written ahead: queued → running → succeeded/failed/interrupted."""
+
+    __tablename__ = "run"
+
+    id: str = Field(primary_key=True, max_length=36)
+    user_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    pipeline_name: str = Field(default="", max_length=200)
+    pipeline_path: str | None = None
+    pipeline_yaml: str = Field(default="", sa_column=Column(Text, nullable=False))
+    inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = Field(default="queued", max_length=16, index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=Column(Numeric(14, 8)))
+    tokens: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+
+class StepRun(SQLModel, table=True):
+    __tablename__ = "step_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True, max_length=36)
+    name: str = Field(max_length=200)
+    step_type: str = Field(default="", max_length=40)
+    position: int = 0
+    status: str = Field(default="queued", max_length=16)
+    model: str | None = Field(default=None, max_length=100)
+    result: Any = Field(default=None, sa_column=Column(JSON))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=Column(Numeric(14, 8)))
+    tokens: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
+    latency_ms: float = 0.0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class LLMCall(SQLModel, table=True):
+    """One provider attempt (failed ones too), with tokens by type, cost and latency."""
+
+    __tablename__ = "llm_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    run_id: str | None = Field(default=None, foreign_key="run.id", index=True, max_length=36)
+    step_name: str | None = Field(default=None, max_length=200)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
+    provider: str = Field(default="", max_length=40)
+    model: str = Field(default="", max_length=100, index=True)
+    attempt: int = 1
+    status: str = Field(default="ok", max_length=16)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    thinking_tokens: int = 0
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=Column(Numeric(14, 8)))
+    latency_ms: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow, index=True)
