@@ -1,0 +1,36 @@
+"""Reflex configuration. Plain ``DATABASE_URL`` / ``REDIS_URL`` are read here (Reflex itself
+only honours ``REFLEX_``-prefixed variables)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import reflex as rx
+
+ROOT = Path(__file__).resolve().parent
+PORT = int(os.environ.get("ELEXIRION_PORT", "3000"))
+PUBLIC_URL = os.environ.get("ELEXIRION_PUBLIC_URL", f"http://localhost:{PORT}")
+_data_dir = Path(os.environ.get("ELEXIRION_DATA_DIR") or ROOT / "data")
+_db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{_data_dir / 'elexirion.db'}"
+_bun = ROOT / ".tools" / "node_modules" / ".bin" / "bun"
+
+_kwargs: dict = {}
+if _bun.exists():
+    _kwargs["bun_path"] = _bun
+if os.environ.get("REDIS_URL"):
+    _kwargs["redis_url"] = os.environ["REDIS_URL"]
+
+config = rx.Config(
+    app_name="elexirion_app",
+    db_url=_db_url,
+    telemetry_enabled=False,
+    frontend_port=PORT,
+    backend_port=PORT,
+    api_url=PUBLIC_URL,
+    deploy_url=PUBLIC_URL,
+    cors_allowed_origins=[PUBLIC_URL],
+    show_built_with_reflex=False,
+    disable_plugins=[rx.plugins.SitemapPlugin],
+    **_kwargs,
+)
