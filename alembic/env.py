@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
-from alembic import context
 from sqlmodel import SQLModel
 
+from alembic import context
 from elexirion_app.config import get_settings
 from elexirion_app.db import models  # noqa: F401  (registers the tables)
 from elexirion_app.db.engine import make_engine

@@ -94,7 +94,8 @@ class PipelineValidationError(PipelineError):
         self.problems = list(problems)
         errors = [p for p in self.problems if p.severity == "error"]
         summary = message or (
-            f"{len(errors)} problem(s) in the pipeline: " + "; ".join(p.format() for p in errors[:3])
+            f"{len(errors)} problem(s) in the pipeline: "
+            + "; ".join(p.format() for p in errors[:3])
         )
         super().__init__(summary)
 

@@ -8,7 +8,9 @@ from pathlib import Path
 from elexirion_app.core.errors import WorkspaceError
 
 
-def resolve_in_workspace(workspace: Path, path: str | os.PathLike[str], *, must_exist: bool = False) -> Path:
+def resolve_in_workspace(
+    workspace: Path, path: str | os.PathLike[str], *, must_exist: bool = False
+) -> Path:
     """Resolve ``path`` inside ``workspace`` or raise ``WorkspaceError``.
 
     Refuses absolute paths, ``..`` escapes, and symlinks (anywhere on the way) that point out.

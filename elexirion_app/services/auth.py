@@ -150,7 +150,9 @@ def user_for_token(session: Session, token: str | None) -> UserInfo | None:
 def revoke_session(session: Session, token: str | None) -> None:
     if not token:
         return
-    auth = session.exec(select(AuthSession).where(AuthSession.token_hash == hash_token(token))).first()
+    auth = session.exec(
+        select(AuthSession).where(AuthSession.token_hash == hash_token(token))
+    ).first()
     if auth is not None and auth.revoked_at is None:
         auth.revoked_at = utcnow()
         session.add(auth)

@@ -144,7 +144,9 @@ def _title_from(text: str) -> str:
     return (line[:60] + "…") if len(line) > 60 else line
 
 
-def history(session: Session, user_id: int, conversation_id: int, before_id: int) -> list[ChatMessage]:
+def history(
+    session: Session, user_id: int, conversation_id: int, before_id: int
+) -> list[ChatMessage]:
     """The conversation up to (not including) message ``before_id``, for the model."""
     rows = session.exec(
         select(Message)
@@ -157,7 +159,9 @@ def history(session: Session, user_id: int, conversation_id: int, before_id: int
         .order_by(col(Message.id).desc())
         .limit(HISTORY_MESSAGES)
     ).all()
-    out = [ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in reversed(rows)]
+    out = [
+        ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in reversed(rows)
+    ]
     while out and out[0].role != "user":
         out.pop(0)
     return [m for m in out if m.content]

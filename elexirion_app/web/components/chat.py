@@ -15,7 +15,9 @@ def _markdown(text: rx.Var[str]) -> rx.Component:
 def message_bubble(msg: rx.Var[dict[str, str]]) -> rx.Component:
     is_user = msg["role"] == "user"
     return rx.box(
-        rx.cond(is_user, rx.text(msg["content"], white_space="pre-wrap"), _markdown(msg["content"])),
+        rx.cond(
+            is_user, rx.text(msg["content"], white_space="pre-wrap"), _markdown(msg["content"])
+        ),
         data_role=msg["role"],
         data_status=msg["status"],
         class_name="chat-message",
@@ -34,7 +36,9 @@ def streaming_bubble() -> rx.Component:
         rx.box(
             rx.cond(
                 ChatState.streaming_text == "",
-                rx.hstack(rx.spinner(size="1"), rx.text("thinking…", size="2", color_scheme="gray")),
+                rx.hstack(
+                    rx.spinner(size="1"), rx.text("thinking…", size="2", color_scheme="gray")
+                ),
                 _markdown(ChatState.streaming_text),
             ),
             data_role="assistant",
@@ -54,8 +58,12 @@ def streaming_bubble() -> rx.Component:
 def sidebar() -> rx.Component:
     return rx.vstack(
         rx.button(
-            rx.icon("plus", size=16), "New chat",
-            id="new-chat", on_click=ChatState.new_conversation, width="100%", variant="soft",
+            rx.icon("plus", size=16),
+            "New chat",
+            id="new-chat",
+            on_click=ChatState.new_conversation,
+            width="100%",
+            variant="soft",
         ),
         rx.foreach(
             ChatState.conversations,
@@ -95,8 +103,12 @@ def composer() -> rx.Component:
                 auto_focus=True,
             ),
             rx.button(
-                rx.icon("send", size=16), "Send",
-                id="chat-send", type="submit", loading=ChatState.streaming, size="3",
+                rx.icon("send", size=16),
+                "Send",
+                id="chat-send",
+                type="submit",
+                loading=ChatState.streaming,
+                size="3",
             ),
             width="100%",
             align="end",

@@ -52,9 +52,7 @@ class ChatState(rx.State):
 
     def _load_messages(self, user_id: int, conversation_id: int) -> None:
         with session_scope() as session:
-            self.messages = [
-                _msg(m) for m in chat.list_messages(session, user_id, conversation_id)
-            ]
+            self.messages = [_msg(m) for m in chat.list_messages(session, user_id, conversation_id)]
         self.conversation_id = conversation_id
 
     @rx.event

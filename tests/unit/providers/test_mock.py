@@ -26,12 +26,16 @@ def test_pipeline_ex_gemini_mock_answers_and_function_calls() -> None:
     assert text == '{"plan": "Mock implementation plan", "complexity": "medium"}'
     assert cost == Decimal("0.003")
     assert calls[0].name == "f" and calls[0].arguments["status"] == "completed"
-    text, _, _ = mock_answer(LLMRequest.from_prompt("Analyze this", provider="gemini", kind="gemini"))
+    text, _, _ = mock_answer(
+        LLMRequest.from_prompt("Analyze this", provider="gemini", kind="gemini")
+    )
     assert "Mock analysis result" in text
 
 
 def test_enhanced_mock_answer_reports_prompt_length_and_preset_cost() -> None:
-    text, cost, _ = mock_answer(LLMRequest.from_prompt("abc", kind="claude_smart", preset="analysis"))
+    text, cost, _ = mock_answer(
+        LLMRequest.from_prompt("abc", kind="claude_smart", preset="analysis")
+    )
     assert text.startswith("Mock enhanced Claude response") and "3 characters" in text
     assert cost == Decimal("0.0015")
 
@@ -44,6 +48,8 @@ async def test_offline_chat_is_deterministic_honest_and_counts_tokens() -> None:
     assert done.kind == "done" and done.response is not None
     assert "".join(deltas) == done.response.text
     assert "offline demo model" in done.response.text
-    assert done.response.offline and done.response.usage.output > 0 and done.response.usage.input > 0
+    assert (
+        done.response.offline and done.response.usage.output > 0 and done.response.usage.input > 0
+    )
     again = await complete(MockProvider(), req)
     assert again.text == done.response.text

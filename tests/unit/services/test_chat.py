@@ -17,7 +17,9 @@ def _users() -> tuple[int, int]:
     return a, b
 
 
-async def _run_turn(user_id: int, conversation_id: int | None, text: str) -> tuple[int, str, list[str]]:
+async def _run_turn(
+    user_id: int, conversation_id: int | None, text: str
+) -> tuple[int, str, list[str]]:
     with session_scope() as s:
         turn = chat.start_turn(s, user_id, conversation_id, text)
     chunks: list[str] = []

@@ -1,0 +1,104 @@
+"""Register, log in, chat with a streamed reply, reload — in real Chromium against the app."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+ASSISTANT_DONE = '[data-role="assistant"][data-status="complete"]'
+
+
+def goto(page: Page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#hydrated", state="attached", timeout=30_000)
+
+
+def register(page: Page, app_url: str, email: str, password: str = "password-123") -> None:
+    goto(page, f"{app_url}/register")
+    page.fill("#register-email", email)
+    page.fill("#register-password", password)
+    page.click("#register-submit")
+    expect(page).to_have_url(re.compile(r"/chat/?$"), timeout=20_000)
+    page.wait_for_selector("#hydrated", state="attached")
+
+
+def test_register_login_stream_reload(page: Page, app_url: str, shots: Path) -> None:
+    email = f"u{uuid.uuid4().hex[:8]}@example.com"
+    register(page, app_url, email)
+    expect(page.locator("#offline-banner")).to_contain_text("Offline demo model")
+
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r"/login/?$"), timeout=20_000)
+    page.wait_for_selector("#hydrated", state="attached")
+    page.fill("#login-email", email)
+    page.fill("#login-password", "password-123")
+    page.click("#login-submit")
+    expect(page).to_have_url(re.compile(r"/chat/?$"), timeout=20_000)
+    page.wait_for_selector("#hydrated", state="attached")
+
+    page.fill("#chat-input", "Hello from Playwright")
+    page.click("#chat-send")
+    expect(page.locator('[data-role="user"]')).to_have_text("Hello from Playwright")
+    # The reply arrives token by token: we see a partial reply before the complete one.
+    partial = page.locator("#streaming-reply")
+    expect(partial).to_contain_text("offline", timeout=20_000)
+    partial_text = partial.inner_text()
+    reply = page.locator(ASSISTANT_DONE)
+    expect(reply).to_contain_text("GEMINI_API_KEY", timeout=30_000)
+    final_text = reply.inner_text()
+    assert len(partial_text) < len(final_text)
+    assert "offline demo model" in final_text
+    page.screenshot(path=str(shots / "chat.png"), full_page=True)
+
+    goto(page, f"{app_url}/chat")
+    expect(page.locator('[data-role="user"]')).to_have_text("Hello from Playwright")
+    expect(page.locator(ASSISTANT_DONE)).to_contain_text("offline demo model")
+
+
+def test_bad_input_shows_clear_messages(page: Page, app_url: str, shots: Path) -> None:
+    email = f"b{uuid.uuid4().hex[:8]}@example.com"
+    register(page, app_url, email)
+    page.fill("#chat-input", "x" * 100_000)
+    page.click("#chat-send")
+    expect(page.locator("#chat-error")).to_contain_text("too long", timeout=20_000)
+    expect(page.locator('[data-role="user"]')).to_have_count(0)
+
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r"/login/?$"), timeout=20_000)
+    page.wait_for_selector("#hydrated", state="attached")
+    page.fill("#login-email", email)
+    page.fill("#login-password", "wrong-password")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_contain_text("Wrong email or password")
+    page.fill("#login-email", "nobody-" + email)
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_contain_text("Wrong email or password")
+
+    goto(page, f"{app_url}/register")
+    page.fill("#register-email", email)
+    page.fill("#register-password", "password-123")
+    page.click("#register-submit")
+    expect(page.locator("#register-error")).to_contain_text("already exists")
+    page.screenshot(path=str(shots / "register-duplicate.png"))
+
+
+def test_logged_out_pages_redirect_and_users_are_isolated(page: Page, app_url: str) -> None:
+    goto(page, f"{app_url}/chat")
+    expect(page).to_have_url(re.compile(r"/login/?$"), timeout=20_000)
+
+    register(page, app_url, f"c{uuid.uuid4().hex[:8]}@example.com")
+    page.fill("#chat-input", "private note of user C")
+    page.click("#chat-send")
+    expect(page.locator(ASSISTANT_DONE)).to_have_count(1, timeout=30_000)
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r"/login/?$"), timeout=20_000)
+
+    register(page, app_url, f"d{uuid.uuid4().hex[:8]}@example.com")
+    expect(page.locator("body")).not_to_contain_text("private note of user C")
+    expect(page.locator(".conversation-item")).to_have_count(0)
