@@ -1,0 +1,338 @@
+"""LLM steps: ``claude``, ``gemini``, ``gemini_instructor``, ``parallel_claude``.
+
+Every call goes through ``call_model``, which forwards provider stream events to observers
+(``StepDelta``), turns each provider attempt into an ``LLMCallFinished`` event, and meters
+usage and cost. The enhanced ``claude_*`` types live in ``enhanced.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from elexirion_app.core.errors import ProviderError, StepError
+from elexirion_app.core.events import LLMCallFinished, StepDelta
+from elexirion_app.core.models import resolve_model
+from elexirion_app.core.paths import resolve_in_workspace
+from elexirion_app.core.types import (
+    ChatMessage,
+    FunctionSpec,
+    LLMRequest,
+    LLMResponse,
+    StreamEvent,
+    Usage,
+)
+from elexirion_app.pipelines.executor import write_output
+from elexirion_app.pipelines.scope import Scope
+from elexirion_app.pipelines.steps.prompt import build_prompt
+from elexirion_app.providers.base import complete
+
+if TYPE_CHECKING:
+    from elexirion_app.pipelines.executor import RunContext
+
+DEFAULT_MAX_TOKENS = 4096
+
+
+def _price(model: str, usage: Usage) -> Decimal:
+    """Cost of one attempt from the price table (0 when pricing is unavailable)."""
+    try:  # core.pricing is provided by the provider work
+        pricing = importlib.import_module("elexirion_app.core.pricing")
+    except ImportError:
+        return Decimal("0")
+    try:
+        return Decimal(pricing.cost(model, usage))
+    except Exception:
+        return Decimal("0")
+
+
+async def call_model(
+    ctx: RunContext, request: LLMRequest, *, step: str | None = None
+) -> LLMResponse:
+    """One model call with events and metering; raises ``ProviderError`` on failure."""
+    step_name = step or ctx.current_step
+    provider = ctx.provider(request.provider)
+    ctx.provider_calls[0] += 1
+    attempts: list[Mapping[str, Any]] = []
+    observed = bool(ctx.observers)
+
+    async def on_event(event: StreamEvent) -> None:
+        if event.kind == "attempt":
+            attempts.append(event.data)
+        elif event.kind != "done" and observed:
+            await ctx.emit(StepDelta(run_id=ctx.run_id, step=step_name, event=event))
+
+    response: LLMResponse | None = None
+    try:
+        response = await complete(provider, request, on_event)
+    finally:
+        await _emit_attempts(ctx, step_name, provider.name, request, attempts, response)
+    ctx.add_usage(response.usage, response.cost)
+    return response
+
+
+async def _emit_attempts(
+    ctx: RunContext,
+    step: str,
+    provider: str,
+    request: LLMRequest,
+    attempts: list[Mapping[str, Any]],
+    response: LLMResponse | None,
+) -> None:
+    if not attempts and response is not None:
+        attempts = [
+            {
+                "attempt": 1,
+                "status": 200,
+                "usage": response.usage.to_dict(),
+                "latency_ms": response.latency_ms,
+                "model": response.model,
+            }
+        ]
+    ok_indexes = [i for i, a in enumerate(attempts) if not a.get("error")]
+    last_ok = ok_indexes[-1] if ok_indexes and response is not None else None
+    for i, data in enumerate(attempts):
+        usage = Usage.from_dict(data.get("usage") or {})
+        model = str(data.get("model") or request.model or "")
+        if i == last_ok and response is not None:
+            others = sum(
+                (
+                    _price(
+                        str(attempts[j].get("model") or model),
+                        Usage.from_dict(attempts[j].get("usage") or {}),
+                    )
+                    for j in ok_indexes
+                    if j != i
+                ),
+                Decimal("0"),
+            )
+            cost = max(response.cost - others, Decimal("0"))
+        else:
+            cost = _price(model, usage)
+        error = data.get("error")
+        await ctx.emit(
+            LLMCallFinished(
+                run_id=ctx.run_id,
+                step=step,
+                model=model,
+                provider=provider,
+                usage=usage,
+                cost=cost,
+                latency_ms=float(data.get("latency_ms") or 0.0),
+                attempt=int(data.get("attempt") or i + 1),
+                status="error" if error else "ok",
+                error=str(error) if error else None,
+            )
+        )
+
+
+# --- request building ------------------------------------------------------------------------
+
+
+def _timeout_s(*sources: Mapping[str, Any]) -> float | None:
+    for src in sources:
+        if src.get("timeout_ms") is not None:
+            return float(src["timeout_ms"]) / 1000
+        if src.get("timeout_seconds") is not None:
+            return float(src["timeout_seconds"])
+    return None
+
+
+def _max_retries(*sources: Mapping[str, Any]) -> int | None:
+    for src in sources:
+        if src.get("max_retries") is not None:
+            return int(src["max_retries"])
+        retry = src.get("retry_config")
+        if isinstance(retry, Mapping) and retry.get("max_retries") is not None:
+            return int(retry["max_retries"])
+    return None
+
+
+def _tools(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        return tuple(t.strip() for t in value.split(",") if t.strip())
+    return tuple(str(t) for t in value)
+
+
+def claude_request(
+    ctx: RunContext,
+    step: Mapping[str, Any],
+    options: Mapping[str, Any],
+    prompt: str,
+    *,
+    kind: str = "claude",
+    preset: str | None = None,
+    history: Sequence[ChatMessage] = (),
+    model: str | None = None,
+) -> LLMRequest:
+    system_parts = [
+        str(options[k]) for k in ("system_prompt", "append_system_prompt") if options.get(k)
+    ]
+    workspace = ctx.workspace
+    if options.get("cwd"):
+        workspace = resolve_in_workspace(ctx.workspace, str(options["cwd"]))
+        workspace.mkdir(parents=True, exist_ok=True)
+    return LLMRequest(
+        messages=(*history, ChatMessage("user", prompt)),
+        provider="claude",
+        model=resolve_model(model or options.get("model"), "claude").model_id,
+        system="\n\n".join(system_parts) or None,
+        max_tokens=int(options.get("max_tokens") or DEFAULT_MAX_TOKENS),
+        temperature=options.get("temperature"),
+        allowed_tools=_tools(options.get("allowed_tools")),
+        disallowed_tools=_tools(options.get("disallowed_tools")),
+        max_turns=int(options.get("max_turns") or 3),
+        workspace=workspace,
+        timeout_s=_timeout_s(options, step),
+        max_retries=_max_retries(options, step),
+        kind=kind,
+        preset=preset,
+    )
+
+
+async def call_claude(
+    ctx: RunContext, step: Mapping[str, Any], request: LLMRequest, options: Mapping[str, Any]
+) -> LLMResponse:
+    """A Claude call that switches to ``fallback_model`` once when the provider fails."""
+    try:
+        return await call_model(ctx, request)
+    except ProviderError:
+        fallback = options.get("fallback_model")
+        if not fallback:
+            raise
+        model = resolve_model(str(fallback), "claude").model_id
+        return await call_model(ctx, _replace(request, model=model))
+
+
+def _replace(request: LLMRequest, **changes: Any) -> LLMRequest:
+    from dataclasses import replace
+
+    return replace(request, **changes)
+
+
+def gemini_functions(ctx: RunContext, names: Any, step: str) -> tuple[FunctionSpec, ...]:
+    if not names:
+        return ()
+    declared = ctx.workflow.get("gemini_functions") or {}
+    specs = []
+    for name in [names] if isinstance(names, str) else names:
+        spec = declared.get(name)
+        if not isinstance(spec, Mapping):
+            raise StepError(step, f"function {name!r} is not declared in gemini_functions")
+        specs.append(
+            FunctionSpec(
+                name=str(name),
+                description=str(spec.get("description", "")),
+                parameters=dict(spec.get("parameters") or {}),
+            )
+        )
+    return tuple(specs)
+
+
+def gemini_request(
+    ctx: RunContext,
+    step: Mapping[str, Any],
+    prompt: str,
+    name: str,
+    *,
+    kind: str = "gemini",
+    response_schema: Mapping[str, Any] | None = None,
+) -> LLMRequest:
+    budget = step.get("token_budget") or {}
+    return LLMRequest(
+        messages=(ChatMessage("user", prompt),),
+        provider="gemini",
+        model=resolve_model(step.get("model"), "gemini").model_id,
+        system=str(step["system_prompt"]) if step.get("system_prompt") else None,
+        max_tokens=int(budget.get("max_output_tokens") or DEFAULT_MAX_TOKENS),
+        temperature=budget.get("temperature"),
+        top_p=budget.get("top_p"),
+        top_k=budget.get("top_k"),
+        functions=gemini_functions(ctx, step.get("functions"), name),
+        response_schema=response_schema,
+        timeout_s=_timeout_s(step),
+        max_retries=_max_retries(step),
+        kind=kind,
+    )
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+async def run_claude(ctx: RunContext, step: dict[str, Any], scope: Scope, name: str) -> Any:
+    options = step.get("claude_options") or {}
+    prompt = await build_prompt(ctx, step.get("prompt"), scope, name)
+    request = claude_request(ctx, step, options, prompt)
+    response = await call_claude(ctx, step, request, options)
+    return response.to_result()
+
+
+async def run_gemini(ctx: RunContext, step: dict[str, Any], scope: Scope, name: str) -> Any:
+    prompt = await build_prompt(ctx, step.get("prompt"), scope, name)
+    response = await call_model(ctx, gemini_request(ctx, step, prompt, name))
+    return response.to_result(gemini=True)
+
+
+def _instructor_schema(ctx: RunContext, step: Mapping[str, Any], name: str) -> dict[str, Any]:
+    for key in ("response_schema", "output_schema", "schema"):
+        if isinstance(step.get(key), Mapping):
+            return dict(step[key])
+    functions = gemini_functions(ctx, step.get("functions"), name)
+    if functions:
+        return dict(functions[0].parameters)
+    return {"type": "object"}
+
+
+async def run_gemini_instructor(
+    ctx: RunContext, step: dict[str, Any], scope: Scope, name: str
+) -> Any:
+    prompt = await build_prompt(ctx, step.get("prompt"), scope, name)
+    schema = _instructor_schema(ctx, step, name)
+    request = gemini_request(
+        ctx,
+        {**step, "functions": None},
+        prompt,
+        name,
+        kind="gemini_instructor",
+        response_schema=schema,
+    )
+    response = await call_model(ctx, request)
+    result = response.to_result(gemini=True)
+    result.setdefault("structured", None)
+    return result
+
+
+async def run_parallel_claude(
+    ctx: RunContext, step: dict[str, Any], scope: Scope, name: str
+) -> Any:
+    tasks = [t for t in step.get("parallel_tasks") or [] if isinstance(t, Mapping)]
+    if not tasks:
+        raise StepError(name, "parallel_claude needs at least one entry in parallel_tasks")
+
+    async def one(index: int, task: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        task_id = str(task.get("id") or f"task_{index + 1}")
+        options = task.get("claude_options") or {}
+        prompt = await build_prompt(ctx, task.get("prompt"), scope, f"{name}.{task_id}")
+        request = claude_request(ctx, task, options, prompt)
+        response = await call_claude(ctx, task, request, options)
+        result = response.to_result()
+        if task.get("output_to_file"):
+            write_output(ctx.output_dir, str(task["output_to_file"]), result)
+        return task_id, result
+
+    pairs = await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks)))
+    individual = dict(pairs)
+    combined = "".join(f"\n===[{tid}]===\n{res['text']}" for tid, res in pairs)
+    usage = sum((Usage.from_dict(r["tokens"]) for r in individual.values()), Usage())
+    return {
+        "success": True,
+        "text": combined,
+        "combined_results": combined,
+        "individual_results": individual,
+        "cost": sum(r["cost"] for r in individual.values()),
+        "tokens": usage.to_dict(),
+    }
