@@ -13,18 +13,26 @@ from elexirion_app.web.state.chat import ChatState
 
 app = rx.App(theme=rx.theme(accent_color="indigo", radius="medium"))
 app.add_page(
-    login_page, route=routes.LOGIN, title="Log in · ElexirionDSP",
+    login_page,
+    route=routes.LOGIN,
+    title="Log in · ElexirionDSP",
     on_load=AuthState.redirect_if_logged_in,
 )
 app.add_page(
-    register_page, route=routes.REGISTER, title="Register · ElexirionDSP",
+    register_page,
+    route=routes.REGISTER,
+    title="Register · ElexirionDSP",
     on_load=AuthState.redirect_if_logged_in,
 )
 app.add_page(
-    chat_page, route=routes.CHAT, title="Chat · ElexirionDSP",
+    chat_page,
+    route=routes.CHAT,
+    title="Chat · ElexirionDSP",
     on_load=[AuthState.check_login, ChatState.load],
 )
 app.add_page(
-    chat_page, route=routes.INDEX, title="ElexirionDSP",
+    chat_page,
+    route=routes.INDEX,
+    title="ElexirionDSP",
     on_load=[AuthState.check_login, ChatState.load],
 )

@@ -24,7 +24,13 @@ from elexirion_app.core.types import (
 )
 
 OFFLINE_MODEL = "offline-demo"
-ENHANCED_KINDS = {"claude_smart", "claude_session", "claude_extract", "claude_batch", "claude_robust"}
+ENHANCED_KINDS = {
+    "claude_smart",
+    "claude_session",
+    "claude_extract",
+    "claude_batch",
+    "claude_robust",
+}
 PRESET_COST = {
     "development": Decimal("0.002"),
     "production": Decimal("0.001"),
@@ -58,7 +64,9 @@ def mock_answer(request: LLMRequest) -> tuple[str, Decimal, tuple[FunctionCall, 
         return text, PRESET_COST.get(preset, Decimal("0.002")), ()
     if request.provider == "gemini":
         if "This will fail" in prompt:
-            raise ProviderResponseError("Mock Gemini failure requested by the prompt", provider="offline")
+            raise ProviderResponseError(
+                "Mock Gemini failure requested by the prompt", provider="offline"
+            )
         calls: tuple[FunctionCall, ...] = tuple(
             FunctionCall(f.name, {"result": "mock_function_result", "status": "completed"})
             for f in request.functions
