@@ -1,0 +1,490 @@
+"""Run records: an observer that writes runs, steps and LLM calls ahead, plus heartbeat,
+stale-run sweep and resume.
+
+- ``RunRecorder`` observes the engine's event stream. ``Run``: queued → running →
+  succeeded/failed/interrupted; ``StepRun``: one row per top-level step, queued at start, then
+  running → succeeded/failed/skipped (nested steps get rows when they start); ``LLMCall``: one
+  row per provider attempt. A heartbeat task refreshes ``Run.heartbeat_at`` while it runs.
+  Writes use SQLAlchemy Core; a step's LLM-call rows and its final state share one
+  transaction.
+- ``sweep_stale(session, older_than_s)`` marks running runs without a recent heartbeat (and
+  their running steps) ``interrupted``.
+- ``load_resume`` / ``resume_run`` continue an interrupted or failed run: results of finished
+  steps are reused, so their provider calls are never repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
+from elexirion_app.core.errors import Conflict, NotFound
+from elexirion_app.core.events import (
+    LLMCallFinished,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+)
+from elexirion_app.core.types import TOKEN_KINDS
+from elexirion_app.db.engine import get_engine
+from elexirion_app.db.models import LLMCall, Run, StepRun, utcnow
+
+log = logging.getLogger(__name__)
+
+RUN = Run.__table__  # type: ignore[attr-defined]
+STEP = StepRun.__table__  # type: ignore[attr-defined]
+CALL = LLMCall.__table__  # type: ignore[attr-defined]
+RESUMABLE = ("interrupted", "failed")
+REUSABLE_STEP_STATUSES = ("succeeded", "skipped")
+
+
+def _json_safe(value: Any) -> Any:
+    """Results are JSON columns: make sure everything in them serialises."""
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str))
+
+
+def queue_run(
+    engine: Engine,
+    *,
+    run_id: str,
+    pipeline_name: str,
+    pipeline_yaml: str = "",
+    pipeline_path: str | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    step_names: Iterable[str] = (),
+    user_id: int | None = None,
+) -> None:
+    """Write a run and its steps as ``queued`` (before a worker picks it up)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(RUN).values(
+                id=run_id,
+                user_id=user_id,
+                pipeline_name=pipeline_name[:200],
+                pipeline_path=pipeline_path,
+                pipeline_yaml=pipeline_yaml,
+                inputs=_json_safe(dict(inputs or {})),
+                status="queued",
+                cost_usd=Decimal("0"),
+                tokens={},
+                created_at=now,
+            )
+        )
+        _insert_steps(conn, run_id, list(step_names), start=0)
+
+
+def _insert_steps(conn: Connection, run_id: str, names: list[str], start: int) -> None:
+    if not names:
+        return
+    conn.execute(
+        insert(STEP),
+        [
+            {
+                "run_id": run_id,
+                "name": name[:200],
+                "step_type": "",
+                "position": start + i,
+                "status": "queued",
+                "cost_usd": Decimal("0"),
+                "tokens": {},
+                "latency_ms": 0.0,
+            }
+            for i, name in enumerate(names)
+        ],
+    )
+
+
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+@dataclass
+class RunRecorder:
+    """Observer persisting one run. Pass it in ``run_pipeline(observers=[...])``."""
+
+    engine: Engine | None = None
+    pipeline_yaml: str = ""
+    pipeline_path: str | None = None
+    user_id: int | None = None
+    heartbeat_s: float = 5.0
+    _run_id: str | None = None
+    _step_ids: dict[str, int] = field(default_factory=dict)
+    _pending_calls: list[dict[str, Any]] = field(default_factory=list)
+    _heartbeat: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.engine = self.engine or get_engine()
+
+    @property
+    def _engine(self) -> Engine:
+        assert self.engine is not None
+        return self.engine
+
+    async def __call__(self, event: RunEvent) -> None:
+        if isinstance(event, StepStarted):
+            self._step_started(event)
+        elif isinstance(event, LLMCallFinished):
+            self._pending_calls.append(self._call_row(event))
+        elif isinstance(event, StepFinished):
+            self._step_finished(event)
+        elif isinstance(event, RunStarted):
+            self._run_started(event)
+            self._start_heartbeat()
+        elif isinstance(event, RunFinished):
+            await self._stop_heartbeat()
+            self._run_finished(event)
+
+    # --- run ---------------------------------------------------------------------------
+
+    def _run_started(self, event: RunStarted) -> None:
+        now = utcnow()
+        self._run_id = event.run_id
+        with self._engine.begin() as conn:
+            exists = conn.execute(select(RUN.c.id).where(RUN.c.id == event.run_id)).first()
+            if exists is None:
+                conn.execute(
+                    insert(RUN).values(
+                        id=event.run_id,
+                        user_id=self.user_id,
+                        pipeline_name=event.pipeline[:200],
+                        pipeline_path=self.pipeline_path,
+                        pipeline_yaml=self.pipeline_yaml,
+                        inputs=_json_safe(event.inputs),
+                        status="running",
+                        cost_usd=Decimal("0"),
+                        tokens={},
+                        created_at=now,
+                        started_at=now,
+                        heartbeat_at=now,
+                    )
+                )
+            else:
+                conn.execute(
+                    update(RUN)
+                    .where(RUN.c.id == event.run_id)
+                    .values(
+                        status="running",
+                        error=None,
+                        started_at=now,
+                        heartbeat_at=now,
+                        finished_at=None,
+                    )
+                )
+            rows = conn.execute(
+                select(STEP.c.id, STEP.c.name, STEP.c.status).where(STEP.c.run_id == event.run_id)
+            ).all()
+            known = {r.name: r for r in rows}
+            self._step_ids = {r.name: r.id for r in rows}
+            redo = [r.id for r in rows if r.status not in REUSABLE_STEP_STATUSES]
+            if redo:
+                conn.execute(
+                    update(STEP)
+                    .where(STEP.c.id.in_(redo))
+                    .values(status="queued", error=None, started_at=None, finished_at=None)
+                )
+            missing = [n for n in event.step_names if n not in known]
+            _insert_steps(conn, event.run_id, missing, start=len(rows))
+            if missing:
+                for r in conn.execute(
+                    select(STEP.c.id, STEP.c.name).where(
+                        STEP.c.run_id == event.run_id, STEP.c.name.in_(missing)
+                    )
+                ).all():
+                    self._step_ids[r.name] = r.id
+
+    def _run_finished(self, event: RunFinished) -> None:
+        now = utcnow()
+        with self._engine.begin() as conn:
+            self._flush_calls(conn)
+            totals = conn.execute(
+                select(
+                    func.coalesce(func.sum(CALL.c.cost_usd), 0),
+                    *(func.coalesce(func.sum(CALL.c[f"{k}_tokens"]), 0) for k in TOKEN_KINDS),
+                ).where(CALL.c.run_id == event.run_id)
+            ).one()
+            tokens = {k: int(totals[i + 1]) for i, k in enumerate(TOKEN_KINDS)}
+            conn.execute(
+                update(RUN)
+                .where(RUN.c.id == event.run_id)
+                .values(
+                    status=event.status,
+                    error=event.error,
+                    finished_at=now,
+                    heartbeat_at=now,
+                    cost_usd=Decimal(str(totals[0])),
+                    tokens=tokens,
+                )
+            )
+            if event.status != "succeeded":
+                conn.execute(
+                    update(STEP)
+                    .where(STEP.c.run_id == event.run_id, STEP.c.status == "running")
+                    .values(
+                        status="interrupted" if event.status == "interrupted" else "failed",
+                        finished_at=now,
+                    )
+                )
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _step_started(self, event: StepStarted) -> None:
+        values = {
+            "status": "running",
+            "step_type": event.step_type[:40],
+            "model": (event.model or None),
+            "started_at": utcnow(),
+            "error": None,
+        }
+        with self._engine.begin() as conn:
+            step_id = self._step_ids.get(event.step)
+            if step_id is None:
+                result = conn.execute(
+                    insert(STEP).values(
+                        run_id=event.run_id,
+                        name=event.step[:200],
+                        position=-1 if "." in event.step or ">" in event.step else event.index,
+                        cost_usd=Decimal("0"),
+                        tokens={},
+                        latency_ms=0.0,
+                        **values,
+                    )
+                )
+                self._step_ids[event.step] = _new_id(result)
+            else:
+                conn.execute(update(STEP).where(STEP.c.id == step_id).values(**values))
+
+    def _step_finished(self, event: StepFinished) -> None:
+        now = utcnow()
+        values = {
+            "status": event.status,
+            "result": _json_safe(event.result),
+            "error": event.error,
+            "cost_usd": event.cost,
+            "tokens": event.usage.to_dict(),
+            "latency_ms": float(event.latency_ms),
+            "finished_at": now,
+        }
+        with self._engine.begin() as conn:
+            self._flush_calls(conn)
+            step_id = self._step_ids.get(event.step)
+            if step_id is None:
+                result = conn.execute(
+                    insert(STEP).values(
+                        run_id=event.run_id, name=event.step[:200], position=-1, **values
+                    )
+                )
+                self._step_ids[event.step] = _new_id(result)
+            else:
+                conn.execute(update(STEP).where(STEP.c.id == step_id).values(**values))
+
+    # --- LLM calls -----------------------------------------------------------------------
+
+    def _call_row(self, event: LLMCallFinished) -> dict[str, Any]:
+        u = event.usage
+        return {
+            "user_id": self.user_id,
+            "run_id": event.run_id,
+            "step_name": event.step[:200],
+            "provider": event.provider[:40],
+            "model": event.model[:100],
+            "attempt": event.attempt,
+            "status": event.status[:16],
+            "error": event.error,
+            "input_tokens": u.input,
+            "output_tokens": u.output,
+            "cache_read_tokens": u.cache_read,
+            "cache_write_tokens": u.cache_write,
+            "thinking_tokens": u.thinking,
+            "cost_usd": event.cost,
+            "latency_ms": float(event.latency_ms),
+            "created_at": utcnow(),
+        }
+
+    def _flush_calls(self, conn: Connection) -> None:
+        if self._pending_calls:
+            conn.execute(insert(CALL), self._pending_calls)
+            self._pending_calls = []
+
+    # --- heartbeat -----------------------------------------------------------------------
+
+    def _start_heartbeat(self) -> None:
+        if self.heartbeat_s > 0 and self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _stop_heartbeat(self) -> None:
+        task, self._heartbeat = self._heartbeat, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        update(RUN)
+                        .where(RUN.c.id == self._run_id, RUN.c.status == "running")
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:
+                log.warning("heartbeat for run %s failed", self._run_id, exc_info=True)
+
+
+# --- sweep and resume ------------------------------------------------------------------------
+
+
+def sweep_stale(session: Session, older_than_s: float) -> list[str]:
+    """Mark ``running`` runs whose heartbeat is older than ``older_than_s`` as interrupted.
+
+    Their ``running`` steps become ``interrupted`` too. Returns the run ids swept.
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    last_seen = func.coalesce(RUN.c.heartbeat_at, RUN.c.started_at, RUN.c.created_at)
+    ids = [
+        row[0]
+        for row in session.execute(
+            select(RUN.c.id).where(RUN.c.status == "running", last_seen < cutoff)
+        ).all()
+    ]
+    if ids:
+        now = utcnow()
+        session.execute(
+            update(RUN)
+            .where(RUN.c.id.in_(ids))
+            .values(status="interrupted", error="interrupted: the worker stopped", finished_at=now)
+        )
+        session.execute(
+            update(STEP)
+            .where(STEP.c.run_id.in_(ids), STEP.c.status == "running")
+            .values(status="interrupted", finished_at=now)
+        )
+        log.info("marked %d stale run(s) interrupted", len(ids))
+    return ids
+
+
+@dataclass(frozen=True)
+class ResumeInfo:
+    run_id: str
+    status: str
+    pipeline_name: str
+    pipeline_yaml: str
+    pipeline_path: str | None
+    inputs: dict[str, Any]
+    results: dict[str, Any]
+    user_id: int | None
+
+
+def load_resume(session: Session, run_id: str) -> ResumeInfo:
+    """What a resume needs; ``NotFound``/``Conflict`` when the run cannot be resumed."""
+    run = session.execute(select(RUN).where(RUN.c.id == run_id)).first()
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    if run.status not in RESUMABLE:
+        raise Conflict(
+            f"run {run_id} is {run.status}; only interrupted or failed runs can be resumed"
+        )
+    if not run.pipeline_yaml:
+        raise Conflict(f"run {run_id} has no stored pipeline to resume")
+    rows = session.execute(
+        select(STEP.c.name, STEP.c.result, STEP.c.status)
+        .where(STEP.c.run_id == run_id, STEP.c.position >= 0)
+        .order_by(STEP.c.position)
+    ).all()
+    results = {r.name: r.result for r in rows if r.status in REUSABLE_STEP_STATUSES}
+    return ResumeInfo(
+        run_id=run_id,
+        status=run.status,
+        pipeline_name=run.pipeline_name,
+        pipeline_yaml=run.pipeline_yaml,
+        pipeline_path=run.pipeline_path,
+        inputs=dict(run.inputs or {}),
+        results=results,
+        user_id=run.user_id,
+    )
+
+
+async def run_recorded(
+    doc: Any,
+    *,
+    pipeline_yaml: str,
+    pipeline_path: str | None = None,
+    engine: Engine | None = None,
+    observers: Iterable[Any] = (),
+    user_id: int | None = None,
+    heartbeat_s: float = 5.0,
+    **kwargs: Any,
+) -> Any:
+    """``run_pipeline`` with a ``RunRecorder`` attached (returns its ``RunOutcome``)."""
+    from elexirion_app.pipelines.executor import run_pipeline
+
+    recorder = RunRecorder(
+        engine=engine,
+        pipeline_yaml=pipeline_yaml,
+        pipeline_path=pipeline_path,
+        user_id=user_id,
+        heartbeat_s=heartbeat_s,
+    )
+    return await run_pipeline(doc, observers=[recorder, *observers], user_id=user_id, **kwargs)
+
+
+async def resume_run(
+    run_id: str,
+    *,
+    engine: Engine | None = None,
+    observers: Iterable[Any] = (),
+    stale_after_s: float = 30.0,
+    heartbeat_s: float = 5.0,
+    **kwargs: Any,
+) -> Any:
+    """Continue an interrupted/failed run from its stored YAML and inputs.
+
+    Steps that succeeded (or were skipped) keep their stored results and are not run again.
+    """
+    from elexirion_app.pipelines.loader import load_text
+
+    engine = engine or get_engine()
+    with Session(engine) as session:
+        sweep_stale(session, stale_after_s)
+        session.commit()
+        info = load_resume(session, run_id)
+    base_dir = Path(info.pipeline_path).resolve().parent if info.pipeline_path else None
+    doc = load_text(
+        info.pipeline_yaml, filename=info.pipeline_path or "<stored>", base_dir=base_dir
+    )
+    return await run_recorded(
+        doc,
+        pipeline_yaml=info.pipeline_yaml,
+        pipeline_path=info.pipeline_path,
+        engine=engine,
+        observers=observers,
+        user_id=info.user_id,
+        heartbeat_s=heartbeat_s,
+        inputs=info.inputs,
+        run_id=run_id,
+        resume_results=info.results,
+        **kwargs,
+    )
