@@ -45,6 +45,8 @@ class Conversation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="app_user.id", index=True)
     title: str = Field(default="New chat", max_length=200)
+    # The message whose ancestors form the branch shown (regenerate/edit create siblings).
+    current_leaf_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
@@ -61,6 +63,8 @@ class Message(SQLModel, table=True):
     model: str | None = Field(default=None, max_length=100)
     parent_id: int | None = Field(default=None, foreign_key="message.id")
     run_id: str | None = Field(default=None, max_length=36)
+    # Structured extras: the router's decision, a run's summary (shown as cards in the chat).
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 

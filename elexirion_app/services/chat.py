@@ -1,7 +1,11 @@
 """Chat turns: conversations and messages of one user, and the streamed assistant reply.
 
-Every function takes the acting ``user_id`` and checks ownership itself; a conversation of
-another user is reported as not found (no existence leak).
+Messages form a tree: a user message's parent is the assistant message before it, an
+assistant message's parent is the user message it answers. Regenerating or editing adds a
+sibling; ``Conversation.current_leaf_id`` selects the branch that is shown.
+
+Every function takes the acting ``user_id`` and checks ownership itself; another user's
+conversation or message is reported as not found (no existence leak).
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from elexirion_app.config import get_settings
@@ -24,7 +30,12 @@ from elexirion_app.providers.base import Provider
 log = logging.getLogger(__name__)
 
 HISTORY_MESSAGES = 40
-PAGE_SIZE = 100
+PAGE_SIZE = 50
+TITLE_MAX = 80
+
+# Replies whose stop button was pressed (checked by the streaming loop of this process;
+# a conversation's websocket events always reach the worker that streams its reply).
+_stop_requested: set[int] = set()
 
 
 @dataclass(frozen=True)
@@ -34,14 +45,21 @@ class MessageView:
     content: str
     status: str
     model: str
+    sibling_index: int = 1
+    sibling_count: int = 1
+    meta: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
 
-    def to_dict(self) -> dict[str, str | int]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "role": self.role,
             "content": self.content,
             "status": self.status,
             "model": self.model,
+            "sibling_index": self.sibling_index,
+            "sibling_count": self.sibling_count,
+            "run_id": self.run_id,
         }
 
 
@@ -51,13 +69,30 @@ class ConversationView:
     title: str
 
 
-def _view(m: Message) -> MessageView:
+@dataclass(frozen=True)
+class ThreadView:
+    messages: list[MessageView]
+    has_more: bool
+    total: int
+
+
+def _view(m: Message, index: int = 1, count: int = 1) -> MessageView:
     assert m.id is not None
-    return MessageView(m.id, m.role, m.content, m.status, m.model or "")
+    return MessageView(
+        m.id,
+        m.role,
+        m.content,
+        m.status,
+        m.model or "",
+        index,
+        count,
+        dict(m.meta or {}),
+        m.run_id or "",
+    )
 
 
-def clean_message(text: str) -> str:
-    """Validate a user's chat message (non-empty, within the size limit)."""
+def clean_message(text: Any) -> str:
+    """Validate a user's chat message (text, non-empty, within the size limit)."""
     if not isinstance(text, str):
         raise InputError("The message must be text.")
     text = text.strip()
@@ -78,65 +113,223 @@ def owned_conversation(session: Session, user_id: int, conversation_id: int) -> 
     return conv
 
 
-def list_conversations(session: Session, user_id: int, limit: int = 100) -> list[ConversationView]:
+def owned_message(session: Session, user_id: int, message_id: int) -> Message:
+    msg = session.get(Message, message_id)
+    if msg is None or msg.user_id != user_id:
+        raise NotFound("This message does not exist.")
+    return msg
+
+
+def list_conversations(session: Session, user_id: int, limit: int = 200) -> list[ConversationView]:
     rows = session.exec(
         select(Conversation)
         .where(Conversation.user_id == user_id)
-        .order_by(col(Conversation.updated_at).desc())
+        .order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
         .limit(limit)
     ).all()
     return [ConversationView(c.id, c.title) for c in rows if c.id is not None]
 
 
+def rename_conversation(session: Session, user_id: int, conversation_id: int, title: Any) -> None:
+    if not isinstance(title, str) or not title.strip():
+        raise InputError("Give the conversation a name.")
+    conv = owned_conversation(session, user_id, conversation_id)
+    conv.title = title.strip()[:TITLE_MAX]
+    session.add(conv)
+
+
+def delete_conversation(session: Session, user_id: int, conversation_id: int) -> None:
+    conv = owned_conversation(session, user_id, conversation_id)
+    session.execute(delete(LLMCall).where(col(LLMCall.conversation_id) == conversation_id))
+    # Children before parents (self-referencing parent_id), newest first.
+    ids = session.exec(
+        select(Message.id)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(col(Message.id).desc())
+    ).all()
+    for mid in ids:
+        session.execute(delete(Message).where(col(Message.id) == mid))
+    session.delete(conv)
+
+
+# --- the message tree ------------------------------------------------------------------
+
+
+@dataclass
+class _Tree:
+    parent: dict[int, int | None]
+    role: dict[int, str]
+    children: dict[int | None, list[int]]
+
+
+def _tree(session: Session, conversation_id: int) -> _Tree:
+    rows = session.exec(
+        select(Message.id, Message.parent_id, Message.role)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(col(Message.id))
+    ).all()
+    tree = _Tree({}, {}, {})
+    for mid, parent, role in rows:
+        assert mid is not None
+        tree.parent[mid] = parent
+        tree.role[mid] = role
+        tree.children.setdefault(parent, []).append(mid)
+    return tree
+
+
+def _path(tree: _Tree, leaf: int | None) -> list[int]:
+    path: list[int] = []
+    seen: set[int] = set()
+    node = leaf
+    while node is not None and node in tree.parent and node not in seen:
+        seen.add(node)
+        path.append(node)
+        node = tree.parent[node]
+    path.reverse()
+    return path
+
+
+def _latest_leaf(tree: _Tree, node: int) -> int:
+    while tree.children.get(node):
+        node = tree.children[node][-1]
+    return node
+
+
+def _leaf_of(conv: Conversation, tree: _Tree) -> int | None:
+    if conv.current_leaf_id in tree.parent:
+        return conv.current_leaf_id
+    roots = tree.children.get(None, [])
+    return _latest_leaf(tree, roots[-1]) if roots else None
+
+
+def thread(
+    session: Session, user_id: int, conversation_id: int, limit: int = PAGE_SIZE
+) -> ThreadView:
+    """The shown branch of a conversation: its newest ``limit`` messages, oldest first."""
+    conv = owned_conversation(session, user_id, conversation_id)
+    tree = _tree(session, conversation_id)
+    path = _path(tree, _leaf_of(conv, tree))
+    window = path[-limit:] if limit > 0 else path
+    rows = {m.id: m for m in session.exec(select(Message).where(col(Message.id).in_(window))).all()}
+    views = []
+    for mid in window:
+        siblings = tree.children.get(tree.parent[mid], [])
+        views.append(_view(rows[mid], siblings.index(mid) + 1, len(siblings)))
+    return ThreadView(views, has_more=len(path) > len(window), total=len(path))
+
+
 def list_messages(
     session: Session, user_id: int, conversation_id: int, limit: int = PAGE_SIZE
 ) -> list[MessageView]:
-    """The newest ``limit`` messages of a conversation, oldest first."""
-    owned_conversation(session, user_id, conversation_id)
-    rows = session.exec(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.user_id == user_id)
-        .order_by(col(Message.id).desc())
-        .limit(limit)
-    ).all()
-    return [_view(m) for m in reversed(rows)]
+    return thread(session, user_id, conversation_id, limit).messages
 
 
 @dataclass(frozen=True)
 class TurnStarted:
     conversation_id: int
-    user_message: MessageView
+    user_message: MessageView | None
     assistant_message: MessageView
 
 
-def start_turn(
-    session: Session, user_id: int, conversation_id: int | None, text: str
-) -> TurnStarted:
-    """Save the user's message and a placeholder assistant message (status ``streaming``)."""
-    text = clean_message(text)
-    if conversation_id is None:
-        conv = Conversation(user_id=user_id, title=_title_from(text))
-        session.add(conv)
-        session.flush()
-    else:
-        conv = owned_conversation(session, user_id, conversation_id)
-        conv.updated_at = utcnow()
-        session.add(conv)
+def _placeholder(session: Session, conv: Conversation, user_id: int, parent_id: int) -> Message:
     assert conv.id is not None
-    user_msg = Message(conversation_id=conv.id, user_id=user_id, role="user", content=text)
-    session.add(user_msg)
-    session.flush()
     reply = Message(
         conversation_id=conv.id,
         user_id=user_id,
         role="assistant",
         content="",
         status="streaming",
-        parent_id=user_msg.id,
+        parent_id=parent_id,
     )
     session.add(reply)
     session.flush()
+    conv.current_leaf_id = reply.id
+    conv.updated_at = utcnow()
+    session.add(conv)
+    return reply
+
+
+def start_turn(
+    session: Session, user_id: int, conversation_id: int | None, text: Any
+) -> TurnStarted:
+    """Save the user's message (after the shown branch) and a streaming placeholder reply."""
+    text = clean_message(text)
+    if conversation_id is None:
+        conv = Conversation(user_id=user_id, title=_title_from(text))
+        session.add(conv)
+        session.flush()
+        parent: int | None = None
+    else:
+        conv = owned_conversation(session, user_id, conversation_id)
+        assert conv.id is not None
+        parent = _leaf_of(conv, _tree(session, conv.id))
+    assert conv.id is not None
+    user_msg = Message(
+        conversation_id=conv.id, user_id=user_id, role="user", content=text, parent_id=parent
+    )
+    session.add(user_msg)
+    session.flush()
+    assert user_msg.id is not None
+    reply = _placeholder(session, conv, user_id, user_msg.id)
     return TurnStarted(conv.id, _view(user_msg), _view(reply))
+
+
+def regenerate(session: Session, user_id: int, assistant_message_id: Any) -> TurnStarted:
+    """A new answer to the same user message; the old one stays as a sibling."""
+    old = owned_message(session, user_id, _as_id(assistant_message_id))
+    if old.role != "assistant" or old.parent_id is None:
+        raise InputError("Only an answer can be regenerated.")
+    conv = owned_conversation(session, user_id, old.conversation_id)
+    reply = _placeholder(session, conv, user_id, old.parent_id)
+    assert conv.id is not None
+    return TurnStarted(conv.id, None, _view(reply))
+
+
+def edit_and_resend(session: Session, user_id: int, user_message_id: Any, text: Any) -> TurnStarted:
+    """Edit a user message: a sibling with the new text, answered afresh."""
+    old = owned_message(session, user_id, _as_id(user_message_id))
+    if old.role != "user":
+        raise InputError("Only your own messages can be edited.")
+    text = clean_message(text)
+    conv = owned_conversation(session, user_id, old.conversation_id)
+    assert conv.id is not None
+    user_msg = Message(
+        conversation_id=conv.id,
+        user_id=user_id,
+        role="user",
+        content=text,
+        parent_id=old.parent_id,
+    )
+    session.add(user_msg)
+    session.flush()
+    assert user_msg.id is not None
+    reply = _placeholder(session, conv, user_id, user_msg.id)
+    return TurnStarted(conv.id, _view(user_msg), _view(reply))
+
+
+def switch_sibling(session: Session, user_id: int, message_id: Any, step: Any) -> int:
+    """Show the previous (-1) or next (+1) sibling branch; returns the conversation id."""
+    msg = owned_message(session, user_id, _as_id(message_id))
+    if step not in (-1, 1):
+        raise InputError("Move by one sibling at a time.")
+    conv = owned_conversation(session, user_id, msg.conversation_id)
+    tree = _tree(session, msg.conversation_id)
+    siblings = tree.children.get(msg.parent_id, [])
+    assert msg.id is not None
+    target = siblings[(siblings.index(msg.id) + step) % len(siblings)]
+    conv.current_leaf_id = _latest_leaf(tree, target)
+    session.add(conv)
+    return msg.conversation_id
+
+
+def _as_id(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise NotFound("This message does not exist.") from None
+    if number <= 0:
+        raise NotFound("This message does not exist.")
+    return number
 
 
 def _title_from(text: str) -> str:
@@ -144,27 +337,27 @@ def _title_from(text: str) -> str:
     return (line[:60] + "…") if len(line) > 60 else line
 
 
-def history(
-    session: Session, user_id: int, conversation_id: int, before_id: int
-) -> list[ChatMessage]:
-    """The conversation up to (not including) message ``before_id``, for the model."""
-    rows = session.exec(
-        select(Message)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.user_id == user_id,
-            col(Message.id) < before_id,
-            Message.status != "error",
-        )
-        .order_by(col(Message.id).desc())
-        .limit(HISTORY_MESSAGES)
-    ).all()
+def branch_history(session: Session, user_id: int, message_id: int) -> list[ChatMessage]:
+    """The branch above message ``message_id`` (excluded), newest ``HISTORY_MESSAGES``."""
+    msg = owned_message(session, user_id, message_id)
+    tree = _tree(session, msg.conversation_id)
+    ids = _path(tree, msg.parent_id)[-HISTORY_MESSAGES:]
+    rows = {m.id: m for m in session.exec(select(Message).where(col(Message.id).in_(ids))).all()}
     out = [
-        ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in reversed(rows)
+        ChatMessage("user" if rows[i].role == "user" else "assistant", rows[i].content)
+        for i in ids
+        if rows[i].content and rows[i].status != "error"
     ]
     while out and out[0].role != "user":
         out.pop(0)
-    return [m for m in out if m.content]
+    return out
+
+
+def request_stop(session: Session, user_id: int, message_id: Any) -> None:
+    msg = owned_message(session, user_id, _as_id(message_id))
+    if msg.status == "streaming":
+        assert msg.id is not None
+        _stop_requested.add(msg.id)
 
 
 @dataclass(frozen=True)
@@ -179,17 +372,18 @@ class ReplyChunk:
 async def stream_reply(
     user_id: int, assistant_message_id: int, provider: Provider
 ) -> AsyncIterator[ReplyChunk]:
-    """Generate the assistant reply for a message started by ``start_turn``.
+    """Generate the assistant reply for a placeholder made by a turn function.
 
-    Yields text chunks as they arrive, then a final chunk with the persisted message. Provider
-    failures end the reply with a clear error message (saved, status ``error``).
+    Yields text chunks as they arrive, then a final chunk with the persisted message. A stop
+    request ends it early (status ``stopped``, the partial text kept); provider failures end
+    it with a clear error message (status ``error``).
     """
     with session_scope() as session:
-        msg = session.get(Message, assistant_message_id)
-        if msg is None or msg.user_id != user_id or msg.role != "assistant":
+        msg = owned_message(session, user_id, assistant_message_id)
+        if msg.role != "assistant":
             raise NotFound("This message does not exist.")
         conversation_id = msg.conversation_id
-        messages = history(session, user_id, conversation_id, assistant_message_id)
+        messages = branch_history(session, user_id, assistant_message_id)
     request = LLMRequest(messages=tuple(messages), kind="chat")
     started = time.perf_counter()
     parts: list[str] = []
@@ -197,9 +391,14 @@ async def stream_reply(
     usage, cost = Usage(), Decimal("0")
     try:
         async for event in provider.stream(request):
+            if assistant_message_id in _stop_requested:
+                status = "stopped"
+                break
             if event.kind == "delta" and event.text:
                 parts.append(event.text)
                 yield ReplyChunk(text=event.text)
+            elif event.kind == "usage" and event.usage is not None:
+                usage = event.usage
             elif event.kind == "done" and event.response is not None:
                 usage, cost, model = event.response.usage, event.response.cost, event.response.model
     except ElexirionError as exc:
@@ -207,33 +406,72 @@ async def stream_reply(
     except Exception:  # never a traceback in the UI
         log.exception("chat reply failed")
         status, error = "error", "The model failed to answer. Please try again."
+    finally:
+        _stop_requested.discard(assistant_message_id)
     text = "".join(parts)
     if error:
         text = f"{text}\n\n**Error:** {error}" if text else f"**Error:** {error}"
     latency = (time.perf_counter() - started) * 1000
-    with session_scope() as session:
-        msg = session.get(Message, assistant_message_id)
-        if msg is None:
-            raise NotFound("This message was deleted.")
-        msg.content, msg.status, msg.model = text, status, model or provider.name
-        session.add(msg)
-        session.add(
-            LLMCall(
-                user_id=user_id,
-                conversation_id=conversation_id,
-                provider=provider.name,
-                model=model or provider.name,
-                status="ok" if status == "complete" else "error",
-                error=error,
-                input_tokens=usage.input,
-                output_tokens=usage.output,
-                cache_read_tokens=usage.cache_read,
-                cache_write_tokens=usage.cache_write,
-                thinking_tokens=usage.thinking,
-                cost_usd=cost,
-                latency_ms=latency,
-            )
-        )
-        session.flush()
-        final = _view(msg)
+    final = save_reply(
+        user_id,
+        assistant_message_id,
+        conversation_id,
+        text,
+        status,
+        model or provider.name,
+        provider.name,
+        usage,
+        cost,
+        latency,
+        error,
+    )
     yield ReplyChunk(final=final, error=error)
+
+
+def save_reply(
+    user_id: int,
+    message_id: int,
+    conversation_id: int,
+    text: str,
+    status: str,
+    model: str,
+    provider: str,
+    usage: Usage,
+    cost: Decimal,
+    latency_ms: float,
+    error: str | None,
+    meta: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> MessageView:
+    """Persist a finished reply and its LLM-call record; returns the saved message."""
+    with session_scope() as session:
+        msg = owned_message(session, user_id, message_id)
+        msg.content, msg.status, msg.model = text, status, model
+        if meta is not None:
+            msg.meta = meta
+        if run_id is not None:
+            msg.run_id = run_id
+        session.add(msg)
+        if usage.total or provider:
+            session.add(
+                LLMCall(
+                    user_id=user_id,
+                    conversation_id=conversation_id,
+                    provider=provider,
+                    model=model,
+                    status="ok" if status in ("complete", "stopped") else "error",
+                    error=error,
+                    input_tokens=usage.input,
+                    output_tokens=usage.output,
+                    cache_read_tokens=usage.cache_read,
+                    cache_write_tokens=usage.cache_write,
+                    thinking_tokens=usage.thinking,
+                    cost_usd=cost,
+                    latency_ms=latency_ms,
+                )
+            )
+        session.flush()
+        tree = _tree(session, conversation_id)
+        siblings = tree.children.get(msg.parent_id, [])
+        assert msg.id is not None
+        return _view(msg, siblings.index(msg.id) + 1, len(siblings))

@@ -102,3 +102,37 @@ def test_logged_out_pages_redirect_and_users_are_isolated(page: Page, app_url: s
     register(page, app_url, f"d{uuid.uuid4().hex[:8]}@example.com")
     expect(page.locator("body")).not_to_contain_text("private note of user C")
     expect(page.locator(".conversation-item")).to_have_count(0)
+
+
+def test_stop_regenerate_siblings_and_xss(page: Page, app_url: str, shots: Path) -> None:
+    register(page, app_url, f"e{uuid.uuid4().hex[:8]}@example.com")
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    # Raw HTML stays text: no <img> element, no dialog.
+    payload = "<img src=x onerror=alert(1)> <script>alert(2)</script>"
+    page.fill("#chat-input", payload)
+    page.click("#chat-send")
+    expect(page.locator(ASSISTANT_DONE)).to_have_count(1, timeout=30_000)
+    expect(page.locator('[data-role="user"]')).to_have_text(payload)
+    assert page.locator(".chat-message img").count() == 0
+    assert page.locator(".chat-message script").count() == 0
+
+    # Stop a stream midway: the partial answer is kept and marked stopped.
+    page.fill("#chat-input", "tell me a long story")
+    page.click("#chat-send")
+    expect(page.locator("#streaming-reply")).to_contain_text("offline", timeout=20_000)
+    page.click("#chat-stop")
+    stopped = page.locator('[data-role="assistant"][data-status="stopped"]')
+    expect(stopped).to_have_count(1, timeout=20_000)
+    assert "GEMINI_API_KEY" not in stopped.inner_text()
+
+    # Regenerate: a second version; switch back to the first.
+    page.locator(".msg-regenerate").last.click()
+    expect(page.locator(".sibling-position").last).to_have_text("2 / 2", timeout=30_000)
+    expect(page.locator(ASSISTANT_DONE).last).to_contain_text("GEMINI_API_KEY", timeout=30_000)
+    page.locator(".sibling-prev").last.click()
+    expect(page.locator(".sibling-position").last).to_have_text("1 / 2")
+    expect(page.locator('[data-role="assistant"]').last).to_have_attribute("data-status", "stopped")
+    page.screenshot(path=str(shots / "chat-siblings.png"), full_page=True)
+    assert dialogs == []

@@ -4,29 +4,134 @@ from __future__ import annotations
 
 import reflex as rx
 
-from elexirion_app.web.state.chat import ChatState
+from elexirion_app.web.state.chat import ChatMsg, ChatState
 
 
-def _markdown(text: rx.Var[str]) -> rx.Component:
+def _codeblock(value: object, **props: object) -> rx.Component:
+    return rx.code_block(value, can_copy=True, margin_y="1em", wrap_long_lines=True, **props)
+
+
+def markdown(text: rx.Var[str]) -> rx.Component:
     # use_raw=False: raw HTML in user or model text is shown as text, never rendered.
-    return rx.markdown(text, use_raw=False, class_name="chat-markdown")
+    return rx.markdown(
+        text, use_raw=False, component_map={"pre": _codeblock}, class_name="chat-markdown"
+    )
 
 
-def message_bubble(msg: rx.Var[dict[str, str]]) -> rx.Component:
-    is_user = msg["role"] == "user"
-    return rx.box(
-        rx.cond(
-            is_user, rx.text(msg["content"], white_space="pre-wrap"), _markdown(msg["content"])
+def _icon_button(icon: str, label: str, **props: object) -> rx.Component:
+    return rx.tooltip(
+        rx.icon_button(
+            rx.icon(icon, size=14), variant="ghost", size="1", aria_label=label, **props
         ),
-        data_role=msg["role"],
-        data_status=msg["status"],
+        content=label,
+    )
+
+
+def sibling_switcher(msg: ChatMsg) -> rx.Component:
+    return rx.cond(
+        msg.sibling_count > 1,
+        rx.hstack(
+            _icon_button(
+                "chevron-left",
+                "Previous version",
+                on_click=ChatState.switch_sibling(msg.id, -1),
+                class_name="sibling-prev",
+            ),
+            rx.text(
+                msg.sibling_index.to_string() + " / " + msg.sibling_count.to_string(),
+                size="1",
+                class_name="sibling-position",
+            ),
+            _icon_button(
+                "chevron-right",
+                "Next version",
+                on_click=ChatState.switch_sibling(msg.id, 1),
+                class_name="sibling-next",
+            ),
+            spacing="1",
+            align="center",
+        ),
+    )
+
+
+def _actions(msg: ChatMsg) -> rx.Component:
+    is_user = msg.role == "user"
+    return rx.hstack(
+        sibling_switcher(msg),
+        _icon_button("copy", "Copy", on_click=rx.set_clipboard(msg.content), class_name="msg-copy"),
+        rx.cond(
+            is_user,
+            _icon_button(
+                "pencil",
+                "Edit and resend",
+                on_click=ChatState.start_edit(msg.id),
+                class_name="msg-edit",
+                disabled=ChatState.streaming,
+            ),
+            _icon_button(
+                "refresh-cw",
+                "Regenerate",
+                on_click=ChatState.regenerate(msg.id),
+                class_name="msg-regenerate",
+                disabled=ChatState.streaming,
+            ),
+        ),
+        rx.cond(msg.status == "stopped", rx.badge("stopped", color_scheme="orange", size="1")),
+        rx.cond(msg.status == "error", rx.badge("error", color_scheme="red", size="1")),
+        rx.cond(~is_user & (msg.model != ""), rx.text(msg.model, size="1", color_scheme="gray")),
+        spacing="2",
+        align="center",
+        justify=rx.cond(is_user, "end", "start"),
+        class_name="msg-actions",
+    )
+
+
+def _edit_form(msg: ChatMsg) -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            rx.text_area(
+                name="text",
+                default_value=msg.content,
+                id="edit-input",
+                rows="3",
+                width="100%",
+                auto_focus=True,
+            ),
+            rx.hstack(
+                rx.button("Cancel", type="button", variant="soft", on_click=ChatState.cancel_edit),
+                rx.button("Save & send", type="submit", id="edit-submit"),
+                justify="end",
+                width="100%",
+            ),
+            width="100%",
+        ),
+        on_submit=ChatState.save_edit,
+        width="min(640px, 100%)",
+    )
+
+
+def message_bubble(msg: ChatMsg) -> rx.Component:
+    is_user = msg.role == "user"
+    bubble = rx.box(
+        rx.cond(is_user, rx.text(msg.content, white_space="pre-wrap"), markdown(msg.content)),
+        data_role=msg.role,
+        data_status=msg.status,
+        data_message_id=msg.id,
         class_name="chat-message",
-        align_self=rx.cond(is_user, "flex-end", "flex-start"),
         background=rx.cond(is_user, "var(--accent-a3)", "var(--gray-a2)"),
         border_radius="12px",
         padding_x="1em",
         padding_y="0.6em",
-        max_width="80%",
+        max_width="100%",
+        overflow_x="auto",
+    )
+    return rx.vstack(
+        rx.cond(is_user & (ChatState.editing_id == msg.id), _edit_form(msg), bubble),
+        _actions(msg),
+        align_items=rx.cond(is_user, "flex-end", "flex-start"),
+        align_self=rx.cond(is_user, "flex-end", "flex-start"),
+        max_width="85%",
+        spacing="1",
     )
 
 
@@ -39,7 +144,7 @@ def streaming_bubble() -> rx.Component:
                 rx.hstack(
                     rx.spinner(size="1"), rx.text("thinking…", size="2", color_scheme="gray")
                 ),
-                _markdown(ChatState.streaming_text),
+                markdown(ChatState.streaming_text),
             ),
             data_role="assistant",
             data_status="streaming",
@@ -50,7 +155,51 @@ def streaming_bubble() -> rx.Component:
             border_radius="12px",
             padding_x="1em",
             padding_y="0.6em",
-            max_width="80%",
+            max_width="85%",
+        ),
+    )
+
+
+def _conversation_item(c: rx.Var[dict[str, str]]) -> rx.Component:
+    active = ChatState.conversation_id.to_string() == c["id"]
+    return rx.cond(
+        ChatState.renaming_id.to_string() == c["id"],
+        rx.form(
+            rx.input(
+                name="title", default_value=c["title"], auto_focus=True, size="2", id="rename-input"
+            ),
+            on_submit=ChatState.rename,
+            width="100%",
+        ),
+        rx.hstack(
+            rx.button(
+                c["title"],
+                on_click=ChatState.select_conversation(c["id"]),
+                variant=rx.cond(active, "solid", "ghost"),
+                flex="1",
+                min_width="0",
+                justify_content="flex-start",
+                overflow="hidden",
+                text_overflow="ellipsis",
+                white_space="nowrap",
+                class_name="conversation-item",
+            ),
+            _icon_button(
+                "pencil",
+                "Rename",
+                on_click=ChatState.start_rename(c["id"]),
+                class_name="conversation-rename",
+            ),
+            _icon_button(
+                "trash-2",
+                "Delete",
+                on_click=ChatState.delete_conversation(c["id"]),
+                class_name="conversation-delete",
+                color_scheme="red",
+            ),
+            width="100%",
+            spacing="1",
+            align="center",
         ),
     )
 
@@ -65,22 +214,9 @@ def sidebar() -> rx.Component:
             width="100%",
             variant="soft",
         ),
-        rx.foreach(
-            ChatState.conversations,
-            lambda c: rx.button(
-                c["title"],
-                on_click=ChatState.select_conversation(c["id"]),
-                variant=rx.cond(ChatState.conversation_id.to_string() == c["id"], "solid", "ghost"),
-                width="100%",
-                justify_content="flex-start",
-                overflow="hidden",
-                text_overflow="ellipsis",
-                white_space="nowrap",
-                class_name="conversation-item",
-            ),
-        ),
-        width="260px",
-        min_width="260px",
+        rx.foreach(ChatState.conversations, _conversation_item),
+        width="280px",
+        min_width="280px",
         padding="1em",
         border_right="1px solid var(--gray-a5)",
         height="100%",
@@ -102,13 +238,20 @@ def composer() -> rx.Component:
                 width="100%",
                 auto_focus=True,
             ),
-            rx.button(
-                rx.icon("send", size=16),
-                "Send",
-                id="chat-send",
-                type="submit",
-                loading=ChatState.streaming,
-                size="3",
+            rx.cond(
+                ChatState.streaming,
+                rx.button(
+                    rx.icon("square", size=16),
+                    "Stop",
+                    id="chat-stop",
+                    type="button",
+                    on_click=ChatState.stop,
+                    color_scheme="red",
+                    size="3",
+                ),
+                rx.button(
+                    rx.icon("send", size=16), "Send", id="chat-send", type="submit", size="3"
+                ),
             ),
             width="100%",
             align="end",
@@ -116,6 +259,22 @@ def composer() -> rx.Component:
         on_submit=ChatState.send,
         reset_on_submit=True,
         width="100%",
+    )
+
+
+def load_earlier() -> rx.Component:
+    return rx.cond(
+        ChatState.has_more,
+        rx.center(
+            rx.button(
+                "Load earlier messages",
+                variant="soft",
+                size="1",
+                id="load-earlier",
+                on_click=ChatState.load_earlier,
+            ),
+            width="100%",
+        ),
     )
 
 

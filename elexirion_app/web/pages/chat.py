@@ -6,6 +6,7 @@ import reflex as rx
 
 from elexirion_app.web.components.chat import (
     composer,
+    load_earlier,
     message_bubble,
     offline_banner,
     sidebar,
@@ -32,6 +33,7 @@ def chat_page() -> rx.Component:
                             width="100%",
                         ),
                     ),
+                    load_earlier(),
                     rx.foreach(ChatState.messages, message_bubble),
                     streaming_bubble(),
                     width="100%",

@@ -1,11 +1,13 @@
-"""Chat state: the conversation list, the messages, and the streamed reply.
+"""Chat state: the conversation list, the shown branch, and the streamed reply.
 
 The growing reply lives in ``streaming_text`` (its own var) so a delta does not resend the
-whole conversation; deltas are batched to ~50 ms.
+whole conversation; deltas are batched to ~50 ms. Every handler re-checks the user and passes
+the user id to the service, which checks ownership of every id the client sent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -23,20 +25,50 @@ from elexirion_app.web.state.auth import AuthState
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.05
+WINDOW = 50
 
 
-def _msg(view: chat.MessageView) -> dict[str, str]:
-    return {k: str(v) for k, v in view.to_dict().items()}
+@dataclasses.dataclass
+class ChatMsg:
+    id: int = 0
+    role: str = ""
+    content: str = ""
+    status: str = ""
+    model: str = ""
+    sibling_index: int = 1
+    sibling_count: int = 1
+    run_id: str = ""
+
+
+def _msg(view: chat.MessageView) -> ChatMsg:
+    return ChatMsg(
+        id=view.id,
+        role=view.role,
+        content=view.content,
+        status=view.status,
+        model=view.model,
+        sibling_index=view.sibling_index,
+        sibling_count=view.sibling_count,
+        run_id=view.run_id,
+    )
+
+
+def _form_text(form: Any, key: str) -> Any:
+    return form.get(key) if isinstance(form, dict) else None
 
 
 class ChatState(rx.State):
     conversations: list[dict[str, str]] = []
-    messages: list[dict[str, str]] = []
+    messages: list[ChatMsg] = []
     conversation_id: int = 0
+    has_more: bool = False
+    window: int = WINDOW
     streaming: bool = False
     streaming_text: str = ""
     error: str = ""
     offline: bool = True
+    editing_id: int = 0
+    renaming_id: int = 0
     _reply_id: int = 0
 
     async def _user_id(self) -> int:
@@ -50,19 +82,27 @@ class ChatState(rx.State):
                 for c in chat.list_conversations(session, user_id)
             ]
 
-    def _load_messages(self, user_id: int, conversation_id: int) -> None:
+    def _load_thread(self, user_id: int, conversation_id: int) -> None:
         with session_scope() as session:
-            self.messages = [_msg(m) for m in chat.list_messages(session, user_id, conversation_id)]
+            view = chat.thread(session, user_id, conversation_id, self.window)
+        self.messages = [_msg(m) for m in view.messages]
+        self.has_more = view.has_more
         self.conversation_id = conversation_id
+
+    async def _guard(self) -> int | None:
+        """The user id, or None after setting a redirect-worthy state."""
+        try:
+            return await self._user_id()
+        except AuthError:
+            return None
 
     @rx.event
     async def load(self) -> Any:
         """on_load of /chat: the user's conversations and the one named by ``?c=``."""
-        self.error = ""
+        self.error, self.editing_id, self.renaming_id = "", 0, 0
         self.offline = get_settings().offline
-        try:
-            user_id = await self._user_id()
-        except AuthError:
+        user_id = await self._guard()
+        if user_id is None:
             return rx.redirect(routes.LOGIN)
         self._refresh_conversations(user_id)
         raw = self.router.url.query_parameters.get("c", "")
@@ -71,29 +111,55 @@ class ChatState(rx.State):
             wanted = self.conversation_id
         if not wanted and self.conversations:
             wanted = int(self.conversations[0]["id"])
+        self.window = WINDOW
         if wanted:
             try:
-                self._load_messages(user_id, wanted)
+                self._load_thread(user_id, wanted)
             except ElexirionError as exc:
                 self.error = exc.user_message
                 self.messages, self.conversation_id = [], 0
         else:
-            self.messages, self.conversation_id = [], 0
+            self.messages, self.conversation_id, self.has_more = [], 0, False
         return None
+
+    async def _act(self, action: Any) -> Any:
+        """Run ``action(session, user_id)`` with the user checked and errors shown."""
+        user_id = await self._guard()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            with session_scope() as session:
+                action(session, user_id)
+            self.error = ""
+        except ElexirionError as exc:
+            self.error = exc.user_message
+        return user_id
 
     @rx.event
     async def select_conversation(self, conversation_id: Any) -> Any:
         if self.streaming:
             return None
-        try:
-            cid = int(conversation_id)
-            user_id = await self._user_id()
-            self._load_messages(user_id, cid)
-            self.error = ""
-        except AuthError:
+        user_id = await self._guard()
+        if user_id is None:
             return rx.redirect(routes.LOGIN)
+        self.window, self.editing_id = WINDOW, 0
+        try:
+            self._load_thread(user_id, int(conversation_id))
+            self.error = ""
         except (ValueError, TypeError):
             self.error = "This conversation does not exist."
+        except ElexirionError as exc:
+            self.error = exc.user_message
+        return None
+
+    @rx.event
+    async def load_earlier(self) -> Any:
+        user_id = await self._guard()
+        if user_id is None or not self.conversation_id:
+            return None
+        self.window += WINDOW
+        try:
+            self._load_thread(user_id, self.conversation_id)
         except ElexirionError as exc:
             self.error = exc.user_message
         return None
@@ -102,30 +168,108 @@ class ChatState(rx.State):
     def new_conversation(self) -> None:
         if not self.streaming:
             self.conversation_id, self.messages, self.error = 0, [], ""
+            self.has_more, self.editing_id = False, 0
 
     @rx.event
-    async def send(self, form_data: dict[str, Any]) -> Any:
+    def start_rename(self, conversation_id: Any) -> None:
+        self.renaming_id = int(conversation_id) if str(conversation_id).isdigit() else 0
+
+    @rx.event
+    async def rename(self, form_data: dict[str, Any]) -> Any:
+        cid = self.renaming_id
+        self.renaming_id = 0
+        user_id = await self._act(
+            lambda s, uid: chat.rename_conversation(s, uid, cid, _form_text(form_data, "title"))
+        )
+        if isinstance(user_id, int):
+            self._refresh_conversations(user_id)
+        return None if isinstance(user_id, int) else user_id
+
+    @rx.event
+    async def delete_conversation(self, conversation_id: Any) -> Any:
         if self.streaming:
             return None
-        text = form_data.get("message", "") if isinstance(form_data, dict) else ""
         try:
-            user_id = await self._user_id()
-            with session_scope() as session:
-                turn = chat.start_turn(session, user_id, self.conversation_id or None, text)
-        except AuthError:
-            return rx.redirect(routes.LOGIN)
-        except ElexirionError as exc:
-            self.error = exc.user_message
+            cid = int(conversation_id)
+        except (TypeError, ValueError):
+            self.error = "This conversation does not exist."
             return None
-        self.error = ""
+        user_id = await self._act(lambda s, uid: chat.delete_conversation(s, uid, cid))
+        if not isinstance(user_id, int):
+            return user_id
+        self._refresh_conversations(user_id)
+        if cid == self.conversation_id and not self.error:
+            self.conversation_id, self.messages, self.has_more = 0, [], False
+        return None
+
+    @rx.event
+    async def switch_sibling(self, message_id: Any, step: Any) -> Any:
+        if self.streaming:
+            return None
+        user_id = await self._act(lambda s, uid: chat.switch_sibling(s, uid, message_id, step))
+        if isinstance(user_id, int) and self.conversation_id:
+            self._load_thread(user_id, self.conversation_id)
+            return None
+        return None if isinstance(user_id, int) else user_id
+
+    @rx.event
+    def start_edit(self, message_id: Any) -> None:
+        if not self.streaming:
+            self.editing_id = int(message_id) if str(message_id).isdigit() else 0
+
+    @rx.event
+    def cancel_edit(self) -> None:
+        self.editing_id = 0
+
+    def _begin_stream(self, user_id: int, turn: chat.TurnStarted) -> Any:
+        self.error, self.editing_id = "", 0
         if turn.conversation_id != self.conversation_id:
             self.conversation_id = turn.conversation_id
-            self._refresh_conversations(user_id)
-        self.messages.append(_msg(turn.user_message))
+        self._refresh_conversations(user_id)
+        self._load_thread(user_id, turn.conversation_id)
+        # The placeholder is shown by the streaming bubble, not in the list.
+        self.messages = [m for m in self.messages if m.id != turn.assistant_message.id]
         self._reply_id = turn.assistant_message.id
         self.streaming_text = ""
         self.streaming = True
         return ChatState.stream_reply
+
+    async def _turn(self, make_turn: Any) -> Any:
+        if self.streaming:
+            return None
+        user_id = await self._guard()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            with session_scope() as session:
+                turn = make_turn(session, user_id)
+        except ElexirionError as exc:
+            self.error = exc.user_message
+            return None
+        return self._begin_stream(user_id, turn)
+
+    @rx.event
+    async def send(self, form_data: dict[str, Any]) -> Any:
+        text = _form_text(form_data, "message")
+        cid = self.conversation_id or None
+        return await self._turn(lambda s, uid: chat.start_turn(s, uid, cid, text))
+
+    @rx.event
+    async def regenerate(self, message_id: Any) -> Any:
+        return await self._turn(lambda s, uid: chat.regenerate(s, uid, message_id))
+
+    @rx.event
+    async def save_edit(self, form_data: dict[str, Any]) -> Any:
+        mid, text = self.editing_id, _form_text(form_data, "text")
+        return await self._turn(lambda s, uid: chat.edit_and_resend(s, uid, mid, text))
+
+    @rx.event
+    async def stop(self) -> Any:
+        if not self.streaming or not self._reply_id:
+            return None
+        reply_id = self._reply_id
+        await self._act(lambda s, uid: chat.request_stop(s, uid, reply_id))
+        return None
 
     @rx.event(background=True)
     async def stream_reply(self) -> None:

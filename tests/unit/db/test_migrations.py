@@ -69,3 +69,15 @@ def pg_url() -> Iterator[str]:
 def test_postgres_migration_and_accounts(pg_url: str) -> None:
     _upgrade(pg_url)
     _check_schema_and_account(pg_url)
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    """`alembic check` fails when a model changed without a migration."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    _upgrade(url)
+    alembic = Path(sys.executable).parent / "alembic"
+    env = {"DATABASE_URL": url, "PATH": str(Path(sys.executable).parent)}
+    done = subprocess.run(
+        [str(alembic), "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -36,7 +36,8 @@ async def _run_turn(
 async def test_reply_streams_in_chunks_and_both_messages_are_saved(db_url: str) -> None:
     a, _ = _users()
     cid, text, chunks = await _run_turn(a, None, "Hello there")
-    assert len(chunks) > 10 and "".join(chunks) == text
+    assert len(chunks) > 10
+    assert "".join(chunks) == text
     assert "offline demo model" in text
     with session_scope() as s:
         msgs = chat.list_messages(s, a, cid)
@@ -102,3 +103,105 @@ async def test_provider_failure_ends_the_reply_with_a_clear_saved_error(db_url: 
     last = finals[-1]
     assert last.final is not None and last.final.status == "error"
     assert "rate limiting" in last.final.content and "Traceback" not in last.final.content
+
+
+async def _finish(user_id: int, reply_id: int) -> chat.MessageView:
+    final = None
+    async for chunk in chat.stream_reply(user_id, reply_id, MockProvider()):
+        final = chunk.final or final
+    assert final is not None
+    return final
+
+
+async def test_regenerate_keeps_the_old_answer_as_a_sibling_you_can_switch_to(db_url: str) -> None:
+    a, _ = _users()
+    cid, _, _ = await _run_turn(a, None, "question")
+    with session_scope() as s:
+        old_reply = chat.list_messages(s, a, cid)[-1]
+        turn = chat.regenerate(s, a, old_reply.id)
+    new = await _finish(a, turn.assistant_message.id)
+    assert (new.sibling_index, new.sibling_count) == (2, 2)
+    with session_scope() as s:
+        shown = chat.list_messages(s, a, cid)
+    assert [m.id for m in shown][-1] == new.id and len(shown) == 2
+    with session_scope() as s:
+        chat.switch_sibling(s, a, new.id, -1)
+    with session_scope() as s:
+        shown = chat.list_messages(s, a, cid)
+    assert shown[-1].id == old_reply.id and shown[-1].sibling_index == 1
+
+
+async def test_edit_resends_from_there_and_the_model_sees_the_edited_branch(db_url: str) -> None:
+    a, _ = _users()
+    cid, _, _ = await _run_turn(a, None, "one")
+    _, _, _ = await _run_turn(a, cid, "two")
+    with session_scope() as s:
+        shown = chat.list_messages(s, a, cid)
+        first_user = shown[0]
+        turn = chat.edit_and_resend(s, a, first_user.id, "one, edited")
+    final = await _finish(a, turn.assistant_message.id)
+    assert "turn 1 of this conversation" in final.content  # "two" is on the other branch
+    with session_scope() as s:
+        shown = chat.list_messages(s, a, cid)
+    assert shown[0].content == "one, edited"
+    assert shown[0].sibling_count == 2 and len(shown) == 2
+
+
+async def test_stop_ends_the_stream_and_keeps_the_partial_text(db_url: str) -> None:
+    a, _ = _users()
+    with session_scope() as s:
+        turn = chat.start_turn(s, a, None, "long answer please")
+    reply_id = turn.assistant_message.id
+    seen: list[str] = []
+    final = None
+    async for chunk in chat.stream_reply(a, reply_id, MockProvider()):
+        if chunk.final is not None:
+            final = chunk.final
+            continue
+        seen.append(chunk.text)
+        if len(seen) == 5:
+            with session_scope() as s:
+                chat.request_stop(s, a, reply_id)
+    assert final is not None and final.status == "stopped"
+    assert final.content == "".join(seen) and len(seen) == 5
+
+
+async def test_forged_ids_and_other_users_messages_are_refused(db_url: str) -> None:
+    a, b = _users()
+    cid, _, _ = await _run_turn(a, None, "mine")
+    with session_scope() as s:
+        reply = chat.list_messages(s, a, cid)[-1]
+    for forged in (reply.id, "abc", None, -1, 10**12):
+        with pytest.raises(NotFound), session_scope() as s:
+            chat.regenerate(s, b, forged)
+    with pytest.raises(NotFound), session_scope() as s:
+        chat.delete_conversation(s, b, cid)
+    with pytest.raises(NotFound), session_scope() as s:
+        chat.rename_conversation(s, b, cid, "hacked")
+    with session_scope() as s:
+        assert chat.list_conversations(s, a)[0].title == "mine"
+
+
+async def test_rename_and_delete_conversation(db_url: str) -> None:
+    a, _ = _users()
+    cid, _, _ = await _run_turn(a, None, "to be deleted")
+    with session_scope() as s:
+        chat.rename_conversation(s, a, cid, "  Renamed  ")
+    with session_scope() as s:
+        assert chat.list_conversations(s, a)[0].title == "Renamed"
+        chat.delete_conversation(s, a, cid)
+    with session_scope() as s:
+        assert chat.list_conversations(s, a) == []
+        assert s.exec(select(Message)).all() == []
+
+
+async def test_long_conversation_is_windowed(db_url: str) -> None:
+    a, _ = _users()
+    cid = None
+    for i in range(30):
+        cid, _, _ = await _run_turn(a, cid, f"message {i}")
+    assert cid is not None
+    with session_scope() as s:
+        view = chat.thread(s, a, cid, limit=20)
+    assert len(view.messages) == 20 and view.has_more and view.total == 60
+    assert view.messages[-2].content == "message 29"
