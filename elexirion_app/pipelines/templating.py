@@ -20,11 +20,12 @@ Name resolution inside an expression:
 - ``inputs.x.y``, ``global_vars.x``, ``state.a.b`` (set_variable state), ``loop.*`` (the
   loop context ``scope.loop``: ``loop.<iterator>``, ``loop.index``, ``loop.parent.*`` ...).
 - ``steps.NAME.path`` — ``scope.steps[NAME]`` then ``path``; a missing path falls back to
-  ``scope.steps[NAME]["result"]`` + ``path``.
+  ``scope.steps[NAME]["result"]`` + ``path``, then into the JSON of the step's ``text``/
+  ``content`` (an LLM that answered with a JSON object: ``steps.review.score``).
 - ``previous_response:NAME[.path|:path]`` (pipeline_ex files use it) = ``steps.NAME.path``.
 - built-ins from ``scope.builtins``: ``timestamp``, ``date``, ``execution_id``,
   ``workflow.name`` ...
-- a bare name: ``scope.variables``, then ``scope.inputs``, then the loop iterator(s)
+- a bare name: ``scope.variables``, ``scope.inputs``, ``scope.global_vars``, the loop iterator(s)
   (``scope.loop`` keys other than index/total/first/last/level/parent, then the parents').
 - functions ``multiply add subtract divide max min round floor ceil`` (and the condition
   functions), one or more ``+ - * / %`` operations, comparisons, ``a ? b : c``.
@@ -32,6 +33,7 @@ Name resolution inside an expression:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,6 +47,7 @@ OPEN, CLOSE = "{{", "}}"
 VERBATIM_ROOTS = frozenset({"steps", "inputs", "global_vars"})
 SCOPED_ROOTS = frozenset({"steps", "inputs", "global_vars", "state", "loop"})
 BUILTIN_NAMES = frozenset({"timestamp", "date", "execution_id", "workflow", "run_id"})
+MAX_JSON_TEXT = 1_000_000
 LOOP_RESERVED = frozenset({"index", "total", "first", "last", "level", "parent", "iterator"})
 _PREV_RESPONSE = re.compile(
     r"^previous_response:([A-Za-z_][A-Za-z0-9_\-]*)(?:[.:]([A-Za-z0-9_.\-]+))?$"
@@ -174,16 +177,40 @@ def step_value(scope: Scope, parts: tuple[str | int, ...]) -> Any:
     value = expr.get_path(result, parts[1:])
     if value is expr.MISSING and isinstance(result, dict) and "result" in result:
         value = expr.get_path(result["result"], parts[1:])
+    if value is expr.MISSING and len(parts) > 1 and isinstance(result, dict):
+        data = _json_text(result.get("text", result.get("content")))
+        if data is not None:
+            value = expr.get_path(data, parts[1:])
     return value
 
 
+def _json_text(text: Any) -> Any:
+    """The JSON object/list an LLM answered with (also inside a ``` fence), else None."""
+    if isinstance(text, (dict, list)):
+        return text
+    if not isinstance(text, str) or len(text) > MAX_JSON_TEXT:
+        return None
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        body = body.rsplit("```", 1)[0].strip()
+    if not body.startswith(("{", "[")):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 def bare_value(scope: Scope, parts: tuple[str | int, ...]) -> Any:
-    """A bare name: variables, then inputs, then the loop iterator (innermost first)."""
+    """A bare name: variables, inputs, global_vars, then the loop iterator (innermost first)."""
     name, rest = parts[0], parts[1:]
     if name in scope.variables:
         return expr.get_path(scope.variables[name], rest)  # type: ignore[index]
     if name in scope.inputs:
         return expr.get_path(scope.inputs[name], rest)  # type: ignore[index]
+    if name in scope.global_vars:
+        return expr.get_path(scope.global_vars[name], rest)  # type: ignore[index]
     loop = scope.loop
     while isinstance(loop, dict):
         if name not in LOOP_RESERVED and name in loop:

@@ -258,6 +258,7 @@ class Ctx:
     global_vars: set[str] = field(default_factory=set)
     iterators: tuple[str, ...] = ()
     in_loop: bool = False
+    loop_keys: set[str] = field(default_factory=set)
     output_fields: dict[str, str] = field(default_factory=dict)
     functions: set[str] = field(default_factory=set)
 
@@ -266,6 +267,7 @@ class Ctx:
         for key in ("earlier", "later", "output_fields"):
             data[key] = dict(data[key])
         data["variables"] = set(data["variables"])
+        data["loop_keys"] = set(data["loop_keys"])
         data.update(changes)
         return Ctx(**data)
 
@@ -715,12 +717,12 @@ def _check_loop_ref(ctx: Ctx, ref: templating.Reference, path: tuple[Any, ...]) 
     if not ref.path:
         return
     head = ref.path[0]
-    if head in LOOP_CONTEXT_KEYS or head in ctx.iterators:
+    if head in LOOP_CONTEXT_KEYS or head in ctx.iterators or head in ctx.loop_keys:
         return
     ctx.add(
         path,
         f"{ref.raw}: the loop has no '{head}'",
-        nearest(head, [*ctx.iterators, *LOOP_CONTEXT_KEYS]),
+        nearest(head, [*ctx.iterators, *ctx.loop_keys, *LOOP_CONTEXT_KEYS]),
     )
 
 
@@ -952,7 +954,7 @@ def _check_extraction(ctx: Ctx, config: Any, path: tuple[Any, ...]) -> None:
 
 def _check_batch(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) -> None:
     tasks = step.get("tasks")
-    if tasks is None:
+    if tasks is None or _templated(tasks):
         return
     if not isinstance(tasks, list):
         ctx.add((*path, "tasks"), "tasks must be a list")
@@ -970,6 +972,8 @@ def _check_batch(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) -> No
 def _check_parallel(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) -> None:
     tasks = step.get("parallel_tasks")
     tpath = (*path, "parallel_tasks")
+    if _templated(tasks):
+        return
     if not isinstance(tasks, list) or not tasks:
         ctx.add(
             tpath if tasks is not None else path,
@@ -1007,7 +1011,7 @@ def _check_set_variable(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]
             "'variable'/'value' is not pipeline_ex's set_variable form",
             f"write variables: {{{step.get('variable')}: ...}}",
         )
-    elif not isinstance(variables, dict) or not variables:
+    elif not _templated(variables) and (not isinstance(variables, dict) or not variables):
         ctx.add(path, "set_variable needs a non-empty 'variables' map", "variables: {name: value}")
     _check_enum(ctx, step, "scope", SET_SCOPES, path)
 
@@ -1029,6 +1033,7 @@ def _check_loop_body(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) -
             is_set = isinstance(inner, dict) and inner.get("type") == "set_variable"
             if is_set and isinstance(inner.get("variables"), dict):
                 ctx.variables |= set(map(str, inner["variables"]))
+                ctx.loop_keys |= set(map(str, inner["variables"]))  # scope: loop
         _validate_steps(ctx, body, (*path, "steps"))
 
 
@@ -1153,6 +1158,8 @@ def _check_data_transform(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ..
     if ops is None or ops == []:
         ctx.warn(opath if ops is not None else path, "no operations: the input passes unchanged")
         return
+    if _templated(ops):
+        return
     if not isinstance(ops, list):
         ctx.add(opath, "operations must be a list")
         return
@@ -1209,6 +1216,8 @@ def _check_file_ops(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) ->
         if isinstance(step.get(key), str):
             _check_relative(ctx, step[key], (*path, key))
     files = step.get("files")
+    if _templated(files):
+        return
     if isinstance(files, list):
         for k, item in enumerate(files):
             if isinstance(item, dict) and isinstance(item.get("path"), str):
@@ -1269,7 +1278,7 @@ def _check_pipeline(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) ->
     else:
         _check_pipeline_file(ctx, step["pipeline_file"], (*path, "pipeline_file"))
     outputs = step.get("outputs")
-    if outputs is not None and not isinstance(outputs, list):
+    if outputs is not None and not _templated(outputs) and not isinstance(outputs, list):
         ctx.add((*path, "outputs"), "outputs must be a list of step names or {path, as}")
     elif isinstance(outputs, list):
         for k, item in enumerate(outputs):
@@ -1286,8 +1295,11 @@ def _check_pipeline_file(ctx: Ctx, raw: Any, path: tuple[Any, ...]) -> None:
     if "{{" in raw:
         check_template_text(ctx, raw, path)
         return
-    target = Path(raw) if Path(raw).is_absolute() else ctx.doc.base_dir / raw
-    resolved = _resolved(str(target))
+    before = len(ctx.problems)
+    _check_relative(ctx, raw, path)
+    if len(ctx.problems) > before:
+        return
+    resolved = _resolved(str(ctx.doc.base_dir / raw))
     if resolved in ctx.chain:
         cycle = " → ".join(Path(p).name for p in (*ctx.chain, resolved))
         ctx.add(path, f"nested pipelines form a cycle: {cycle}", "remove one of the includes")
@@ -1317,6 +1329,11 @@ _TYPE_CHECKS = {
     "file_ops": _check_file_ops,
     "pipeline": _check_pipeline,
 }
+
+
+def _templated(value: Any) -> bool:
+    """A value given as a ``{{ }}`` template (its type is only known at run time)."""
+    return isinstance(value, str) and "{{" in value
 
 
 def _kind(value: Any) -> str:
