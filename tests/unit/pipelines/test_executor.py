@@ -269,7 +269,9 @@ workflow:
       type: claude
       prompt:
         - type: static
-          content: "{{global_vars.greeting}} {{inputs.who}} {{mood}} {{workflow.name}} {{execution_id}}"
+          content: >-
+            {{global_vars.greeting}} {{inputs.who}} {{mood}}
+            {{workflow.name}} {{execution_id}}
 """
     outcome = await run(yaml_text, tmp_path, inputs={"who": "Ada"}, run_id="rid")
     assert outcome.steps["say"]["text"].startswith("Mock response for: Hi Ada happy io rid")

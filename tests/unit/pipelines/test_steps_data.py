@@ -60,7 +60,10 @@ workflow:
       type: data_transform
       input_source: "previous_response:high"
       operations:
-        - {operation: join, left_field: user_id, right_source: "data:variables_set.users", join_key: id}
+        - operation: join
+          left_field: user_id
+          right_source: "data:variables_set.users"
+          join_key: id
         - {operation: map, field: tier, mapping: {gold: GOLD}}
         - {operation: map, field: name, expression: lowercase}
       output_field: enriched

@@ -186,7 +186,7 @@ workflow:
     provider = CountingProvider()
     outcome = await run(yaml_text, tmp_path, provider_for=provider)
     second: LLMRequest = provider.requests[1]
-    assert [m.content for m in second.messages][0] == "What is 5 + 3?"
+    assert second.messages[0].content == "What is 5 + 3?"
     assert second.prompt == "What did I ask?"
     meta = outcome.steps["two"]["claude_session_metadata"]
     assert meta["interaction_count"] == 2 and meta["continued"] is True

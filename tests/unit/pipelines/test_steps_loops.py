@@ -46,7 +46,9 @@ workflow:
           type: claude
           prompt:
             - type: static
-              content: "{{loop.person}} {{loop.index}}/{{loop.total}} first={{loop.first}} last={{loop.last}}"
+              content: >-
+                {{loop.person}} {{loop.index}}/{{loop.total}}
+                first={{loop.first}} last={{loop.last}}
     - name: after
       type: set_variable
       variables:
