@@ -8,8 +8,12 @@ from elexirion_app.web import routes
 from elexirion_app.web.pages.chat import chat_page
 from elexirion_app.web.pages.login import login_page
 from elexirion_app.web.pages.register import register_page
+from elexirion_app.web.pages.runs import run_detail_page, runs_page
+from elexirion_app.web.pages.workspace import workspace_page
 from elexirion_app.web.state.auth import AuthState
 from elexirion_app.web.state.chat import ChatState
+from elexirion_app.web.state.runs import RunsState
+from elexirion_app.web.state.workspace import WorkspaceState
 
 app = rx.App(theme=rx.theme(accent_color="indigo", radius="medium"))
 app.add_page(
@@ -35,4 +39,22 @@ app.add_page(
     route=routes.INDEX,
     title="ElexirionDSP",
     on_load=[AuthState.check_login, ChatState.load],
+)
+app.add_page(
+    runs_page,
+    route=routes.RUNS,
+    title="Runs · ElexirionDSP",
+    on_load=[AuthState.check_login, RunsState.load_list],
+)
+app.add_page(
+    run_detail_page,
+    route=routes.RUN_VIEW,
+    title="Run · ElexirionDSP",
+    on_load=[AuthState.check_login, RunsState.load_detail],
+)
+app.add_page(
+    workspace_page,
+    route=routes.WORKSPACE,
+    title="Workspace · ElexirionDSP",
+    on_load=[AuthState.check_login, WorkspaceState.load],
 )

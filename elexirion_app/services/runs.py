@@ -1,0 +1,120 @@
+"""Read models of pipeline runs for the web pages and the API (ownership checked here)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from elexirion_app.core.errors import NotFound
+from elexirion_app.db.models import LLMCall, Run, StepRun
+
+
+@dataclass(frozen=True)
+class StepView:
+    name: str
+    step_type: str
+    status: str
+    model: str
+    tokens: dict[str, int]
+    cost_usd: str
+    latency_ms: float
+    error: str
+    result_json: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: str
+    pipeline: str
+    status: str
+    error: str
+    cost_usd: str
+    tokens: dict[str, int]
+    created_at: str
+    duration_s: float | None
+    llm_calls: int = 0
+    failed_calls: int = 0
+    steps: list[StepView] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _money(value: Decimal | None) -> str:
+    return f"${(value or Decimal('0')):.6f}"
+
+
+def _duration(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def _summary(run: Run) -> RunView:
+    return RunView(
+        id=run.id,
+        pipeline=run.pipeline_name,
+        status=run.status,
+        error=run.error or "",
+        cost_usd=_money(run.cost_usd),
+        tokens=dict(run.tokens or {}),
+        created_at=run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        duration_s=_duration(run.started_at, run.finished_at),
+        inputs=dict(run.inputs or {}),
+    )
+
+
+def list_runs(session: Session, user_id: int, limit: int = 100) -> list[RunView]:
+    rows = session.exec(
+        select(Run).where(Run.user_id == user_id).order_by(col(Run.created_at).desc()).limit(limit)
+    ).all()
+    return [_summary(r) for r in rows]
+
+
+def _text_of(result: Any) -> str:
+    if isinstance(result, dict):
+        for key in ("text", "content", "combined_results"):
+            if isinstance(result.get(key), str):
+                return str(result[key])
+    return ""
+
+
+def get_run(session: Session, user_id: int, run_id: Any) -> RunView:
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
+        raise NotFound("This run does not exist.")
+    run = session.get(Run, run_id)
+    if run is None or run.user_id != user_id:
+        raise NotFound("This run does not exist.")
+    steps = session.exec(
+        select(StepRun).where(StepRun.run_id == run_id).order_by(col(StepRun.position))
+    ).all()
+    calls = session.exec(select(LLMCall).where(LLMCall.run_id == run_id)).all()
+    base = _summary(run)
+    return RunView(
+        **{
+            **base.__dict__,
+            "llm_calls": len(calls),
+            "failed_calls": sum(1 for c in calls if c.status != "ok"),
+            "steps": [
+                StepView(
+                    name=s.name,
+                    step_type=s.step_type,
+                    status=s.status,
+                    model=s.model or "",
+                    tokens=dict(s.tokens or {}),
+                    cost_usd=_money(s.cost_usd),
+                    latency_ms=round(s.latency_ms or 0.0, 1),
+                    error=s.error or "",
+                    result_json=json.dumps(s.result, indent=2, default=str)[:20000]
+                    if s.result is not None
+                    else "",
+                    text=_text_of(s.result),
+                )
+                for s in steps
+            ],
+        }
+    )

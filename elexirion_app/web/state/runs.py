@@ -1,0 +1,124 @@
+"""Runs pages: the user's runs and one run's steps, tokens and cost."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import reflex as rx
+
+from elexirion_app.core.errors import AuthError, ElexirionError
+from elexirion_app.db.engine import session_scope
+from elexirion_app.services import runs
+from elexirion_app.web import routes
+from elexirion_app.web.state.auth import AuthState
+
+
+@dataclasses.dataclass
+class RunRow:
+    id: str = ""
+    pipeline: str = ""
+    status: str = ""
+    cost_usd: str = ""
+    tokens: str = ""
+    created_at: str = ""
+    duration: str = ""
+
+
+@dataclasses.dataclass
+class StepRow:
+    name: str = ""
+    step_type: str = ""
+    status: str = ""
+    model: str = ""
+    tokens: str = ""
+    cost_usd: str = ""
+    latency: str = ""
+    error: str = ""
+    result_json: str = ""
+    text: str = ""
+
+
+def _tokens(tokens: dict[str, int]) -> str:
+    if not tokens:
+        return "—"
+    main = f"{tokens.get('input', 0):,} in / {tokens.get('output', 0):,} out"
+    extra = [
+        f"{tokens[k]:,} {label}"
+        for k, label in (
+            ("cache_read", "cache read"),
+            ("cache_write", "cache write"),
+            ("thinking", "thinking"),
+        )
+        if tokens.get(k)
+    ]
+    return ", ".join([main, *extra])
+
+
+def _row(v: runs.RunView) -> RunRow:
+    return RunRow(
+        id=v.id,
+        pipeline=v.pipeline,
+        status=v.status,
+        cost_usd=v.cost_usd,
+        tokens=_tokens(v.tokens),
+        created_at=v.created_at,
+        duration="—" if v.duration_s is None else f"{v.duration_s:.2f} s",
+    )
+
+
+class RunsState(rx.State):
+    runs: list[RunRow] = []
+    run: RunRow = RunRow()
+    steps: list[StepRow] = []
+    run_error: str = ""
+    calls: str = ""
+    error: str = ""
+
+    async def _user_id(self) -> int | None:
+        try:
+            return (await self.get_state(AuthState)).require_user().id
+        except AuthError:
+            return None
+
+    @rx.event
+    async def load_list(self) -> Any:
+        user_id = await self._user_id()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        with session_scope() as session:
+            self.runs = [_row(v) for v in runs.list_runs(session, user_id)]
+        return None
+
+    @rx.event
+    async def load_detail(self) -> Any:
+        user_id = await self._user_id()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        run_id = self.router.url.query_parameters.get("id", "")
+        self.error, self.steps, self.run = "", [], RunRow()
+        try:
+            with session_scope() as session:
+                view = runs.get_run(session, user_id, run_id)
+        except ElexirionError as exc:
+            self.error = exc.user_message
+            return None
+        self.run = _row(view)
+        self.run_error = view.error
+        self.calls = f"{view.llm_calls} LLM call(s), {view.failed_calls} failed"
+        self.steps = [
+            StepRow(
+                name=s.name,
+                step_type=s.step_type,
+                status=s.status,
+                model=s.model or "—",
+                tokens=_tokens(s.tokens),
+                cost_usd=s.cost_usd,
+                latency=f"{s.latency_ms:,.0f} ms",
+                error=s.error,
+                result_json=s.result_json,
+                text=s.text,
+            )
+            for s in view.steps
+        ]
+        return None
