@@ -11,6 +11,7 @@ from typing import Any
 
 from elexirion_app.core.models import resolve_model
 from elexirion_app.pipelines.steps.data_transform import run_data_transform
+from elexirion_app.pipelines.steps.echo import run_test_echo
 from elexirion_app.pipelines.steps.enhanced import (
     run_claude_batch,
     run_claude_extract,
@@ -49,6 +50,7 @@ HANDLERS: dict[str, Handler] = {
     "pipeline": run_pipeline_step,
 }
 STEP_TYPES = frozenset(HANDLERS)
+HANDLERS["test_echo"] = run_test_echo  # pipeline_ex's test-only type (a validation warning)
 _CLAUDE = frozenset(
     {"claude", "claude_smart", "claude_session", "claude_extract", "claude_batch", "claude_robust"}
 )

@@ -74,6 +74,9 @@ def _outputs(spec: Any, steps: Mapping[str, Any], name: str) -> dict[str, Any]:
         else:
             path = alias = str(item)
         value = get_path(steps, path)
+        if value is MISSING and "." in path:  # pipeline_ex results wrapped in ``result``
+            head, rest = path.split(".", 1)
+            value = get_path(steps, f"{head}.result.{rest}")
         if value is MISSING:
             raise StepError(name, f"output {path!r} not found in the nested pipeline's results")
         out[alias] = value
