@@ -504,7 +504,7 @@ def _validate_step(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) -> 
         ctx.add((*path, "type"), f"unknown step type '{kind}'", nearest(kind, STEP_TYPES))
         return
     _check_step_keys(ctx, step, kind, path)
-    if "condition" in step:
+    if "condition" in step and kind != "while_loop":  # a while condition sees the body
         _check_condition(ctx, step["condition"], (*path, "condition"))
     _check_output_file(ctx, step.get("output_to_file"), (*path, "output_to_file"))
     _check_prompt_required(ctx, step, kind, path)
@@ -801,8 +801,12 @@ def _check_model(ctx: Ctx, name: Any, path: tuple[Any, ...], provider: str) -> N
     if "{{" in name:
         return
     info = resolve_model(name, provider)
+    family = "gemini" if provider == "gemini" else "claude"
     if not info.known:
         ctx.add(path, f"unknown model '{name}'", _model_hint(name, provider))
+    elif not info.model_id.startswith(family) and info.model_id != "offline-demo":
+        label = "Gemini" if family == "gemini" else "Claude"
+        ctx.add(path, f"'{name}' is not a {label} model", _model_hint(name, provider))
     elif info.retired:
         ctx.warn(path, f"model '{name}' is retired; it runs as '{info.model_id}'")
 
