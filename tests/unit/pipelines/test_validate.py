@@ -270,9 +270,9 @@ workflow:
       type: claude
       prompt:
         - type: static
-          content: "{{topic}} {{state.round}} {{team}} {{global_vars.team}} {{inputs.x}} {{timestamp}} {{workflow.name}}"
+          content: "{{topic}} {{state.round}} {{team}} {{global_vars.team}} {{inputs.x}} {{date}}"
         - type: static
-          content: "{{steps.setup.variables_set}} {{code_file}}"
+          content: "{{steps.setup.variables_set}} {{code_file}} {{workflow.name}}"
         - type: static
           content: "{{steps.later.text}} {{steps.nope.text}}"
         - type: static
