@@ -26,7 +26,9 @@ def chat_page() -> rx.Component:
             rx.auto_scroll(
                 rx.vstack(
                     rx.cond(
-                        (ChatState.messages.length() == 0) & ~ChatState.streaming,
+                        (ChatState.messages.length() == 0)
+                        & (ChatState.tail.length() == 0)
+                        & ~ChatState.streaming,
                         rx.center(
                             rx.text("Start a conversation.", color_scheme="gray"),
                             padding="3em",
@@ -35,6 +37,7 @@ def chat_page() -> rx.Component:
                     ),
                     load_earlier(),
                     rx.foreach(ChatState.messages, message_bubble),
+                    rx.foreach(ChatState.tail, message_bubble),
                     streaming_bubble(),
                     width="100%",
                     spacing="3",

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.05
 WINDOW = 50
+TAIL_FOLD = 20
 
 
 @dataclasses.dataclass
@@ -60,6 +61,9 @@ def _form_text(form: Any, key: str) -> Any:
 class ChatState(rx.State):
     conversations: list[dict[str, str]] = []
     messages: list[ChatMsg] = []
+    # Messages added since the thread was loaded: appending here resends only this short
+    # list, so the bytes a reply costs do not grow with the conversation's length.
+    tail: list[ChatMsg] = []
     conversation_id: int = 0
     has_more: bool = False
     window: int = WINDOW
@@ -86,6 +90,7 @@ class ChatState(rx.State):
         with session_scope() as session:
             view = chat.thread(session, user_id, conversation_id, self.window)
         self.messages = [_msg(m) for m in view.messages]
+        self.tail = []
         self.has_more = view.has_more
         self.conversation_id = conversation_id
 
@@ -117,9 +122,9 @@ class ChatState(rx.State):
                 self._load_thread(user_id, wanted)
             except ElexirionError as exc:
                 self.error = exc.user_message
-                self.messages, self.conversation_id = [], 0
+                self.messages, self.tail, self.conversation_id = [], [], 0
         else:
-            self.messages, self.conversation_id, self.has_more = [], 0, False
+            self.messages, self.tail, self.conversation_id, self.has_more = [], [], 0, False
         return None
 
     async def _act(self, action: Any) -> Any:
@@ -167,7 +172,7 @@ class ChatState(rx.State):
     @rx.event
     def new_conversation(self) -> None:
         if not self.streaming:
-            self.conversation_id, self.messages, self.error = 0, [], ""
+            self.conversation_id, self.messages, self.tail, self.error = 0, [], [], ""
             self.has_more, self.editing_id = False, 0
 
     @rx.event
@@ -200,6 +205,7 @@ class ChatState(rx.State):
         self._refresh_conversations(user_id)
         if cid == self.conversation_id and not self.error:
             self.conversation_id, self.messages, self.has_more = 0, [], False
+            self.tail = []
         return None
 
     @rx.event
@@ -221,20 +227,27 @@ class ChatState(rx.State):
     def cancel_edit(self) -> None:
         self.editing_id = 0
 
-    def _begin_stream(self, user_id: int, turn: chat.TurnStarted) -> Any:
+    def _begin_stream(self, user_id: int, turn: chat.TurnStarted, *, reload: bool) -> Any:
         self.error, self.editing_id = "", 0
         if turn.conversation_id != self.conversation_id:
             self.conversation_id = turn.conversation_id
-        self._refresh_conversations(user_id)
-        self._load_thread(user_id, turn.conversation_id)
-        # The placeholder is shown by the streaming bubble, not in the list.
-        self.messages = [m for m in self.messages if m.id != turn.assistant_message.id]
+            self._refresh_conversations(user_id)
+        if reload:
+            self._load_thread(user_id, turn.conversation_id)
+            # The placeholder is shown by the streaming bubble, not in the list.
+            self.messages = [m for m in self.messages if m.id != turn.assistant_message.id]
+        else:
+            if len(self.tail) >= TAIL_FOLD:
+                self.messages = (self.messages + self.tail)[-self.window :]
+                self.tail = []
+            if turn.user_message is not None:
+                self.tail.append(_msg(turn.user_message))
         self._reply_id = turn.assistant_message.id
         self.streaming_text = ""
         self.streaming = True
         return ChatState.stream_reply
 
-    async def _turn(self, make_turn: Any) -> Any:
+    async def _turn(self, make_turn: Any, *, reload: bool = True) -> Any:
         if self.streaming:
             return None
         user_id = await self._guard()
@@ -246,13 +259,13 @@ class ChatState(rx.State):
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
-        return self._begin_stream(user_id, turn)
+        return self._begin_stream(user_id, turn, reload=reload)
 
     @rx.event
     async def send(self, form_data: dict[str, Any]) -> Any:
         text = _form_text(form_data, "message")
         cid = self.conversation_id or None
-        return await self._turn(lambda s, uid: chat.start_turn(s, uid, cid, text))
+        return await self._turn(lambda s, uid: chat.start_turn(s, uid, cid, text), reload=False)
 
     @rx.event
     async def regenerate(self, message_id: Any) -> Any:
@@ -287,7 +300,7 @@ class ChatState(rx.State):
             async for chunk in chat.stream_reply(user_id, reply_id, provider):
                 if chunk.final is not None:
                     async with self:
-                        self.messages.append(_msg(chunk.final))
+                        self.tail.append(_msg(chunk.final))
                         self.streaming_text = ""
                         self.streaming = False
                     return
