@@ -1,0 +1,173 @@
+"""Run a pipeline for a logged-in user: their workspace, per-run output folder, run records,
+and a live progress feed for the page (steps started/finished, tokens, cost)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from elexirion_app.config import get_settings
+from elexirion_app.core.events import (
+    LLMCallFinished,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+)
+from elexirion_app.core.types import Usage
+from elexirion_app.pipelines.executor import RunOutcome
+from elexirion_app.pipelines.loader import load_file
+from elexirion_app.services import workspace
+from elexirion_app.services.run_records import run_recorded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepProgress:
+    name: str
+    status: str = "queued"
+    model: str = ""
+    tokens: int = 0
+    cost: Decimal = Decimal("0")
+    preview: str = ""
+
+
+@dataclass
+class RunProgress:
+    """What the page shows while a run goes on (updated by ``ProgressObserver``)."""
+
+    run_id: str = ""
+    pipeline: str = ""
+    status: str = "queued"
+    steps: list[StepProgress] = field(default_factory=list)
+    usage: Usage = Usage()
+    cost: Decimal = Decimal("0")
+    error: str | None = None
+
+    def step(self, name: str) -> StepProgress:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        s = StepProgress(name)
+        self.steps.append(s)
+        return s
+
+
+ProgressCallback = Callable[[RunProgress], Awaitable[None]]
+
+
+def _preview(result: Any) -> str:
+    if isinstance(result, dict):
+        for key in ("text", "content"):
+            if isinstance(result.get(key), str):
+                return str(result[key])[:100]
+    return ""
+
+
+@dataclass
+class ProgressObserver:
+    """Turns engine events into ``RunProgress`` and hands it to ``callback``."""
+
+    callback: ProgressCallback
+    progress: RunProgress = field(default_factory=RunProgress)
+
+    async def __call__(self, event: RunEvent) -> None:
+        p = self.progress
+        if isinstance(event, RunStarted):
+            p.run_id, p.pipeline, p.status = event.run_id, event.pipeline, "running"
+            p.steps = [StepProgress(n) for n in event.step_names]
+        elif isinstance(event, StepStarted):
+            s = p.step(event.step)
+            s.status, s.model = "running", event.model or ""
+        elif isinstance(event, LLMCallFinished):
+            p.usage = p.usage + event.usage
+            p.cost += event.cost
+        elif isinstance(event, StepFinished):
+            s = p.step(event.step)
+            s.status, s.tokens, s.cost = event.status, event.usage.total, event.cost
+            s.preview = event.error or _preview(event.result)
+        elif isinstance(event, RunFinished):
+            p.status, p.error = event.status, event.error
+            p.usage, p.cost = event.usage, event.cost
+        else:
+            return
+        await self.callback(p)
+
+
+def output_dir_for(user_id: int, run_id: str) -> Path:
+    path = get_settings().data_dir / "outputs" / str(user_id) / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def run_for_user(
+    user_id: int,
+    pipeline_path: Path,
+    inputs: dict[str, Any],
+    on_progress: ProgressCallback | None = None,
+    *,
+    folder: str | None = None,
+    run_id: str | None = None,
+) -> RunOutcome:
+    """Validate and run ``pipeline_path`` as ``user_id`` with run records written ahead."""
+    doc = load_file(pipeline_path)
+    run_id = run_id or str(uuid.uuid4())
+    observers: list[Any] = []
+    if on_progress is not None:
+        observers.append(ProgressObserver(on_progress))
+    return await run_recorded(
+        doc,
+        pipeline_yaml=pipeline_path.read_text(encoding="utf-8"),
+        pipeline_path=str(pipeline_path),
+        user_id=user_id,
+        observers=observers,
+        inputs=inputs,
+        run_id=run_id,
+        workspace=workspace.resolve_workspace(user_id, folder),
+        output_dir=output_dir_for(user_id, run_id),
+    )
+
+
+def report_markdown(outcome: RunOutcome, progress: RunProgress | None, run_url: str) -> str:
+    """A readable report of a finished run for the chat."""
+    title = outcome.pipeline or (progress.pipeline if progress else "pipeline")
+    lines = [f"### {title} — {outcome.status}"]
+    if outcome.error:
+        lines.append(f"\n**Error:** {outcome.error}")
+    final = _final_text(outcome)
+    if final:
+        lines += ["", final]
+    lines += ["", "| step | status | tokens | cost |", "| --- | --- | ---: | ---: |"]
+    for s in progress.steps if progress else []:
+        lines.append(f"| {s.name} | {s.status} | {s.tokens:,} | ${s.cost:.4f} |")
+    u = outcome.usage
+    lines += [
+        "",
+        f"**Total:** {u.input:,} input + {u.output:,} output tokens"
+        + (f" (+{u.cache_read:,} cache read)" if u.cache_read else "")
+        + f", ${outcome.cost:.4f}. [Open the run]({run_url})",
+    ]
+    return "\n".join(lines)
+
+
+def _final_text(outcome: RunOutcome) -> str:
+    for result in reversed(list(outcome.steps.values())):
+        text = _preview_full(result)
+        if text:
+            return text
+    return ""
+
+
+def _preview_full(result: Any) -> str:
+    if isinstance(result, dict) and not result.get("skipped"):
+        for key in ("text", "content", "combined_results"):
+            if isinstance(result.get(key), str) and result[key].strip():
+                return str(result[key])
+    return ""
