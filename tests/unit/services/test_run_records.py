@@ -1,0 +1,235 @@
+"""Run records: write-ahead rows, LLM calls per attempt, heartbeat, stale sweep, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from elexirion_app.core.errors import Conflict, NotFound
+from elexirion_app.core.events import StepStarted
+from elexirion_app.db.engine import get_engine
+from elexirion_app.db.models import AppUser, LLMCall, Run, StepRun, utcnow
+from elexirion_app.pipelines.loader import load_text
+from elexirion_app.services.run_records import (
+    RunRecorder,
+    load_resume,
+    queue_run,
+    resume_run,
+    run_recorded,
+    sweep_stale,
+)
+from tests.unit.pipelines.engine_fakes import CountingProvider
+
+PIPELINE = """
+workflow:
+  name: recorded
+  steps:
+    - name: first
+      type: claude
+      prompt: [{type: static, content: "simple test"}]
+    - name: second
+      type: gemini
+      prompt: [{type: static, content: "make a plan"}]
+    - name: skipped
+      type: claude
+      condition: "first.text == 'nope'"
+      prompt: [{type: static, content: "never"}]
+    - name: third
+      type: claude
+      prompt:
+        - type: previous_response
+          step: second
+          extract: plan
+"""
+
+
+def _user(engine: Any) -> int:
+    with Session(engine) as s:
+        user = AppUser(email="a@example.com")
+        s.add(user)
+        s.commit()
+        assert user.id is not None
+        return user.id
+
+
+async def _run(engine: Any, provider: CountingProvider, tmp_path: Path, **kw: Any) -> Any:
+    return await run_recorded(
+        load_text(PIPELINE),
+        pipeline_yaml=PIPELINE,
+        engine=engine,
+        provider_for=provider,
+        inputs={"who": "me"},
+        workspace=tmp_path / "ws",
+        output_dir=tmp_path / "out",
+        **kw,
+    )
+
+
+async def test_records_runs_steps_and_calls(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+    user_id = _user(engine)
+    seen: list[tuple[str, dict[str, str], str]] = []
+
+    def probe(event: Any) -> None:
+        """Runs after the recorder: the DB already shows what happened so far."""
+        if isinstance(event, StepStarted):
+            with Session(engine) as s:
+                run = s.exec(select(Run)).one()
+                steps = {r.name: r.status for r in s.exec(select(StepRun))}
+            seen.append((event.step, steps, run.status))
+
+    outcome = await _run(engine, CountingProvider(), tmp_path, user_id=user_id, observers=[probe])
+    assert outcome.status == "succeeded"
+    assert seen[0] == (
+        "first",
+        {"first": "running", "second": "queued", "skipped": "queued", "third": "queued"},
+        "running",
+    )
+    assert seen[1][1]["first"] == "succeeded" and seen[1][1]["second"] == "running"
+    with Session(engine) as s:
+        run = s.exec(select(Run)).one()
+        assert run.id == outcome.run_id and run.status == "succeeded"
+        assert run.user_id == user_id and run.pipeline_name == "recorded"
+        assert run.pipeline_yaml == PIPELINE and run.inputs == {"who": "me"}
+        assert run.cost_usd == Decimal("0.005") == outcome.cost
+        assert run.tokens == outcome.usage.to_dict()
+        assert run.finished_at is not None and run.heartbeat_at is not None
+        steps = {r.name: r for r in s.exec(select(StepRun).order_by(StepRun.position))}
+        assert [r.position for r in steps.values()] == [0, 1, 2, 3]
+        assert steps["skipped"].status == "skipped"
+        assert steps["first"].result["text"] == "Mock response for simple test"
+        assert steps["second"].cost_usd == Decimal("0.003")
+        assert steps["second"].tokens["output"] > 0 and steps["second"].step_type == "gemini"
+        calls = s.exec(select(LLMCall).order_by(LLMCall.id)).all()
+        assert [c.step_name for c in calls] == ["first", "second", "third"]
+        assert all(c.user_id == user_id and c.run_id == run.id for c in calls)
+        assert calls[0].cost_usd == Decimal("0.001") and calls[0].output_tokens > 0
+        assert calls[0].model == "offline-demo" and calls[0].status == "ok"
+
+
+async def test_failed_attempts_get_their_own_call_rows(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+    provider = CountingProvider(fail=lambda r: r.provider == "gemini")
+    outcome = await _run(engine, provider, tmp_path)
+    assert outcome.status == "failed"
+    with Session(engine) as s:
+        run = s.exec(select(Run)).one()
+        assert run.status == "failed" and "second" in (run.error or "")
+        statuses = {r.name: r.status for r in s.exec(select(StepRun))}
+        assert statuses == {
+            "first": "succeeded",
+            "second": "failed",
+            "skipped": "queued",
+            "third": "queued",
+        }
+        calls = s.exec(select(LLMCall).order_by(LLMCall.id)).all()
+        assert [(c.step_name, c.status) for c in calls] == [("first", "ok"), ("second", "error")]
+        assert calls[1].error == "server error"
+
+
+async def test_heartbeat_moves_while_running(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+    beats: list[Any] = []
+
+    async def watch() -> None:
+        for _ in range(30):
+            await asyncio.sleep(0.02)
+            with Session(engine) as s:
+                run = s.exec(select(Run)).first()
+                if run is not None and run.status == "running":
+                    beats.append(run.heartbeat_at)
+
+    watcher = asyncio.create_task(watch())
+    await _run(engine, CountingProvider(delay_s=0.1), tmp_path, heartbeat_s=0.02)
+    await watcher
+    assert len(set(beats)) >= 3
+
+
+async def test_sweep_marks_stale_runs_interrupted(db_url: str) -> None:
+    engine = get_engine(db_url)
+    for run_id, age in (("stale", 600), ("fresh", 1)):
+        queue_run(engine, run_id=run_id, pipeline_name="p", step_names=["a", "b"])
+        with Session(engine) as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            run.status = "running"
+            run.heartbeat_at = utcnow() - timedelta(seconds=age)
+            s.add(run)
+            step = s.exec(
+                select(StepRun).where(StepRun.run_id == run_id, StepRun.name == "a")
+            ).one()
+            step.status = "running"
+            s.add(step)
+            s.commit()
+    with Session(engine) as s:
+        assert sweep_stale(s, older_than_s=60) == ["stale"]
+        s.commit()
+    with Session(engine) as s:
+        stale, fresh = s.get(Run, "stale"), s.get(Run, "fresh")
+        assert stale is not None and fresh is not None
+        assert stale.status == "interrupted" and fresh.status == "running"
+        steps = {(r.run_id, r.name): r.status for r in s.exec(select(StepRun))}
+        assert steps[("stale", "a")] == "interrupted" and steps[("stale", "b")] == "queued"
+        assert steps[("fresh", "a")] == "running"
+
+
+async def test_resume_reuses_finished_steps(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+    failing = CountingProvider(fail=lambda r: r.provider == "gemini")
+    first = await _run(engine, failing, tmp_path)
+    assert first.status == "failed" and failing.calls == 2
+
+    counting = CountingProvider()
+    resumed = await resume_run(
+        first.run_id,
+        engine=engine,
+        provider_for=counting,
+        workspace=tmp_path / "ws",
+        output_dir=tmp_path / "out",
+    )
+    assert resumed.status == "succeeded" and resumed.run_id == first.run_id
+    # "first" is never sent to the provider again: only "second" and "third" are
+    assert [r.prompt for r in counting.requests] == ["make a plan", "Mock implementation plan"]
+    assert resumed.steps["first"]["text"] == "Mock response for simple test"
+    with Session(engine) as s:
+        run = s.get(Run, first.run_id)
+        assert run is not None and run.status == "succeeded" and run.error is None
+        assert run.cost_usd == Decimal("0.005")  # 0.001 before + 0.003 + 0.001 now
+        statuses = {r.name: r.status for r in s.exec(select(StepRun))}
+        assert set(statuses.values()) == {"succeeded", "skipped"}
+        with pytest.raises(Conflict, match="succeeded"):
+            load_resume(s, first.run_id)
+        with pytest.raises(NotFound):
+            load_resume(s, "missing")
+
+
+async def test_cancelled_run_is_interrupted_and_resumable(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+    slow = CountingProvider(delay_s=5)
+    task = asyncio.create_task(_run(engine, slow, tmp_path, heartbeat_s=0))
+    while slow.calls == 0:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with Session(engine) as s:
+        run = s.exec(select(Run)).one()
+        assert run.status == "interrupted"
+        first = s.exec(select(StepRun).where(StepRun.name == "first")).one()
+        assert first.status == "interrupted"
+    counting = CountingProvider()
+    resumed = await resume_run(
+        run.id, engine=engine, provider_for=counting, workspace=tmp_path / "ws"
+    )
+    assert resumed.status == "succeeded" and counting.calls == 3
+
+
+def test_recorder_is_a_plain_observer(db_url: str) -> None:
+    recorder = RunRecorder(engine=get_engine(db_url))
+    assert callable(recorder)
