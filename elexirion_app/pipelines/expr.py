@@ -105,6 +105,8 @@ def tokenize(text: str) -> list[Token]:
             m = NUMBER_RE.match(text, i)
             assert m is not None
             raw = m.group(0)
+            if len(raw) > 300:
+                raise ExprSyntaxError(f"number too long at position {i}", i)
             number: int | float = float(raw) if any(c in raw for c in ".eE") else int(raw)
             tokens.append(Token("num", number, i))
             i = m.end()
@@ -551,7 +553,7 @@ def to_number(value: Any) -> int | float | None:
         return value  # type: ignore[no-any-return]
     if isinstance(value, str):
         text = value.strip()
-        if NUMBER_RE.fullmatch(text.lstrip("+-")):
+        if len(text) < 400 and NUMBER_RE.fullmatch(text.lstrip("+-")):
             try:
                 return int(text)
             except ValueError:
@@ -612,7 +614,9 @@ def _pow(base: Any, exp: Any) -> int | float:
     if abs(e) > MAX_EXPONENT:
         raise ExprEvalError(f"pow() exponent larger than {MAX_EXPONENT}")
     try:
-        return float(b) ** e if isinstance(b, float) or isinstance(e, float) or e < 0 else b**e
+        if isinstance(b, float) or isinstance(e, float) or e < 0:
+            return float(b) ** e
+        return _bounded(b**e)
     except (OverflowError, ZeroDivisionError) as exc:
         raise ExprEvalError(f"pow() failed: {exc}") from exc
 
@@ -727,8 +731,21 @@ TEMPLATE_FUNCTIONS = frozenset(
 # --- operators --------------------------------------------------------------------------
 
 
+MAX_INT_BITS = 3_000  # ~900 digits: far below Python's int-to-text limit
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        raise ExprEvalError("number too large")
+    return value
+
+
 def arithmetic(op: str, a: Any, b: Any) -> Any:
     """``+ - * / %`` on numbers (numeric strings coerced); ``+`` also joins text and lists."""
+    return _bounded(_arithmetic(op, a, b))
+
+
+def _arithmetic(op: str, a: Any, b: Any) -> Any:
     if op == "+" and isinstance(a, list) and isinstance(b, list):
         return a + b
     x, y = to_number(a), to_number(b)

@@ -172,6 +172,12 @@ def test_syntax_error_names_position() -> None:
         check_syntax("{{a + }}")
 
 
+def test_huge_numbers_are_refused_not_crashing() -> None:
+    for text in ("{{" + "9" * 5000 + "}}", "{{pow(10, 999) * pow(10, 999)}}"):
+        with pytest.raises(TemplateError):
+            render(text, make_scope())
+
+
 def test_division_by_zero_is_template_error() -> None:
     with pytest.raises(TemplateError, match="division by zero"):
         render("{{divide(1, 0)}}", make_scope())
