@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from elexirion_app.core.errors import PipelineValidationError, Problem
 from elexirion_app.pipelines.loader import MAX_FILE_BYTES, load_file, load_text
-from elexirion_app.pipelines.validate import validate_file
+from elexirion_app.pipelines.validate import validate_document, validate_file
 
 BILLION_LAUGHS = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
@@ -183,3 +185,33 @@ def test_load_file_refuses_big_file_without_reading_it_all(tmp_path: Path) -> No
         fh.write(b"x")
     with pytest.raises(PipelineValidationError, match="larger than"):
         load_file(path)
+
+
+YAML_BITS = [
+    *"abc:-[]{},&*!|>'\"#\n ?%@`\t\\",
+    "workflow:",
+    "  steps:",
+    "\n  - ",
+    "&a ",
+    "*a",
+    "<<: ",
+    "!!python/object:os.system ",
+    "!!binary ",
+    "2020-13-45",
+    "---\n",
+    "\x00",
+    "\ufeff",
+    "é",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(YAML_BITS), max_size=40).map("".join))
+def test_property_random_yaml_only_raises_validation_error(text: str) -> None:
+    try:
+        doc = load_text(text, "fuzz.yaml")
+    except PipelineValidationError as exc:
+        assert exc.problems and all(p.file == "fuzz.yaml" for p in exc.problems)
+    else:
+        assert isinstance(doc.workflow, dict)
+        validate_document(doc)

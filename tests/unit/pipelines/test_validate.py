@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from elexirion_app.core.errors import PipelineValidationError, Problem
 from elexirion_app.pipelines.loader import load_text
@@ -590,3 +592,80 @@ def test_validate_file_turns_load_errors_into_problems(tmp_path: Path) -> None:
     path.write_text("workflow:\n  name: [\n")
     (problem,) = validate_file(path)
     assert problem.severity == "error" and problem.file == str(path) and problem.line
+
+
+# --- robustness -------------------------------------------------------------------------
+
+KEYS = [
+    "name",
+    "type",
+    "steps",
+    "prompt",
+    "content",
+    "step",
+    "condition",
+    "variables",
+    "iterator",
+    "data_source",
+    "operations",
+    "operation",
+    "field",
+    "pipeline",
+    "files",
+    "claude_options",
+    "model",
+    "parallel_tasks",
+    "tasks",
+    "input_source",
+    "path",
+    "and",
+    "not",
+]
+VALUES = [
+    "claude",
+    "for_loop",
+    "while_loop",
+    "set_variable",
+    "pipeline",
+    "data_transform",
+    "file_ops",
+    "static",
+    "previous_response",
+    "{{steps.a.text}}",
+    "{{loop.x}}",
+    "a",
+    "../x",
+    "{{ bad",
+    "filter",
+    "haiku",
+    "a.b > 1",
+    "previous_response:a:b",
+    1,
+    None,
+    True,
+    2.5,
+]
+structures = st.recursive(
+    st.sampled_from(VALUES),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+step_maps = st.dictionaries(st.sampled_from(KEYS), structures, max_size=6)
+workflows = st.fixed_dictionaries(
+    {"name": st.sampled_from(["w", None, 3]), "steps": st.lists(step_maps, max_size=5)},
+    optional={"variables": structures, "defaults": structures, "global_vars": structures},
+)
+
+
+@settings(max_examples=250, deadline=None)
+@given(workflows)
+def test_property_any_structure_gives_problems_not_exceptions(workflow: dict[str, object]) -> None:
+    from elexirion_app.pipelines.loader import PipelineDocument
+
+    problems = validate_document(PipelineDocument(workflow=dict(workflow), file="fuzz.yaml"))
+    assert all(p.severity in ("error", "warning") and p.message for p in problems)
