@@ -20,6 +20,7 @@ from elexirion_app.core.errors import ElexirionError, InputError, PipelineValida
 from elexirion_app.core.events import RunEvent, RunStarted, StepFinished, StepStarted
 
 log = logging.getLogger(__name__)
+STALE_AFTER_S = 60.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -144,11 +145,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _records_engine(args: argparse.Namespace) -> Any:
     if args.no_records:
         return None
+    from sqlmodel import Session
+
     from elexirion_app.db.engine import create_all, get_engine
+    from elexirion_app.services.run_records import sweep_stale
 
     try:
         engine = get_engine()
         create_all(engine)
+        with Session(engine) as session:  # runs whose worker died become resumable
+            sweep_stale(session, STALE_AFTER_S)
+            session.commit()
         return engine
     except Exception as exc:  # the run still works without records
         print(f"warning: run records disabled ({type(exc).__name__}: {exc})", file=sys.stderr)
@@ -184,7 +191,8 @@ async def _run(args: argparse.Namespace, progress: Progress) -> Any:
         raise PipelineValidationError(problems)
     kwargs: dict[str, Any] = {
         "inputs": parse_inputs(args.input),
-        "workspace": args.workspace,
+        # the current directory, unless the pipeline names its own workspace_dir
+        "workspace": args.workspace or (None if doc.workflow.get("workspace_dir") else Path.cwd()),
         "output_dir": args.output_dir,
         "observers": [progress],
         "validate": False,
