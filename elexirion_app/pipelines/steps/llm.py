@@ -7,7 +7,6 @@ usage and cost. The enhanced ``claude_*`` types live in ``enhanced.py``.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -28,6 +27,7 @@ from elexirion_app.core.types import (
 from elexirion_app.pipelines.executor import write_output
 from elexirion_app.pipelines.scope import Scope
 from elexirion_app.pipelines.steps.prompt import build_prompt
+from elexirion_app.pipelines.steps.util import gather_or_cancel
 from elexirion_app.providers.base import complete
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ async def run_parallel_claude(
             write_output(ctx.output_dir, str(task["output_to_file"]), result)
         return task_id, result
 
-    pairs = await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks)))
+    pairs = await gather_or_cancel(one(i, t) for i, t in enumerate(tasks))
     individual = dict(pairs)
     combined = "".join(f"\n===[{tid}]===\n{res['text']}" for tid, res in pairs)
     usage = sum((Usage.from_dict(r["tokens"]) for r in individual.values()), Usage())

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from elexirion_app.core.errors import ElexirionError, StepError
 from elexirion_app.pipelines.scope import Scope
-from elexirion_app.pipelines.steps.util import MISSING, parse_json_text, resolve_source
+from elexirion_app.pipelines.steps.util import (
+    MISSING,
+    gather_or_cancel,
+    parse_json_text,
+    resolve_source,
+)
 
 if TYPE_CHECKING:
     from elexirion_app.pipelines.executor import RunContext
@@ -99,7 +104,7 @@ async def run_for_loop(ctx: RunContext, step: dict[str, Any], scope: Scope, name
             async with semaphore:
                 return await one(index, item)
 
-        iterations = list(await asyncio.gather(*(guarded(i, x) for i, x in enumerate(items))))
+        iterations = await gather_or_cancel(guarded(i, x) for i, x in enumerate(items))
     else:
         for index, item in enumerate(items):
             entry = await one(index, item)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from elexirion_app.pipelines.scope import Scope
+
+T = TypeVar("T")
 
 
 class _Missing:
@@ -165,3 +168,25 @@ def to_float(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+async def gather_or_cancel(coros: Iterable[Awaitable[T]]) -> list[T]:
+    """Like ``asyncio.gather`` but the first failure cancels the siblings (no orphan calls)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return []
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+        if failed:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            first = min(failed, key=tasks.index)
+            raise first.exception()  # type: ignore[misc]
+        return [t.result() for t in tasks]
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -240,3 +240,26 @@ workflow:
     assert outcome.status == "succeeded", outcome.error
     assert [r.prompt for r in provider.requests] == ["2", "4"]
     assert outcome.steps["each"]["iterations"][0]["results"]["local"]["scope"] == "loop"
+
+
+async def test_parallel_failure_cancels_the_other_iterations(tmp_path: Path) -> None:
+    yaml_text = """
+workflow:
+  name: cancel
+  steps:
+    - name: each
+      type: for_loop
+      iterator: n
+      data_source: "{{inputs.items}}"
+      parallel: true
+      max_parallel: 2
+      steps:
+        - name: call
+          type: gemini
+          prompt: [{type: static, content: "{{loop.n}}"}]
+"""
+    provider = CountingProvider(delay_s=0.02)
+    items = ["This will fail"] + [f"item {i}" for i in range(19)]
+    outcome = await run(yaml_text, tmp_path, provider_for=provider, inputs={"items": items})
+    assert outcome.status == "failed" and "iteration 0" in (outcome.error or "")
+    assert provider.calls <= 4  # the queued iterations never reached the provider
