@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a pipeline file")
     r.add_argument("file", type=Path)
     r.add_argument("--input", "-i", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument(
+        "--from-checkpoint",
+        action="store_true",
+        help="reuse the finished steps of the pipeline's latest file checkpoint",
+    )
     _common(r)
     s = sub.add_parser("resume", help="continue an interrupted or failed run")
     s.add_argument("run_id")
@@ -191,12 +196,18 @@ async def _run(args: argparse.Namespace, progress: Progress) -> Any:
         raise PipelineValidationError(problems)
     kwargs: dict[str, Any] = {
         "inputs": parse_inputs(args.input),
-        # the current directory, unless the pipeline names its own workspace_dir
-        "workspace": args.workspace or (None if doc.workflow.get("workspace_dir") else Path.cwd()),
+        "workspace": args.workspace or default_workspace(doc.workflow),
         "output_dir": args.output_dir,
         "observers": [progress],
         "validate": False,
     }
+    if args.from_checkpoint:
+        from elexirion_app.pipelines.checkpoints import resume_results_from
+
+        results = resume_results_from(doc.workflow)
+        if results is None:
+            raise InputError("no checkpoint found for this pipeline (is checkpoint_enabled set?)")
+        kwargs["resume_results"] = results
     engine = _records_engine(args)
     if engine is None:
         return await run_pipeline(doc, **kwargs)
@@ -208,6 +219,11 @@ async def _run(args: argparse.Namespace, progress: Progress) -> Any:
         engine=engine,
         **kwargs,
     )
+
+
+def default_workspace(workflow: dict[str, Any]) -> Path | None:
+    """The current directory, unless the pipeline names its own ``workspace_dir``."""
+    return None if workflow.get("workspace_dir") else Path.cwd()
 
 
 async def _resume(args: argparse.Namespace, progress: Progress) -> Any:
@@ -222,6 +238,7 @@ async def _resume(args: argparse.Namespace, progress: Progress) -> Any:
         observers=[progress],
         workspace=args.workspace,
         output_dir=args.output_dir,
+        default_workspace=default_workspace,
     )
 
 

@@ -26,6 +26,27 @@ def _safe(name: str) -> str:
     return _SAFE.sub("_", name).strip("._") or "pipeline"
 
 
+def checkpoint_dir_for(workflow: Mapping[str, Any]) -> Path:
+    """``checkpoint_dir`` (default ``./checkpoints``), relative to the current directory."""
+    return (Path.cwd() / str(workflow.get("checkpoint_dir") or "./checkpoints")).resolve()
+
+
+def resume_results_from(workflow: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Results of the finished top-level steps in the workflow's latest checkpoint, or None."""
+    data = load_latest(checkpoint_dir_for(workflow), str(workflow.get("name", "pipeline")))
+    if not data or not isinstance(data.get("results"), dict):
+        return None
+    names = [str(s.get("name")) for s in workflow.get("steps") or [] if isinstance(s, Mapping)]
+    done = names[: int(data.get("step_index") or 0)]
+    results = data["results"]
+    return {
+        n: results[n]
+        for n in done
+        if n in results
+        and not (isinstance(results[n], dict) and results[n].get("success") is False)
+    }
+
+
 @dataclass
 class CheckpointWriter:
     directory: Path
@@ -37,7 +58,7 @@ class CheckpointWriter:
     def for_workflow(cls, workflow: Mapping[str, Any], run_id: str) -> CheckpointWriter | None:
         if not workflow.get("checkpoint_enabled"):
             return None
-        directory = (Path.cwd() / str(workflow.get("checkpoint_dir") or "./checkpoints")).resolve()
+        directory = checkpoint_dir_for(workflow)
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d_%H%M%S")
         return cls(directory, _safe(str(workflow.get("name", "pipeline"))), run_id, stamp)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -458,11 +458,13 @@ async def resume_run(
     observers: Iterable[Any] = (),
     stale_after_s: float = 30.0,
     heartbeat_s: float = 5.0,
+    default_workspace: Callable[[dict[str, Any]], Path | None] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Continue an interrupted/failed run from its stored YAML and inputs.
 
     Steps that succeeded (or were skipped) keep their stored results and are not run again.
+    Without a ``workspace``, ``default_workspace(workflow)`` picks one (None: the pipeline's).
     """
     from elexirion_app.pipelines.loader import load_text
 
@@ -475,6 +477,8 @@ async def resume_run(
     doc = load_text(
         info.pipeline_yaml, filename=info.pipeline_path or "<stored>", base_dir=base_dir
     )
+    if kwargs.get("workspace") is None and default_workspace is not None:
+        kwargs["workspace"] = default_workspace(doc.workflow)
     return await run_recorded(
         doc,
         pipeline_yaml=info.pipeline_yaml,

@@ -173,3 +173,40 @@ def test_module_entry_point(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "succeeded"
+
+
+def test_run_from_file_checkpoint_is_explicit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = """
+workflow:
+  name: cp_cli
+  checkpoint_enabled: true
+  steps:
+    - name: a
+      type: claude
+      prompt: [{type: static, content: "simple test"}]
+    - name: b
+      type: gemini
+      prompt: [{type: static, content: "{{inputs.msg}}"}]
+"""
+    path = write(tmp_path, "cp.yaml", text)
+    base = ["run", str(path), "--json", "--no-records", "--workspace", str(tmp_path)]
+    assert main([*base, "--input", "msg=This will fail"]) == 1
+    capsys.readouterr()
+    assert (tmp_path / "checkpoints" / "cp_cli_latest.json").exists()
+    # a plain re-run ignores the checkpoint (and succeeds, clearing it)
+    assert main([*base, "--input", "msg=ok"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"]["a"]["latency_ms"] >= 0
+    assert not (tmp_path / "checkpoints" / "cp_cli_latest.json").exists()
+    assert main([*base, "--input", "msg=ok", "--from-checkpoint"]) == 1
+    assert "no checkpoint found" in capsys.readouterr().err
+    # an explicit resume reuses the finished step
+    assert main([*base, "--input", "msg=This will fail"]) == 1
+    capsys.readouterr()
+    assert main([*base, "--input", "msg=ok", "--from-checkpoint"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["steps"]["a"]["text"] == "Mock response for simple test"
+    assert data["steps"]["b"]["success"] is True
+    assert data["cost_usd"] == pytest.approx(0.002)  # only "b" was called this time
