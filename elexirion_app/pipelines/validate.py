@@ -17,7 +17,6 @@ carry their own file), with cycles (A → B → A) and depth capped.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from elexirion_app.core.errors import (
 )
 from elexirion_app.core.models import CLAUDE_ALIASES, price_map, resolve_model
 from elexirion_app.pipelines import conditions, templating
+from elexirion_app.pipelines.defaults import declared_inputs
 from elexirion_app.pipelines.loader import PipelineDocument, load_file
 
 STEP_TYPES = (
@@ -85,6 +85,7 @@ TOP_KEYS = frozenset(
         "global_vars",
         "gemini_functions",
         "variables",
+        "inputs",
         "environment",
         "description",
         "version",
@@ -261,6 +262,7 @@ class Ctx:
     loop_keys: set[str] = field(default_factory=set)
     output_fields: dict[str, str] = field(default_factory=dict)
     functions: set[str] = field(default_factory=set)
+    inputs: set[str] | None = None  # declared run inputs (None: no ``inputs:`` section)
 
     def child(self, **changes: Any) -> Ctx:
         data = dict(self.__dict__)
@@ -381,6 +383,7 @@ def _validate_workflow(ctx: Ctx, wf: Mapping[str, Any], prefix: tuple[Any, ...])
     elif variables is not None:
         ctx.add((*prefix, "variables"), "variables must be a map of name: value")
     _check_functions(ctx, wf.get("gemini_functions"), (*prefix, "gemini_functions"))
+    _check_inputs(ctx, wf, (*prefix, "inputs"))
     steps = wf.get("steps")
     if steps is None:
         ctx.add(prefix or ("steps",), "missing 'steps'", "add a list of steps under steps:")
@@ -417,6 +420,23 @@ def _check_defaults(ctx: Ctx, defaults: Any, path: tuple[Any, ...]) -> None:
     _check_model(ctx, defaults.get("model"), (*path, "model"), "claude")
     _check_model(ctx, defaults.get("claude_model"), (*path, "claude_model"), "claude")
     _check_claude_options(ctx, defaults.get("claude_options"), (*path, "claude_options"))
+
+
+def _check_inputs(ctx: Ctx, wf: Mapping[str, Any], path: tuple[Any, ...]) -> None:
+    """Our ``inputs:`` declarations: a list of ``{name, description, required, default}``
+    (or names), or a map ``name: {...}``."""
+    raw = wf.get("inputs")
+    if raw is None:
+        return
+    if not isinstance(raw, (list, dict)):
+        ctx.add(path, "inputs must be a list of {name, description, required, default}")
+        return
+    if isinstance(raw, list):
+        for k, item in enumerate(raw):
+            ok = isinstance(item, str) or (isinstance(item, dict) and item.get("name"))
+            if not ok:
+                ctx.add((*path, k), "an input needs a 'name'", "- name: topic")
+    ctx.inputs = {str(spec["name"]) for spec in declared_inputs(wf)}
 
 
 def _check_functions(ctx: Ctx, functions: Any, path: tuple[Any, ...]) -> None:
@@ -670,6 +690,13 @@ def _check_reference(ctx: Ctx, ref: templating.Reference, path: tuple[Any, ...])
                 "parent pipeline provides it)",
                 nearest(ref.path[0], ctx.global_vars),
             )
+    elif ref.root == "inputs":
+        if ctx.inputs is not None and ref.path and ref.path[0] not in ctx.inputs:
+            ctx.warn(
+                path,
+                f"{ref.raw}: input '{ref.path[0]}' is not declared in inputs:",
+                nearest(ref.path[0], ctx.inputs),
+            )
     elif ref.root == "state":
         if ref.path and ref.path[0] not in ctx.variables:
             ctx.warn(
@@ -730,12 +757,21 @@ def _check_bare_ref(ctx: Ctx, ref: templating.Reference, path: tuple[Any, ...]) 
     head = ref.path[0]
     if head in ctx.variables or head in ctx.global_vars or head in ctx.iterators:
         return
+    if ctx.inputs is not None and head in ctx.inputs:
+        return
     ctx.warn(
         path,
         f"{ref.raw}: '{head}' is not a variable, global_var or loop item; it will be read "
         f"from run inputs (--input {head}=...)",
-        "renders empty when no such input is given",
+        _known_hint(ctx, head) or "renders empty when no such input is given",
     )
+
+
+def _known_hint(ctx: Ctx, name: str) -> str:
+    """A 'did you mean' over every name a template or condition may use here."""
+    names = [*ctx.variables, *ctx.global_vars, *ctx.iterators, *(ctx.inputs or ()), *ctx.earlier]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return f"did you mean '{close[0]}'?" if close else ""
 
 
 # --- conditions -------------------------------------------------------------------------
@@ -770,7 +806,7 @@ def _check_condition_path(ctx: Ctx, parts: tuple[str, ...], path: tuple[Any, ...
         return
     if root in ctx.earlier or root in ctx.variables or root in ctx.iterators:
         return
-    if root in ctx.global_vars:
+    if root in ctx.global_vars or (ctx.inputs is not None and root in ctx.inputs):
         return
     if root in ctx.later:
         _check_step_ref(ctx, root, path, f"condition '{raw}'")
@@ -786,6 +822,7 @@ def _check_condition_path(ctx: Ctx, parts: tuple[str, ...], path: tuple[Any, ...
             path,
             f"condition '{raw}': '{root}' is not a step or variable; it will be read from "
             f"run inputs (--input {root}=...)",
+            _known_hint(ctx, root),
         )
 
 
@@ -1348,8 +1385,3 @@ def _kind(value: Any) -> str:
             type(value), "a number"
         )
     return type(value).__name__
-
-
-def problems_as_json(problems: list[Problem]) -> str:
-    """Problems as JSON (for the API and the UI)."""
-    return json.dumps([p.__dict__ for p in problems], ensure_ascii=False)

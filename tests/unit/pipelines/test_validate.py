@@ -107,6 +107,33 @@ def test_file_without_workflow_root(tmp_path: Path) -> None:
     assert problem.severity == "error" and "missing the 'workflow:' root" in problem.message
 
 
+def test_declared_inputs() -> None:
+    text = """\
+workflow:
+  name: i
+  inputs:
+    - name: topic
+      default: cats
+    - description: no name
+  steps:
+    - name: a
+      type: claude
+      condition: "topic and tpoic"
+      prompt: [{type: static, content: "{{topic}} {{inputs.topic}} {{inputs.topik}}"}]
+"""
+    found = check(text)
+    (error,) = errors(found)
+    assert error.path == "inputs[1]" and error.line == 6
+    texts = [(p.line, p.message, p.hint) for p in warnings(found)]
+    assert (
+        11,
+        "{{inputs.topik}}: input 'topik' is not declared in inputs:",
+        "did you mean 'topic'?",
+    ) in texts
+    assert (10, "did you mean 'topic'?") in [(line, hint) for line, _, hint in texts]
+    assert len(texts) == 2
+
+
 # --- structure --------------------------------------------------------------------------
 
 
