@@ -4,6 +4,22 @@ The executor knows nothing about persistence, progress bars or costs ledgers: it
 ``core.events`` stream and every such concern is an observer (Hamilton-style lifecycle hooks).
 
 Public API: ``run_pipeline(...) -> RunOutcome``.
+
+Semantics follow ``shared/conformance/PIPELINE_EX_SPEC.md``. Where pipeline_ex is buggy we do
+the sensible thing:
+
+- ``defaults`` are applied (``claude_preset``, ``claude_options``, ``gemini_model``,
+  ``gemini_token_budget``, ``output_dir``); top-level ``variables`` seed ``state``.
+- ``{{loop.*}}`` works inside loops, and ``set_variable`` changes made in a loop iteration
+  persist (global/session scope) instead of being lost.
+- Every LLM step has one result shape (``LLMResponse.to_result``); Gemini keeps ``content``
+  as an alias of ``text``.
+- ``previous_response`` without ``extract`` gives an LLM result's text (other maps as JSON).
+- File checkpoints are only read by an explicit resume and are removed when the run
+  succeeds; run records (``services.run_records``) resume without re-calling the provider.
+- Every path (prompt files, ``file_ops``, ``cwd``, ``output_to_file``, ``pipeline_file``) is
+  confined to the workspace / output directory / pipeline directory.
+- ``test_echo`` (pipeline_ex's test-only step type) echoes its ``value`` as ``{result}``.
 """
 
 from __future__ import annotations

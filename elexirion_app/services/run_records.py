@@ -264,7 +264,7 @@ class RunRecorder:
                     insert(STEP).values(
                         run_id=event.run_id,
                         name=event.step[:200],
-                        position=-1 if "." in event.step or ">" in event.step else event.index,
+                        position=-1,  # top-level steps were all written at RunStarted
                         cost_usd=Decimal("0"),
                         tokens={},
                         latency_ms=0.0,
