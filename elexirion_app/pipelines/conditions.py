@@ -140,8 +140,12 @@ def _parse_map(condition: dict[Any, Any], depth: int) -> Condition:
     raise ConditionError(f"unknown condition key {key!r}: use 'and', 'or' or 'not'")
 
 
-@lru_cache(maxsize=2048)
 def _parse_string(text: str) -> Condition:
+    """Parse a condition string (cached for the short, common ones)."""
+    return _parse_cached(text) if len(text) <= 500 else _parse_uncached(text)
+
+
+def _parse_uncached(text: str) -> Condition:
     source = unwrap_templates(text).strip()
     if not source:
         raise ConditionError("empty condition")
@@ -149,6 +153,9 @@ def _parse_string(text: str) -> Condition:
         return ExprCondition(text, expr.parse(source))
     except expr.ExprSyntaxError as exc:
         raise ConditionError(f"bad condition {text!r}: {exc}") from exc
+
+
+_parse_cached = lru_cache(maxsize=2048)(_parse_uncached)
 
 
 def unwrap_templates(text: str) -> str:

@@ -101,8 +101,15 @@ def split(text: str) -> list[str | Placeholder]:
     return parts
 
 
-@lru_cache(maxsize=4096)
+MAX_CACHED_CHARS = 500
+
+
 def _parse_inner(inner: str) -> expr.Node:
+    """Parse the text between the braces (cached for the short, common ones)."""
+    return _parse_cached(inner) if len(inner) <= MAX_CACHED_CHARS else _parse_uncached(inner)
+
+
+def _parse_uncached(inner: str) -> expr.Node:
     stripped = inner.strip()
     if not stripped:
         raise TemplateError("empty template '{{ }}': put a name inside, e.g. {{ inputs.topic }}")
@@ -114,6 +121,9 @@ def _parse_inner(inner: str) -> expr.Node:
         return expr.parse(stripped)
     except expr.ExprSyntaxError as exc:
         raise TemplateError(f"bad template '{{{{{inner}}}}}': {exc}") from exc
+
+
+_parse_cached = lru_cache(maxsize=4096)(_parse_uncached)
 
 
 def placeholders(text: str) -> list[Placeholder]:
