@@ -217,3 +217,10 @@ def test_property_random_strings_only_raise_condition_error(text: str) -> None:
 def test_property_unicode_only_raises_condition_error(text: str) -> None:
     with contextlib.suppress(ConditionError):
         evaluate(text, make_scope())
+
+
+def test_llm_json_answer_fields() -> None:
+    answer = {"text": '```json\n{"needs_fix": true, "score": 4}\n```', "success": True}
+    scope = make_scope(steps={"analyze": answer})
+    assert evaluate("analyze.needs_fix == true and analyze.score < 5", scope) is True
+    assert evaluate("analyze.missing", scope) is False

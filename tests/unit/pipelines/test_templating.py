@@ -253,3 +253,10 @@ def test_property_arbitrary_text_only_raises_template_error(text: str) -> None:
 def test_property_unicode_text_only_raises_template_error(text: str) -> None:
     with contextlib.suppress(TemplateError):
         render("{{" + text + "}}", make_scope())
+
+
+def test_llm_json_answer_fields() -> None:
+    scope = make_scope(steps={"review": {"text": '{"score": 8, "tags": ["a"]}', "success": True}})
+    assert render("{{steps.review.score}}", scope) == 8
+    assert render("{{steps.review.tags[0]}}!", scope) == "a!"
+    assert render("{{steps.review.nope}}", scope) == "{{steps.review.nope}}"
