@@ -338,3 +338,22 @@ workflow:
         "confidence": 0.9,
     }
     assert provider.requests[0].response_schema is not None
+
+
+async def test_previous_response_of_a_map_is_pretty_json(tmp_path: Path) -> None:
+    yaml_text = """
+workflow:
+  name: pretty
+  steps:
+    - name: v
+      type: set_variable
+      variables: {a: 1}
+    - name: c
+      type: claude
+      prompt: [{type: previous_response, step: v}]
+"""
+    provider = CountingProvider()
+    await run(yaml_text, tmp_path, provider_for=provider)
+    prompt = provider.requests[0].prompt
+    assert json.loads(prompt)["variables_set"] == {"a": 1}
+    assert "\n  " in prompt  # indented

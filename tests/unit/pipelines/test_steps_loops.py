@@ -263,3 +263,46 @@ workflow:
     outcome = await run(yaml_text, tmp_path, provider_for=provider, inputs={"items": items})
     assert outcome.status == "failed" and "iteration 0" in (outcome.error or "")
     assert provider.calls <= 4  # the queued iterations never reached the provider
+
+
+async def test_data_source_forms(tmp_path: Path) -> None:
+    yaml_text = """
+workflow:
+  name: forms
+  steps:
+    - name: setup
+      type: set_variable
+      variables: {items: [a, b]}
+    - name: by_previous
+      type: for_loop
+      iterator: x
+      data_source: "previous_response:setup.variables_set.items"
+      steps:
+        - {name: say, type: claude, prompt: [{type: static, content: "p-{{loop.x}}"}]}
+    - name: by_step_path
+      type: for_loop
+      iterator: x
+      data_source: "setup:variables_set.items"
+      steps:
+        - {name: say, type: claude, prompt: [{type: static, content: "s-{{loop.x}}"}]}
+    - name: plan
+      type: gemini
+      prompt: [{type: static, content: "make a plan"}]
+    - name: by_json_text
+      type: for_loop
+      iterator: entry
+      data_source: plan
+      steps:
+        - {name: say, type: claude, prompt: [{type: static, content: "j-{{loop.entry.key}}"}]}
+"""
+    provider = CountingProvider()
+    outcome = await run(yaml_text, tmp_path, provider_for=provider)
+    assert outcome.status == "succeeded", outcome.error
+    assert [r.prompt for r in provider.requests if r.provider == "claude"] == [
+        "p-a",
+        "p-b",
+        "s-a",
+        "s-b",
+        "j-plan",
+        "j-complexity",
+    ]
