@@ -110,8 +110,10 @@ async def run_claude_session(ctx: RunContext, step: dict[str, Any], scope: Scope
     turns = ctx.sessions.setdefault(session_name, [])
     history: list[ChatMessage] = []
     stored = await session_text(ctx, str(step.get("session_id") or session_name))
-    if stored:
-        history += [ChatMessage("user", stored), ChatMessage("assistant", "Understood.")]
+    if stored:  # history kept by the session store (e.g. the chat agent): system context
+        extra = f"Earlier conversation in this session:\n{stored}"
+        previous = options.get("append_system_prompt")
+        options["append_system_prompt"] = f"{previous}\n\n{extra}" if previous else extra
     for user, assistant in turns:
         history += [ChatMessage("user", user), ChatMessage("assistant", assistant)]
     prompt = await build_prompt(ctx, step.get("prompt"), scope, name)

@@ -357,3 +357,24 @@ workflow:
     prompt = provider.requests[0].prompt
     assert json.loads(prompt)["variables_set"] == {"a": 1}
     assert "\n  " in prompt  # indented
+
+
+async def test_claude_session_uses_the_session_store(tmp_path: Path) -> None:
+    yaml_text = """
+workflow:
+  name: stored
+  steps:
+    - name: one
+      type: claude_session
+      session_config: {session_name: tutor}
+      prompt: [{type: static, content: "hi"}]
+"""
+    provider = CountingProvider()
+
+    def store(session_id: str) -> str:
+        return f"user: earlier question ({session_id})"
+
+    outcome = await run(yaml_text, tmp_path, provider_for=provider, session_store=store)
+    request = provider.requests[0]
+    assert request.system is not None and "earlier question (tutor)" in request.system
+    assert outcome.steps["one"]["claude_session_metadata"]["continued"] is True
