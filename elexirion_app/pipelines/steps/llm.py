@@ -73,6 +73,23 @@ async def call_model(
     return response
 
 
+def _attempt_costs(
+    request: LLMRequest, attempts: list[Mapping[str, Any]], response: LLMResponse | None
+) -> list[Decimal]:
+    """Each attempt priced from the table; the last good one gets the rest of the response's
+    cost, so the attempts always add up to what the provider reported."""
+    costs = [
+        _price(str(a.get("model") or request.model or ""), Usage.from_dict(a.get("usage") or {}))
+        for a in attempts
+    ]
+    ok = [i for i, a in enumerate(attempts) if not a.get("error")]
+    if ok and response is not None:
+        last = ok[-1]
+        others = sum((costs[i] for i in ok if i != last), Decimal("0"))
+        costs[last] = max(response.cost - others, Decimal("0"))
+    return costs
+
+
 async def _emit_attempts(
     ctx: RunContext,
     step: str,
@@ -91,26 +108,11 @@ async def _emit_attempts(
                 "model": response.model,
             }
         ]
-    ok_indexes = [i for i, a in enumerate(attempts) if not a.get("error")]
-    last_ok = ok_indexes[-1] if ok_indexes and response is not None else None
+    costs = _attempt_costs(request, attempts, response)
     for i, data in enumerate(attempts):
         usage = Usage.from_dict(data.get("usage") or {})
         model = str(data.get("model") or request.model or "")
-        if i == last_ok and response is not None:
-            others = sum(
-                (
-                    _price(
-                        str(attempts[j].get("model") or model),
-                        Usage.from_dict(attempts[j].get("usage") or {}),
-                    )
-                    for j in ok_indexes
-                    if j != i
-                ),
-                Decimal("0"),
-            )
-            cost = max(response.cost - others, Decimal("0"))
-        else:
-            cost = _price(model, usage)
+        cost = costs[i]
         error = data.get("error")
         await ctx.emit(
             LLMCallFinished(
