@@ -7,8 +7,10 @@ usage and cost. The enhanced ``claude_*`` types live in ``enhanced.py``.
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -33,18 +35,30 @@ from elexirion_app.providers.base import complete
 if TYPE_CHECKING:
     from elexirion_app.pipelines.executor import RunContext
 
+log = logging.getLogger(__name__)
 DEFAULT_MAX_TOKENS = 4096
+
+
+@functools.cache
+def _pricing() -> Callable[[str, Usage], Any] | None:
+    """``core.pricing.cost`` (provided by the provider work), or None while it is absent."""
+    try:
+        module = importlib.import_module("elexirion_app.core.pricing")
+    except ImportError:
+        return None
+    cost = getattr(module, "cost", None)
+    return cost if callable(cost) else None
 
 
 def _price(model: str, usage: Usage) -> Decimal:
     """Cost of one attempt from the price table (0 when pricing is unavailable)."""
-    try:  # core.pricing is provided by the provider work
-        pricing = importlib.import_module("elexirion_app.core.pricing")
-    except ImportError:
+    cost = _pricing()
+    if cost is None or not usage.total:
         return Decimal("0")
     try:
-        return Decimal(pricing.cost(model, usage))
+        return Decimal(cost(model, usage))
     except Exception:
+        log.debug("no price for %s", model, exc_info=True)
         return Decimal("0")
 
 
@@ -98,6 +112,8 @@ async def _emit_attempts(
     attempts: list[Mapping[str, Any]],
     response: LLMResponse | None,
 ) -> None:
+    if not ctx.observers:
+        return
     if not attempts and response is not None:
         attempts = [
             {
