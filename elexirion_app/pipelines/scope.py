@@ -28,7 +28,7 @@ class Scope:
 
     def child(self, **changes: Any) -> Scope:
         """A shallow copy with some fields replaced (loops, nested pipelines)."""
-        data = {
+        data: dict[str, Any] = {
             "inputs": self.inputs,
             "global_vars": self.global_vars,
             "steps": self.steps,
