@@ -96,7 +96,8 @@ def _chat_answer(request: LLMRequest) -> str:
     return (
         "I am the **offline demo model**: no API key is configured, so this answer is "
         "generated locally and deterministically, not by Claude or Gemini.\n\n"
-        f"You wrote {words} word(s) (turn {turns} of this conversation, fingerprint `{digest}`):\n\n"
+        f"You wrote {words} word(s) (turn {turns} of this conversation, "
+        f"fingerprint `{digest}`):\n\n"
         f"> {quoted}\n\n"
         "Set `ANTHROPIC_API_KEY` or `GEMINI_API_KEY` on the server for real answers."
     )
