@@ -29,7 +29,9 @@ config = rx.Config(
     backend_port=PORT,
     api_url=PUBLIC_URL,
     deploy_url=PUBLIC_URL,
-    cors_allowed_origins=sorted({PUBLIC_URL, f"http://localhost:{PORT}", f"http://127.0.0.1:{PORT}"}),
+    cors_allowed_origins=sorted(
+        {PUBLIC_URL, f"http://localhost:{PORT}", f"http://127.0.0.1:{PORT}"}
+    ),
     show_built_with_reflex=False,
     disable_plugins=[rx.plugins.SitemapPlugin],
     **_kwargs,
