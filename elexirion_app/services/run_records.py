@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
@@ -49,6 +49,10 @@ STEP = StepRun.__table__  # type: ignore[attr-defined]
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
 RESUMABLE = ("interrupted", "failed")
 REUSABLE_STEP_STATUSES = ("succeeded", "skipped")
+# Built once: the per-step writes reuse SQLAlchemy's compiled-statement cache (the SET
+# columns come from the parameter keys).
+_UPDATE_STEP = update(STEP).where(STEP.c.id == bindparam("b_id"))
+_INSERT_CALL = insert(CALL)
 
 
 def _json_safe(value: Any) -> Any:
@@ -273,7 +277,7 @@ class RunRecorder:
                 )
                 self._step_ids[event.step] = _new_id(result)
             else:
-                conn.execute(update(STEP).where(STEP.c.id == step_id).values(**values))
+                conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
 
     def _step_finished(self, event: StepFinished) -> None:
         now = utcnow()
@@ -297,7 +301,7 @@ class RunRecorder:
                 )
                 self._step_ids[event.step] = _new_id(result)
             else:
-                conn.execute(update(STEP).where(STEP.c.id == step_id).values(**values))
+                conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
 
     # --- LLM calls -----------------------------------------------------------------------
 
@@ -324,7 +328,7 @@ class RunRecorder:
 
     def _flush_calls(self, conn: Connection) -> None:
         if self._pending_calls:
-            conn.execute(insert(CALL), self._pending_calls)
+            conn.execute(_INSERT_CALL, self._pending_calls)
             self._pending_calls = []
 
     # --- heartbeat -----------------------------------------------------------------------
