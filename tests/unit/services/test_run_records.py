@@ -233,3 +233,21 @@ async def test_cancelled_run_is_interrupted_and_resumable(db_url: str, tmp_path:
 def test_recorder_is_a_plain_observer(db_url: str) -> None:
     recorder = RunRecorder(engine=get_engine(db_url))
     assert callable(recorder)
+
+
+async def test_queued_run_moves_to_running_then_succeeded(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+    names = ["first", "second", "skipped", "third"]
+    queue_run(
+        engine, run_id="q1", pipeline_name="recorded", pipeline_yaml=PIPELINE, step_names=names
+    )
+    with Session(engine) as s:
+        run = s.get(Run, "q1")
+        assert run is not None and run.status == "queued" and run.started_at is None
+    outcome = await _run(engine, CountingProvider(), tmp_path, run_id="q1")
+    assert outcome.status == "succeeded"
+    with Session(engine) as s:
+        rows = s.exec(select(StepRun).where(StepRun.run_id == "q1")).all()
+        assert sorted(r.name for r in rows) == sorted(names)  # no duplicates
+        run = s.get(Run, "q1")
+        assert run is not None and run.status == "succeeded" and run.started_at is not None
