@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from elexirion_app.core.errors import Conflict, NotFound
+from elexirion_app.core.errors import Conflict, ElexirionError, NotFound
 from elexirion_app.core.events import (
     LLMCallFinished,
     RunEvent,
@@ -442,7 +442,11 @@ async def run_recorded(
     heartbeat_s: float = 5.0,
     **kwargs: Any,
 ) -> Any:
-    """``run_pipeline`` with a ``RunRecorder`` attached (returns its ``RunOutcome``)."""
+    """``run_pipeline`` with a ``RunRecorder`` attached (returns its ``RunOutcome``).
+
+    If the run is refused before it starts (invalid pipeline, missing input), a run that was
+    ``queued`` under ``run_id`` is marked failed with the reason, then the error is re-raised.
+    """
     from elexirion_app.pipelines.executor import run_pipeline
 
     recorder = RunRecorder(
@@ -452,7 +456,17 @@ async def run_recorded(
         user_id=user_id,
         heartbeat_s=heartbeat_s,
     )
-    return await run_pipeline(doc, observers=[recorder, *observers], user_id=user_id, **kwargs)
+    try:
+        return await run_pipeline(doc, observers=[recorder, *observers], user_id=user_id, **kwargs)
+    except ElexirionError as exc:
+        if kwargs.get("run_id") and recorder._run_id is None:
+            with recorder._engine.begin() as conn:
+                conn.execute(
+                    update(RUN)
+                    .where(RUN.c.id == kwargs["run_id"], RUN.c.status == "queued")
+                    .values(status="failed", error=exc.user_message, finished_at=utcnow())
+                )
+        raise
 
 
 async def resume_run(

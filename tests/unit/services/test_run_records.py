@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from elexirion_app.core.errors import Conflict, NotFound
+from elexirion_app.core.errors import Conflict, InputError, NotFound
 from elexirion_app.core.events import StepStarted
 from elexirion_app.db.engine import get_engine
 from elexirion_app.db.models import AppUser, LLMCall, Run, StepRun, utcnow
@@ -251,3 +251,24 @@ async def test_queued_run_moves_to_running_then_succeeded(db_url: str, tmp_path:
         assert sorted(r.name for r in rows) == sorted(names)  # no duplicates
         run = s.get(Run, "q1")
         assert run is not None and run.status == "succeeded" and run.started_at is not None
+
+
+async def test_queued_run_refused_before_start_is_marked_failed(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = get_engine(db_url)
+    text = PIPELINE.replace("  name: recorded\n", "  name: recorded\n  inputs: [{name: x}]\n")
+    queue_run(engine, run_id="q2", pipeline_name="recorded", pipeline_yaml=text)
+    with pytest.raises(InputError):
+        await run_recorded(
+            load_text(text),
+            pipeline_yaml=text,
+            engine=engine,
+            inputs={},
+            run_id="q2",
+            provider_for=CountingProvider(),
+            workspace=tmp_path,
+        )
+    with Session(engine) as s:
+        run = s.get(Run, "q2")
+        assert run is not None and run.status == "failed" and "x" in (run.error or "")
