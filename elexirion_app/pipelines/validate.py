@@ -400,7 +400,14 @@ def _check_top_keys(ctx: Ctx, wf: Mapping[str, Any], prefix: tuple[Any, ...]) ->
         if key in TOP_KEYS:
             continue
         path = (*prefix, key)
-        if key in TOP_IGNORED:
+        if key == "hooks" and wf[key]:
+            ctx.add(
+                path,
+                "tool hooks are not executed: the hooks declared here (e.g. security checks "
+                "before a tool runs) would silently not run",
+                "remove 'hooks:' to run this pipeline knowingly without them",
+            )
+        elif key in TOP_IGNORED:
             ctx.warn(path, f"'{key}' is ignored by pipeline_ex and by us")
         else:
             ctx.warn(path, f"unknown workflow key '{key}' (ignored)", nearest(str(key), TOP_KEYS))

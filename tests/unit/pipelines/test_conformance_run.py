@@ -26,9 +26,9 @@ FILES = sorted(p.relative_to(CONFORMANCE).as_posix() for p in CONFORMANCE.rglob(
 INVALID = {
     "examples/performance_demo.yaml": "stream_copy",
     "pipelines/meta/genesis_pipeline.yaml": "analyze_requirements",
+    # pipeline_ex refuses it too; its security hooks would silently not run.
+    "examples/hooks_example.yaml": "hooks are not executed",
 }
-# pipeline_ex refuses it (string prompts, hooks); we accept it with warnings and run it.
-VALID_WITH_WARNINGS = {"examples/hooks_example.yaml"}
 # Reads '../research_papers/...' through a template: refused at run time, never read.
 OUTSIDE_WORKSPACE = {"research_paper_improvement_native_loop.yaml"}
 
@@ -191,9 +191,7 @@ async def test_conformance_file(rel: str, tmp_path: Path, monkeypatch: pytest.Mo
         assert INVALID[rel] in str(info.value)
         assert all(p.file and p.line for p in info.value.problems if p.severity == "error")
         return
-    warnings = ensure_valid(doc)
-    if rel in VALID_WITH_WARNINGS:
-        assert warnings
+    ensure_valid(doc)
     outcome = await run_pipeline(
         doc,
         inputs=INPUTS.get(rel, {}),

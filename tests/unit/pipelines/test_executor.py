@@ -156,7 +156,8 @@ workflow:
     assert provider.calls == 1
 
 
-async def test_defaults_are_applied(tmp_path: Path) -> None:
+async def test_defaults_are_applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # defaults.output_dir is relative to the working directory
     yaml_text = """
 workflow:
   name: defaults
