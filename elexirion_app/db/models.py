@@ -77,6 +77,9 @@ class Run(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
     pipeline_name: str = Field(default="", max_length=200)
     pipeline_path: str | None = None
+    # Where the run read/wrote files, so a resume continues in the same place.
+    workspace: str | None = None
+    output_dir: str | None = None
     pipeline_yaml: str = Field(default="", sa_column=Column(Text, nullable=False))
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     status: str = Field(default="queued", max_length=16, index=True)

@@ -133,6 +133,8 @@ class RunRecorder:
     pipeline_path: str | None = None
     user_id: int | None = None
     heartbeat_s: float = 5.0
+    workspace: str | None = None
+    output_dir: str | None = None
     _run_id: str | None = None
     _step_ids: dict[str, int] = field(default_factory=dict)
     _pending_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -175,6 +177,8 @@ class RunRecorder:
                         pipeline_name=event.pipeline[:200],
                         pipeline_path=self.pipeline_path,
                         pipeline_yaml=self.pipeline_yaml,
+                        workspace=self.workspace,
+                        output_dir=self.output_dir,
                         inputs=_json_safe(event.inputs),
                         status="running",
                         cost_usd=Decimal("0"),
@@ -191,6 +195,14 @@ class RunRecorder:
                     .values(
                         status="running",
                         error=None,
+                        **{
+                            k: v
+                            for k, v in (
+                                ("workspace", self.workspace),
+                                ("output_dir", self.output_dir),
+                            )
+                            if v is not None
+                        },
                         started_at=now,
                         heartbeat_at=now,
                         finished_at=None,
@@ -400,6 +412,8 @@ class ResumeInfo:
     inputs: dict[str, Any]
     results: dict[str, Any]
     user_id: int | None
+    workspace: str | None = None
+    output_dir: str | None = None
 
 
 def load_resume(session: Session, run_id: str) -> ResumeInfo:
@@ -428,6 +442,8 @@ def load_resume(session: Session, run_id: str) -> ResumeInfo:
         inputs=dict(run.inputs or {}),
         results=results,
         user_id=run.user_id,
+        workspace=run.workspace,
+        output_dir=run.output_dir,
     )
 
 
@@ -449,12 +465,15 @@ async def run_recorded(
     """
     from elexirion_app.pipelines.executor import run_pipeline
 
+    workspace, output_dir = kwargs.get("workspace"), kwargs.get("output_dir")
     recorder = RunRecorder(
         engine=engine,
         pipeline_yaml=pipeline_yaml,
         pipeline_path=pipeline_path,
         user_id=user_id,
         heartbeat_s=heartbeat_s,
+        workspace=str(Path(workspace).resolve()) if workspace is not None else None,
+        output_dir=str(Path(output_dir).resolve()) if output_dir is not None else None,
     )
     try:
         return await run_pipeline(doc, observers=[recorder, *observers], user_id=user_id, **kwargs)
@@ -495,8 +514,12 @@ async def resume_run(
     doc = load_text(
         info.pipeline_yaml, filename=info.pipeline_path or "<stored>", base_dir=base_dir
     )
+    if kwargs.get("workspace") is None and info.workspace:
+        kwargs["workspace"] = info.workspace
     if kwargs.get("workspace") is None and default_workspace is not None:
         kwargs["workspace"] = default_workspace(doc.workflow)
+    if kwargs.get("output_dir") is None and info.output_dir:
+        kwargs["output_dir"] = info.output_dir
     return await run_recorded(
         doc,
         pipeline_yaml=info.pipeline_yaml,

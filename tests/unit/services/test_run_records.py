@@ -186,20 +186,17 @@ async def test_resume_reuses_finished_steps(db_url: str, tmp_path: Path) -> None
     assert first.status == "failed" and failing.calls == 2
 
     counting = CountingProvider()
-    resumed = await resume_run(
-        first.run_id,
-        engine=engine,
-        provider_for=counting,
-        workspace=tmp_path / "ws",
-        output_dir=tmp_path / "out",
-    )
+    # No workspace/output_dir given: the resume continues where the run read and wrote.
+    resumed = await resume_run(first.run_id, engine=engine, provider_for=counting)
     assert resumed.status == "succeeded" and resumed.run_id == first.run_id
+    assert resumed.output_dir == (tmp_path / "out").resolve()
     # "first" is never sent to the provider again: only "second" and "third" are
     assert [r.prompt for r in counting.requests] == ["make a plan", "Mock implementation plan"]
     assert resumed.steps["first"]["text"] == "Mock response for simple test"
     with Session(engine) as s:
         run = s.get(Run, first.run_id)
         assert run is not None and run.status == "succeeded" and run.error is None
+        assert run.workspace == str((tmp_path / "ws").resolve())
         assert run.cost_usd == Decimal("0.005")  # 0.001 before + 0.003 + 0.001 now
         statuses = {r.name: r.status for r in s.exec(select(StepRun))}
         assert set(statuses.values()) == {"succeeded", "skipped"}
