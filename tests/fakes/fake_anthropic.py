@@ -1,0 +1,206 @@
+"""A fake Anthropic Messages API (``POST /v1/messages`` with ``stream: true``, SSE)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.base import FakeServer, Fault, Reset, SSEEvent, Status, reset_connection
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    name: str
+    input: dict[str, Any]
+    id: str = "toolu_01"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One streamed assistant message.
+
+    ``blocks`` are text strings or ``ToolUse``; text is sent in ``chunk``-character deltas and
+    tool input as ``input_json_delta`` pieces. ``usage`` keys: input, output, cache_read,
+    cache_write (the final, cumulative figures of ``message_delta``).
+    """
+
+    blocks: Sequence[str | ToolUse] = ("Hello world",)
+    stop_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    model: str | None = None
+    chunk: int = 5
+    fault: Fault | None = None
+    delay_s: float = 0.0
+
+
+def text(
+    answer: str,
+    *,
+    input: int = 10,
+    output: int = 5,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    fault: Fault | None = None,
+) -> Message:
+    """A plain text answer with the given (final) usage."""
+    usage = {"input": input, "output": output, "cache_read": cache_read, "cache_write": cache_write}
+    return Message((answer,), "end_turn", usage, fault=fault)
+
+
+def tool_use(name: str, args: dict[str, Any], *, id: str = "toolu_01", **usage: int) -> Message:
+    """A turn that asks for one tool call (``stop_reason: tool_use``)."""
+    u = {"input": 20, "output": 8, "cache_read": 0, "cache_write": 0, **usage}
+    return Message(("Let me look.", ToolUse(name, args, id)), "tool_use", u)
+
+
+def overloaded(**headers: str) -> Status:
+    body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    return Status(529, body, dict(headers))
+
+
+def rate_limited(retry_after: str = "0.01", **headers: str) -> Status:
+    body = {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limited"}}
+    return Status(429, body, {"retry-after": retry_after, **headers})
+
+
+def server_error(**headers: str) -> Status:
+    body = {"type": "error", "error": {"type": "api_error", "message": "Internal error"}}
+    return Status(500, body, {"retry-after-ms": "10", **headers})
+
+
+def _events(msg: Message, model: str) -> list[SSEEvent]:
+    u = {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0, **msg.usage}
+    start_usage = {
+        "input_tokens": u["input"],
+        "output_tokens": 1,
+        "cache_creation_input_tokens": u["cache_write"],
+        "cache_read_input_tokens": u["cache_read"],
+    }
+    events: list[SSEEvent] = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": msg.model or model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                },
+            },
+        ),
+        ("ping", {"type": "ping"}),
+    ]
+    for index, block in enumerate(msg.blocks):
+        if isinstance(block, str):
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
+            )
+            for i in range(0, len(block), msg.chunk):
+                events.append(
+                    (
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "text_delta", "text": block[i : i + msg.chunk]},
+                        },
+                    )
+                )
+        else:
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {
+                            "type": "tool_use",
+                            "id": block.id,
+                            "name": block.name,
+                            "input": {},
+                        },
+                    },
+                )
+            )
+            raw = json.dumps(block.input)
+            for i in range(0, len(raw), 7):
+                events.append(
+                    (
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": raw[i : i + 7]},
+                        },
+                    )
+                )
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": msg.stop_reason or "end_turn", "stop_sequence": None},
+                "usage": {
+                    "input_tokens": u["input"],
+                    "output_tokens": u["output"],
+                    "cache_creation_input_tokens": u["cache_write"],
+                    "cache_read_input_tokens": u["cache_read"],
+                },
+            },
+        )
+    )
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def _error_event(fault: Fault) -> SSEEvent:
+    return (
+        "error",
+        {"type": "error", "error": {"type": fault.error_type, "message": "mid-stream failure"}},
+    )
+
+
+class FakeAnthropic(FakeServer):
+    """Speaks the Messages streaming protocol; ``requests`` holds each request body."""
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/messages", self._messages)]
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        rec = await self.record(request)
+        reply = self.next_reply()
+        if isinstance(reply, Reset):
+            return await reset_connection(request)
+        if isinstance(reply, Status):
+            return await self.send_status(reply)
+        assert isinstance(reply, Message), reply
+        model = (rec.body or {}).get("model", "claude-test")
+        return await self.stream_sse(
+            request,
+            _events(reply, model),
+            reply.fault,
+            _error_event,
+            delay_s=reply.delay_s,
+            headers={"request-id": f"req_{len(self.requests)}"},
+        )
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests]
