@@ -7,11 +7,22 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fakes.fake_anthropic import FakeAnthropic
+from tests.fakes.fake_gemini import FakeGemini
 
 
 @pytest.fixture
 async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
     server = FakeAnthropic()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def fake_gemini() -> AsyncIterator[FakeGemini]:
+    server = FakeGemini()
     await server.start()
     try:
         yield server
