@@ -9,6 +9,6 @@ every request received. Use them inside a running event loop (``await srv.start(
 sync code in a background thread (``srv.start_in_thread()``).
 """
 
-from tests.fakes.base import FakeServer, Fault, Reset, Status
+from tests.fakes.base import FakeServer, Fault, Hang, Reset, Status
 
-__all__ = ["FakeServer", "Fault", "Reset", "Status"]
+__all__ = ["FakeServer", "Fault", "Hang", "Reset", "Status"]

@@ -31,6 +31,13 @@ class Reset:
 
 
 @dataclass(frozen=True)
+class Hang:
+    """Accept the request but send nothing (not even headers) for ``seconds``."""
+
+    seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Fault:
     """A stream fault applied after ``after`` wire events of the reply it wraps.
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import FakeServer, Fault, Reset, SSEEvent, Status, reset_connection
+from tests.fakes.base import FakeServer, Fault, Hang, Reset, SSEEvent, Status, reset_connection
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,9 @@ class FakeAnthropic(FakeServer):
         rec = await self.record(request)
         reply = self.next_reply()
         if isinstance(reply, Reset):
+            return await reset_connection(request)
+        if isinstance(reply, Hang):
+            await self.stall(reply.seconds)
             return await reset_connection(request)
         if isinstance(reply, Status):
             return await self.send_status(reply)

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import FakeServer, Fault, Reset, SSEEvent, Status, reset_connection
+from tests.fakes.base import FakeServer, Fault, Hang, Reset, SSEEvent, Status, reset_connection
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,9 @@ class FakeGemini(FakeServer):
             return web.json_response({"error": {"code": 404, "message": method}}, status=404)
         reply = self.next_reply()
         if isinstance(reply, Reset):
+            return await reset_connection(request)
+        if isinstance(reply, Hang):
+            await self.stall(reply.seconds)
             return await reset_connection(request)
         if isinstance(reply, Status):
             return await self.send_status(reply)

@@ -18,7 +18,7 @@ from elexirion_app.core.errors import (
 )
 from elexirion_app.core.types import LLMRequest, LLMResponse, StreamEvent, Usage
 from elexirion_app.providers.anthropic_provider import AnthropicProvider
-from tests.fakes.base import Fault, Reset, Status
+from tests.fakes.base import Fault, Hang, Reset, Status
 from tests.fakes.fake_anthropic import (
     FakeAnthropic,
     overloaded,
@@ -157,6 +157,24 @@ async def test_stalled_stream_times_out(fake_anthropic: FakeAnthropic) -> None:
             provider(fake_anthropic, timeout_s=0.4, max_retries=1), LLMRequest.from_prompt("x")
         )
     assert len(fake_anthropic.requests) == 2
+
+
+async def test_no_response_headers_is_a_timeout_retried_by_the_sdk(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.queue(Hang(5), text("after hang"))
+    events = await run(provider(fake_anthropic, timeout_s=0.4), LLMRequest.from_prompt("x"))
+    assert final(events).text == "after hang"
+    first, second = attempts(events)
+    assert first["status"] is None and first["error"].startswith("ProviderTimeout")
+    assert second["status"] == 200
+
+    fake_anthropic.queue(Hang(5), Hang(5))
+    with pytest.raises(ProviderTimeout) as info:
+        await run(
+            provider(fake_anthropic, timeout_s=0.3, max_retries=1), LLMRequest.from_prompt("x")
+        )
+    assert info.value.attempts == 2
 
 
 async def test_stall_then_success_marks_partial_text_for_discard(

@@ -17,7 +17,7 @@ from elexirion_app.core.errors import (
 )
 from elexirion_app.core.types import FunctionSpec, LLMRequest, LLMResponse, StreamEvent, Usage
 from elexirion_app.providers.gemini_provider import GeminiProvider
-from tests.fakes.base import Fault, Reset
+from tests.fakes.base import Fault, Hang, Reset
 from tests.fakes.fake_gemini import FakeGemini, Reply, function_call, status, text
 
 
@@ -149,6 +149,17 @@ async def test_stalled_stream_times_out(fake_gemini: FakeGemini) -> None:
     with pytest.raises(ProviderTimeout):
         await run(provider(fake_gemini, timeout_s=0.5, max_retries=1), req())
     assert len(fake_gemini.requests) == 2
+
+
+async def test_no_response_headers_is_a_timeout(fake_gemini: FakeGemini) -> None:
+    fake_gemini.queue(Hang(5), text("after hang"))
+    events = await run(provider(fake_gemini, timeout_s=0.4), req())
+    assert final(events).text == "after hang"
+    assert attempts(events)[0]["error"].startswith("ProviderTimeout")
+
+    fake_gemini.queue(Hang(5), Hang(5))
+    with pytest.raises(ProviderTimeout):
+        await run(provider(fake_gemini, timeout_s=0.3, max_retries=1), req())
 
 
 async def test_stall_then_success_marks_partial_text_for_discard(fake_gemini: FakeGemini) -> None:
