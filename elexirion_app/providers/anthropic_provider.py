@@ -28,7 +28,9 @@ Tool loop
 offered when the request has a workspace. On ``stop_reason == "tool_use"`` the tools run
 (``providers.tools``), their results go back as ``tool_result`` blocks (failures as
 ``is_error``), and the conversation continues for at most ``request.max_turns`` API calls.
-Usage and cost are summed over the turns (each turn's final usage). ``LLMResponse.text`` is the
+Usage and cost are summed over the turns (each turn's final usage).
+``temperature``/``top_p``/``top_k`` are not sent: the Messages API of anthropic 2.x has no
+sampling parameters (``messages.create`` rejects them). ``LLMResponse.text`` is the
 last turn's text (earlier turns' text is preamble such as "Let me look at the file").
 """
 
@@ -247,12 +249,9 @@ class AnthropicProvider:
         }
         if system:
             params["system"] = system
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
-        if request.top_p is not None:
-            params["top_p"] = request.top_p
-        if request.top_k is not None:
-            params["top_k"] = request.top_k
+        if (request.temperature, request.top_p, request.top_k) != (None, None, None):
+            # The Messages API of this SDK (anthropic 2.x) has no sampling parameters.
+            log.debug("claude: temperature/top_p/top_k are not supported; ignored")
         if offered:
             params["tools"] = tools.tool_definitions(offered)
         try:
@@ -471,6 +470,7 @@ class AnthropicProvider:
             return ProviderTimeout(provider=PROVIDER)
         if isinstance(exc, a.APIConnectionError | httpx2.TransportError | ConnectionError):
             return ProviderConnectionError(provider=PROVIDER)
+        log.warning("unexpected error from the claude stream", exc_info=exc)
         return ProviderResponseError(
             f"Claude sent an invalid answer ({type(exc).__name__})", provider=PROVIDER
         )

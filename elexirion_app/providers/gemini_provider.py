@@ -334,6 +334,7 @@ class GeminiProvider:
             return _Failed(ProviderTimeout(provider=PROVIDER), True, mid_stream)
         if _is_connection_error(exc):
             return _Failed(ProviderConnectionError(provider=PROVIDER), True, mid_stream)
+        log.warning("unexpected error from the gemini stream", exc_info=exc)
         return _Failed(
             ProviderResponseError(
                 f"Gemini sent an invalid answer ({type(exc).__name__})", provider=PROVIDER

@@ -315,3 +315,47 @@ async def test_disallowed_tools_and_no_tools_without_allowed(
     await run(provider(fake_anthropic), LLMRequest.from_prompt("y"))
     assert [t["name"] for t in fake_anthropic.bodies[0]["tools"]] == ["Read"]
     assert "tools" not in fake_anthropic.bodies[1]
+
+
+async def test_request_options_and_conversation_are_sent(fake_anthropic: FakeAnthropic) -> None:
+    from elexirion_app.core.types import ChatMessage
+
+    fake_anthropic.queue(text("third"))
+    request = LLMRequest(
+        messages=(
+            ChatMessage("user", "one"),
+            ChatMessage("assistant", "two"),
+            ChatMessage("user", "three?"),
+        ),
+        model="claude-opus-4-20250514",
+        temperature=0.2,
+        top_k=5,
+    )
+    resp = final(await run(provider(fake_anthropic), request))
+    assert resp.model == "claude-opus-4-7"  # retired id mapped
+    [body] = fake_anthropic.bodies
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    # anthropic 2.x's Messages API has no sampling parameters: they are not sent
+    assert not {"temperature", "top_k", "top_p"} & set(body)
+    assert "system" not in body and "tools" not in body
+
+
+async def test_request_max_retries_overrides_the_provider(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.queue(server_error(), text("never reached"))
+    with pytest.raises(ProviderResponseError) as info:
+        await run(provider(fake_anthropic), LLMRequest.from_prompt("x", max_retries=0))
+    assert info.value.status == 500 and info.value.attempts == 1
+    assert len(fake_anthropic.requests) == 1
+
+
+def test_fake_server_runs_in_a_thread_for_sync_callers() -> None:
+    import asyncio
+
+    fake = FakeAnthropic().start_in_thread()
+    try:
+        fake.queue(text("from a thread"))
+        p = AnthropicProvider("k", base_url=fake.url, timeout_s=2)
+        events = asyncio.run(run(p, LLMRequest.from_prompt("x")))
+        assert final(events).text == "from a thread"
+    finally:
+        fake.stop_thread()
