@@ -36,6 +36,7 @@ class Reply:
     chunk: int = 6
     fault: Fault | None = None
     model_version: str | None = None
+    delay_s: float = 0.0
 
 
 def text(
@@ -131,7 +132,9 @@ class FakeGemini(FakeServer):
         if isinstance(reply, Status):
             return await self.send_status(reply)
         assert isinstance(reply, Reply), reply
-        return await self.stream_sse(request, _events(reply, model), reply.fault, _error_event)
+        return await self.stream_sse(
+            request, _events(reply, model), reply.fault, _error_event, delay_s=reply.delay_s
+        )
 
     @property
     def bodies(self) -> list[dict[str, Any]]:

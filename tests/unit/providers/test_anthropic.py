@@ -359,3 +359,28 @@ def test_fake_server_runs_in_a_thread_for_sync_callers() -> None:
         assert final(events).text == "from a thread"
     finally:
         fake.stop_thread()
+
+
+async def test_tool_loop_retry_inside_a_turn_counts_only_the_good_attempt(
+    fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    (tmp_path / "f.txt").write_text("content")
+    fake_anthropic.queue(
+        tool_use("Read", {"path": "f.txt"}, input=100, output=10),
+        text("broken", input=999, output=999, fault=Fault("truncate", after=3)),
+        text("done", input=200, output=20),
+    )
+    req = LLMRequest.from_prompt("x", allowed_tools=("Read",), workspace=tmp_path)
+    events = await run(provider(fake_anthropic), req)
+    resp = final(events)
+    assert resp.text == "done" and resp.turns == 2
+    assert resp.usage == Usage(input=300, output=30)
+    atts = attempts(events)
+    assert [(a["turn"], a["attempt"], bool(a["error"])) for a in atts] == [
+        (1, 1, False),
+        (2, 2, True),
+        (2, 3, False),
+    ]
+    assert atts[1]["usage"]["input"] == 999  # the failed attempt keeps its own usage
+    # the retried turn re-sends the same conversation (with the tool result)
+    assert fake_anthropic.bodies[1]["messages"] == fake_anthropic.bodies[2]["messages"]
