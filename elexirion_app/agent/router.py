@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -58,8 +57,9 @@ class RouteDecision:
 
     ``candidates`` lists the pipelines considered (best first; for ``clarify`` the ones the
     question offers); ``missing_inputs`` the required inputs nobody gave; ``paths`` the paths
-    found in the message (kept so an override can re-map them); ``source`` is ``rules``,
-    ``llm`` or ``override``.
+    found in the message as ``kind:path`` (kept so an override can re-map them); ``source`` is
+    ``rules``, ``llm`` or ``override``; ``message`` is the routed message (an override of a
+    ``genesis`` decision reuses it).
     """
 
     kind: Kind
@@ -72,6 +72,18 @@ class RouteDecision:
     missing_inputs: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     source: str = "rules"
+    message: str = ""
+
+    def display(self) -> str:
+        """One line of markdown for the chat: what the agent is about to do or asks."""
+        if self.kind == "run":
+            given = ", ".join(f"{k}=`{v}`" for k, v in self.inputs.items() if _short_value(v))
+            return f"Running **{self.pipeline}**" + (f" with {given}" if given else "") + "."
+        if self.kind == "genesis":
+            return "Writing a new pipeline for: " + str(self.inputs.get("request", ""))[:200]
+        if self.kind == "clarify":
+            return self.question or "Could you say a bit more about what you want?"
+        return ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (for web state; ``from_dict`` restores it)."""
@@ -86,6 +98,7 @@ class RouteDecision:
             "missing_inputs": list(self.missing_inputs),
             "paths": list(self.paths),
             "source": self.source,
+            "message": self.message,
         }
 
     @classmethod
@@ -103,7 +116,12 @@ class RouteDecision:
             missing_inputs=tuple(str(c) for c in data.get("missing_inputs") or ()),
             paths=tuple(str(c) for c in data.get("paths") or ()),
             source=str(data.get("source") or "rules"),
+            message=str(data.get("message") or ""),
         )
+
+
+def _short_value(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) and len(str(value)) <= 80
 
 
 # --- text analysis --------------------------------------------------------------------------
@@ -174,15 +192,23 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+# Virtual documents matching nothing: keeps idf (and so confidence) comparable between a
+# catalogue of two pipelines and one of fifty.
+BACKGROUND_DOCS = 5
+SCORE_SCALE = 3.0  # a best score of SCORE_SCALE gives a strength of 1 - 1/e
+WEAK_CAP = 0.4  # confidence cap when nothing matched the name or keywords of the best pipeline
+
+
 @dataclass(frozen=True)
 class _Doc:
     entry: PipelineEntry
     tf: Mapping[str, float]
     length: float
+    strong: frozenset[str]  # terms of the name and keywords
 
 
 def _doc(entry: PipelineEntry) -> _Doc:
-    tf: Counter[str] = Counter()
+    tf: dict[str, float] = {}
     fields: list[tuple[str, float]] = [
         (entry.name, 3.0),
         (" ".join(entry.keywords), 2.0),
@@ -191,8 +217,9 @@ def _doc(entry: PipelineEntry) -> _Doc:
     ]
     for text, weight in fields:
         for tok in tokens(text):
-            tf[tok] += weight  # type: ignore[assignment]
-    return _Doc(entry, dict(tf), float(sum(tf.values())) or 1.0)
+            tf[tok] = tf.get(tok, 0.0) + weight
+    strong = frozenset(tokens(f"{entry.name} {' '.join(entry.keywords)}"))
+    return _Doc(entry, tf, sum(tf.values()) or 1.0, strong)
 
 
 @dataclass(frozen=True)
@@ -200,6 +227,7 @@ class Scored:
     entry: PipelineEntry
     score: float
     matched: tuple[str, ...]
+    strong: bool = False  # a matched term is in the pipeline's name or keywords
 
 
 def score_pipelines(message: str, catalogue: Sequence[PipelineEntry]) -> list[Scored]:
@@ -220,24 +248,29 @@ def score_pipelines(message: str, catalogue: Sequence[PipelineEntry]) -> list[Sc
             if not tf:
                 continue
             df = sum(1 for d in docs if term in d.tf)
-            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            idf = math.log(1 + (n + BACKGROUND_DOCS - df + 0.5) / (df + 0.5))
             total += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc.length / avg))
             matched.append(term)
-        scored.append(Scored(doc.entry, total, tuple(matched)))
+        strong = any(t in doc.strong for t in matched)
+        scored.append(Scored(doc.entry, total, tuple(matched), strong))
     order = {id(e): i for i, e in enumerate(catalogue)}
     scored.sort(key=lambda s: (-s.score, order[id(s.entry)]))
     return scored
 
 
 def confidence_of(scored: Sequence[Scored]) -> float:
-    """Strength of the best score times its margin over the runner-up, in [0, 1]."""
+    """Strength of the best score times its margin over the runner-up, in [0, 1]; at most
+    ``WEAK_CAP`` when only descriptions matched (no name or keyword)."""
     if not scored or scored[0].score <= 0:
         return 0.0
     top = scored[0].score
     second = scored[1].score if len(scored) > 1 else 0.0
-    strength = 1 - math.exp(-top / 1.2)
+    strength = 1 - math.exp(-top / SCORE_SCALE)
     margin = (top - second) / top
-    return round(strength * (0.4 + 0.6 * margin), 3)
+    confidence = strength * (0.4 + 0.6 * margin)
+    if not scored[0].strong:
+        confidence = min(confidence, WEAK_CAP)
+    return round(confidence, 3)
 
 
 # --- inputs from the message ------------------------------------------------------------------
@@ -256,7 +289,7 @@ _DIR_PHRASE = re.compile(
 )
 _NOT_DIRS = frozenset({"structure", "layout", "names", "tree", "content", "contents", "size"})
 _FOCUS = re.compile(
-    r"\b(?:focus(?:ing)?\s+on|concentrat\w*\s+on|looking\s+(?:at|for)|goal\s*:)\s+(.+?)(?:[.!?]\s|[.!?]?$)",
+    r"\b(?:focus(?:ing)?\s+on|concentrat\w*\s+on|looking\s+for|goal\s*:)\s+(.+?)(?:[.!?]\s|[.!?]?$)",
     re.IGNORECASE,
 )
 _FOCUS_INPUTS = ("focus", "goal", "topic", "aspect", "aspects")
@@ -324,11 +357,9 @@ def _map_paths(entry: PipelineEntry, paths: Sequence[tuple[str, str]]) -> dict[s
                 values.setdefault(glob_in.name, name)
             elif dir_in and dir_in.name not in values:
                 values[dir_in.name] = path
-        elif kind == "dir":
+        elif kind == "dir":  # never a file input: "refactor src/" asks which file
             if dir_in and dir_in.name not in values:
                 values[dir_in.name] = path
-            elif file_in and not dir_in and file_in.name not in values:
-                values[file_in.name] = path
         elif kind == "glob" and glob_in and glob_in.name not in values:
             values[glob_in.name] = path
     return values
@@ -376,7 +407,7 @@ _GENESIS = re.compile(
 )
 _QUESTION = re.compile(
     r"^\s*(?:what|why|how|who|when|where|which|is|are|was|were|does|do\s+you|did|explain|"
-    r"tell\s+me\s+about|describe|hi|hello|hey|thanks|thank\s+you)\b",
+    r"tell\s+me\s+about|describe)\b",
     re.IGNORECASE,
 )
 _REQUEST = re.compile(
@@ -392,7 +423,6 @@ _TASK_WORDS = re.compile(
 _ORDINALS = {
     "first": 0,
     "1st": 0,
-    "one": 0,
     "second": 1,
     "2nd": 1,
     "two": 1,
@@ -403,8 +433,28 @@ _ORDINALS = {
 }
 
 
+_GREETING = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|hiya|thanks|thank\s+you|good\s+(?:morning|afternoon|evening))"
+    r"(?:\s+there)?[\s,.!:;-]*)+",
+    re.IGNORECASE,
+)
+_YES = re.compile(
+    r"^\s*(?:yes|yeah|yep|yup|sure|ok|okay|please\s+do|do\s+it|go\s+ahead|run\s+it|"
+    r"start\s+it|go\s+for\s+it|sounds\s+good)\b[\s\w,.!]{0,20}$",
+    re.IGNORECASE,
+)
+
+
 def _is_question(message: str) -> bool:
-    return bool(_QUESTION.search(message)) and not _REQUEST.search(message)
+    """A question (not a polite request such as "can you ..."), after any greeting."""
+    text = _GREETING.sub("", message)
+    return bool(_QUESTION.search(text)) and not _REQUEST.search(text)
+
+
+def _names_a_pipeline(message: str, catalogue: Sequence[PipelineEntry]) -> bool:
+    return any(
+        re.search(rf"\b{_name_pattern(e.name)}\b", message, re.IGNORECASE) for e in catalogue
+    )
 
 
 def _genesis(message: str, reason: str, source: str = "rules") -> RouteDecision:
@@ -426,7 +476,7 @@ def _describe(entry: PipelineEntry) -> str:
 
 
 def clarify_question(candidates: Sequence[PipelineEntry]) -> str:
-    """ "Did you mean A or B?" listing the candidates (or every pipeline when none)."""
+    """The clarifying question offering ``candidates`` (one: "run X?"; several: a list)."""
     if not candidates:
         return "I am not sure what to do. Could you say which task you want, or ask me anything?"
     if len(candidates) == 1:
@@ -532,13 +582,19 @@ def detect_override(
     if best is None:
         return None
     entry = best[1]
+    if entry.name == GENESIS_PIPELINE:
+        # "use genesis instead": the earlier message was the description of the new pipeline.
+        earlier = previous_decision.message if previous_decision is not None else ""
+        request = earlier if earlier and len(text.split()) <= 8 else text
+        decision = _genesis(request, "you asked for a new pipeline", source="override")
+        return replace(decision, confidence=1.0, message=text)
     if previous_decision is not None and previous_decision.pipeline == entry.name:
         reason = f"you asked for {entry.name}"
     elif previous_decision is not None and previous_decision.pipeline:
         reason = f"you asked for {entry.name} instead of {previous_decision.pipeline}"
     else:
         reason = f"you asked for {entry.name}"
-    return _run_or_ask(
+    decision = _run_or_ask(
         entry,
         text,
         confidence=1.0,
@@ -546,6 +602,7 @@ def detect_override(
         source="override",
         carried=_paths_of(previous_decision),
     )
+    return replace(decision, message=text)
 
 
 def _pick_from_previous(
@@ -558,6 +615,8 @@ def _pick_from_previous(
     candidates = [by_name[c] for c in previous.candidates if c in by_name]
     carried = _paths_of(previous)
     chosen: PipelineEntry | None = None
+    if len(candidates) == 1 and not previous.missing_inputs and _YES.search(text):
+        chosen = candidates[0]
     if len(candidates) > 1:
         for entry in candidates:
             if re.search(rf"\b{_name_pattern(entry.name)}\b", text, re.IGNORECASE):
@@ -614,6 +673,15 @@ def route_offline(
 ) -> RouteDecision:
     """The deterministic router (no model call); see the module docstring."""
     text = message[:MAX_MESSAGE_CHARS].strip()
+    return replace(_route_rules(text, catalogue, previous, threshold), message=text)
+
+
+def _route_rules(
+    text: str,
+    catalogue: Sequence[PipelineEntry],
+    previous: RouteDecision | None,
+    threshold: float,
+) -> RouteDecision:
     if not text:
         return RouteDecision(kind="answer", reason="empty message")
     forced = detect_override(text, catalogue, previous)
@@ -641,11 +709,20 @@ def route_offline(
             )
         return RouteDecision(kind="answer", confidence=1.0, reason="no pipeline matches")
     if _is_question(text):
+        if _names_a_pipeline(text, catalogue) or confidence < threshold:
+            return RouteDecision(
+                kind="answer",
+                confidence=confidence,
+                reason=f"a question, not a request to run something (closest: {top.entry.name})",
+                candidates=(top.entry.name,),
+            )
         return RouteDecision(
-            kind="answer",
+            kind="clarify",
             confidence=confidence,
-            reason=f"a question, not a request to run something (closest: {top.entry.name})",
+            reason=f"a question that {top.entry.name} could answer; asking before running it",
+            question=clarify_question([top.entry]),
             candidates=(top.entry.name,),
+            paths=tuple(f"{k}:{p}" for k, p in extract_paths(text)),
         )
     matched = ", ".join(dict.fromkeys(t.lstrip("@") for t in top.matched))
     contenders = [s for s in scored if s.score >= TIE_RATIO * top.score]
@@ -767,7 +844,7 @@ def _from_model(
     raw_inputs = data.get("inputs") or {}
     if not isinstance(raw_inputs, Mapping):
         raise _Unusable("inputs is not a JSON object")
-    if kind == "genesis":
+    if kind == "genesis" or (entry is not None and entry.name == GENESIS_PIPELINE):
         return _genesis(message, reason, source="llm")
     if kind == "answer":
         return RouteDecision(kind="answer", confidence=confidence, reason=reason, source="llm")
@@ -844,7 +921,8 @@ async def route(
     threshold: float = CONFIDENCE_THRESHOLD,
 ) -> RouteDecision:
     """Decide what to do with ``message`` (see the module docstring); never raises for a
-    provider failure or a bad model answer."""
+    provider failure or a bad model answer. ``history`` is the conversation before
+    ``message`` (oldest first); ``previous`` the decision of the previous turn, if any."""
     text = message[:MAX_MESSAGE_CHARS].strip()
     if provider is None or provider.offline or not text:
         return route_offline(text, catalogue, previous=previous, threshold=threshold)
@@ -854,18 +932,21 @@ async def route(
     if previous is not None and previous.kind == "clarify":
         picked = _pick_from_previous(text, catalogue, previous)
         if picked is not None:
-            return picked
+            return replace(picked, message=text)
     try:
         response = await complete(provider, router_request(text, catalogue, history))
         data = response.structured if isinstance(response.structured, Mapping) else None
         if data is None:
             data = _parse_json(response.text)
-        return _from_model(data, text, catalogue, threshold)
+        return replace(_from_model(data, text, catalogue, threshold), message=text)
     except (_Unusable, ElexirionError) as exc:
         why = _fallback_reason(exc)
         log.warning("router: %s; routing by keywords", why)
-        decision = route_offline(text, catalogue, previous=previous, threshold=threshold)
-        return replace(decision, reason=f"{why}; routed by keywords: {decision.reason}")
+    except Exception as exc:  # a provider bug must not break the chat: log it, use the rules
+        log.exception("router: the LLM call crashed")
+        why = _fallback_reason(exc)
+    decision = route_offline(text, catalogue, previous=previous, threshold=threshold)
+    return replace(decision, reason=f"{why}; routed by keywords: {decision.reason}")
 
 
 __all__ = [

@@ -361,3 +361,84 @@ async def test_overrides_and_offline_providers_never_call_a_model() -> None:
     offline = await route("analyze my code quality", CATALOGUE, provider=MockProvider())
     assert offline == route_offline("analyze my code quality", CATALOGUE)
     assert provider.requests == []
+
+
+def test_a_greeting_does_not_hide_the_request() -> None:
+    decision = route_offline("hey, analyze my code quality", CATALOGUE)
+    assert (decision.kind, decision.pipeline) == ("run", "code_analysis")
+
+
+def test_a_question_a_pipeline_could_answer_is_offered_then_confirmed() -> None:
+    offer = route_offline("is the code quality of my project any good?", CATALOGUE)
+    assert offer.kind == "clarify"
+    assert offer.candidates == ("code_analysis",)
+    assert offer.question is not None and "run code_analysis" in offer.question
+    confirmed = route_offline("yes please", CATALOGUE, previous=offer)
+    assert (confirmed.kind, confirmed.pipeline) == ("run", "code_analysis")
+    assert route_offline("no thanks", CATALOGUE, previous=offer).kind == "answer"
+
+
+def test_use_genesis_instead_turns_the_earlier_message_into_the_request() -> None:
+    first = route_offline("summarise my changelog into release notes", CATALOGUE)
+    assert first.kind != "genesis" and first.message.startswith("summarise my changelog")
+    forced = route_offline("no, use genesis instead", CATALOGUE, previous=first)
+    assert forced.kind == "genesis" and forced.source == "override"
+    assert forced.inputs == {"request": "summarise my changelog into release notes"}
+
+
+async def test_llm_choosing_the_genesis_pipeline_means_genesis() -> None:
+    answer = {
+        "kind": "run",
+        "pipeline": "genesis",
+        "inputs": {"description": "x"},
+        "confidence": 0.9,
+        "reason": "new pipeline",
+        "question": None,
+    }
+    decision = await route("I need a pipeline for X", CATALOGUE, provider=ScriptedProvider(answer))
+    assert decision.kind == "genesis" and decision.inputs == {"request": "I need a pipeline for X"}
+    assert decision.message == "I need a pipeline for X"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "write unit tests for src/app.py",  # only a description word ("write") matches
+        "list the files",
+        "make my code faster",
+    ],
+)
+def test_weak_or_tied_evidence_asks_instead_of_guessing(message: str) -> None:
+    decision = route_offline(message, CATALOGUE)
+    assert decision.kind == "clarify", decision.reason
+    assert decision.question and decision.candidates
+
+
+def test_a_folder_never_fills_a_file_input() -> None:
+    decision = route_offline("refactor everything in src/", CATALOGUE)
+    assert decision.kind == "clarify" and decision.pipeline == "refactoring"
+    assert decision.missing_inputs == ("file",)
+    assert decision.paths == ("dir:src",)
+
+
+class _BuggyProvider(ScriptedProvider):
+    async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
+        raise KeyError("a bug in a provider")
+        yield  # pragma: no cover
+
+
+async def test_a_crashing_provider_falls_back_too() -> None:
+    decision = await route("analyze my code quality", CATALOGUE, provider=_BuggyProvider())
+    assert (decision.kind, decision.pipeline) == ("run", "code_analysis")
+    assert "KeyError" in decision.reason
+
+
+def test_display_lines_for_the_chat() -> None:
+    run = route_offline("please refactor src/utils.py", CATALOGUE)
+    assert run.display().startswith("Running **refactoring** with ")
+    assert "file=`src/utils.py`" in run.display()
+    ask = route_offline("do something with my code", CATALOGUE)
+    assert ask.display() == ask.question
+    new = route_offline("create a pipeline that sorts my notes", CATALOGUE)
+    assert new.display() == "Writing a new pipeline for: create a pipeline that sorts my notes"
+    assert route_offline("hi", CATALOGUE).display() == ""
