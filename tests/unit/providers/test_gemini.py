@@ -17,7 +17,7 @@ from elexirion_app.core.errors import (
 )
 from elexirion_app.core.types import FunctionSpec, LLMRequest, LLMResponse, StreamEvent, Usage
 from elexirion_app.providers.gemini_provider import GeminiProvider
-from tests.fakes.base import Fault, Hang, Reset
+from tests.fakes.base import Fault, Hang, Reset, Status
 from tests.fakes.fake_gemini import FakeGemini, Reply, function_call, status, text
 
 
@@ -249,3 +249,20 @@ async def test_structured_output(fake_gemini: FakeGemini) -> None:
     fake_gemini.queue(Reply("not json"))
     with pytest.raises(ProviderResponseError):
         await run(provider(fake_gemini), req("Plan it", response_schema=schema))
+
+
+async def test_retry_delay_from_google_retry_info(fake_gemini: FakeGemini) -> None:
+    body = {
+        "error": {
+            "code": 429,
+            "message": "quota",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.03s"}
+            ],
+        }
+    }
+    fake_gemini.queue(Status(429, body), text("ok"))
+    events = await run(provider(fake_gemini), req())
+    assert final(events).text == "ok"
+    assert attempts(events)[0]["retry_after_s"] == pytest.approx(0.03)

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from elexirion_app.providers import tools
 from elexirion_app.providers.tools import run_tool, select_tools
@@ -135,3 +137,21 @@ def test_select_tools() -> None:
     defs = tools.tool_definitions(offered)
     assert [d["name"] for d in defs] == ["Read", "Grep"]
     assert all(d["input_schema"]["type"] == "object" for d in defs)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    parts=st.lists(
+        st.sampled_from(["..", ".", "src", "pkg", "app.py", "/", "~", "x"]), min_size=1, max_size=6
+    )
+)
+def test_no_path_resolves_outside_the_workspace(ws: Path, parts: list[str]) -> None:
+    import asyncio
+
+    raw = "/".join(parts)
+    result = asyncio.run(run_tool("Read", {"path": raw}, ws, ALL))
+    assert "SECRET" not in result.output
+    listing = asyncio.run(run_tool("LS", {"path": raw}, ws, ALL))
+    assert "secret.txt" not in listing.output
