@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-FaultKind = Literal["truncate", "stall", "error_event", "reset"]
+FaultKind = Literal["truncate", "stall", "pings", "error_event", "reset"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class Fault:
     """A stream fault applied after ``after`` wire events of the reply it wraps.
 
     ``truncate``: end the body cleanly but early; ``stall``: stop sending for ``seconds``;
-    ``error_event``: send a provider error event; ``reset``: abort the TCP connection.
+    ``pings``: keep the connection alive with SSE ``ping`` events only (every 0.1 s) for
+    ``seconds``; ``error_event``: send a provider error event; ``reset``: abort the TCP
+    connection.
     """
 
     kind: FaultKind
@@ -219,6 +221,16 @@ class FakeServer:
             return True
         if fault.kind == "stall":
             await self.stall(fault.seconds)
+            return True
+        if fault.kind == "pings":
+            assert self._closing is not None
+            deadline = asyncio.get_running_loop().time() + fault.seconds
+            while not self._closing.is_set() and asyncio.get_running_loop().time() < deadline:
+                try:
+                    await resp.write(_sse("ping", {"type": "ping"}))
+                except (ConnectionError, RuntimeError):
+                    return True
+                await asyncio.sleep(0.1)
             return True
         name, data = error_event(fault)
         await resp.write(_sse(name, data))

@@ -177,6 +177,14 @@ async def test_no_response_headers_is_a_timeout_retried_by_the_sdk(
     assert info.value.attempts == 2
 
 
+async def test_ping_only_stream_hits_the_idle_timeout(fake_anthropic: FakeAnthropic) -> None:
+    # pings keep the socket busy (no httpx read timeout); the idle timeout still fires
+    fake_anthropic.queue(text("hello world", fault=Fault("pings", after=3, seconds=5)))
+    p = provider(fake_anthropic, timeout_s=5.0, idle_timeout_s=0.5, max_retries=0)
+    with pytest.raises(ProviderTimeout):
+        await run(p, LLMRequest.from_prompt("x"))
+
+
 async def test_stall_then_success_marks_partial_text_for_discard(
     fake_anthropic: FakeAnthropic,
 ) -> None:
