@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -87,14 +89,43 @@ def extract_yaml(text: str) -> str:
     return body.strip("\n") + "\n"
 
 
-def check_yaml(yaml_text: str, filename: str = GENERATED_FILE) -> tuple[list[Problem], str]:
-    """Load and validate pipeline YAML: (problems, workflow name)."""
+def check_yaml(
+    yaml_text: str,
+    filename: str = GENERATED_FILE,
+    *,
+    base_dir: Path | None = None,
+    expected_name: str | None = None,
+) -> tuple[list[Problem], str]:
+    """Load and validate pipeline YAML: (problems, workflow name).
+
+    Nested ``pipeline_file`` references resolve against ``base_dir`` (the folder the pipeline
+    will live in); without one, against an empty temporary folder, so generated text can never
+    make the validator read the server's own files. ``expected_name`` adds an error when the
+    workflow is named otherwise.
+    """
+    if base_dir is None:
+        with tempfile.TemporaryDirectory(prefix="genesis-") as empty:
+            return check_yaml(
+                yaml_text, filename, base_dir=Path(empty), expected_name=expected_name
+            )
     try:
-        doc = load_text(yaml_text, filename=filename)
+        doc = load_text(yaml_text, filename=filename, base_dir=base_dir)
     except PipelineValidationError as exc:
         return list(exc.problems), ""
-    name = doc.workflow.get("name")
-    return validate_document(doc), str(name) if isinstance(name, str | int) else ""
+    problems = validate_document(doc)
+    raw = doc.workflow.get("name")
+    name = str(raw) if isinstance(raw, str | int) else ""
+    if expected_name and name and name != expected_name:
+        problems.append(
+            Problem(
+                message=f"the workflow is named '{name}', not '{expected_name}'",
+                path="name",
+                file=filename,
+                line=doc.line_of(("name",)),
+                hint=f"name: {expected_name}",
+            )
+        )
+    return problems, name
 
 
 def _has_errors(problems: list[Problem]) -> bool:
@@ -323,8 +354,13 @@ async def generate_pipeline(
     *,
     max_tries: int = 3,
     name: str | None = None,
+    base_dir: Path | None = None,
 ) -> GenesisResult:
-    """Generate pipeline YAML for ``request`` (see the module docstring)."""
+    """Generate pipeline YAML for ``request`` (see the module docstring).
+
+    ``name`` fixes the workflow name (the model is asked for it and held to it); ``base_dir``
+    is where nested ``pipeline_file`` references resolve (see ``check_yaml``).
+    """
     request = " ".join(str(request or "").split())
     if not request:
         raise InputError("Describe the pipeline you want first.")
@@ -337,7 +373,7 @@ async def generate_pipeline(
         raise InputError("A pipeline name is letters, digits, '_' or '-' and starts with a letter.")
     if provider.offline:
         yaml_text = offline_pipeline(request, name)
-        problems, got = check_yaml(yaml_text)
+        problems, got = check_yaml(yaml_text, base_dir=base_dir)
         return GenesisResult(
             yaml_text=yaml_text,
             valid=not _has_errors(problems),
@@ -376,7 +412,7 @@ async def generate_pipeline(
         attempts += 1
         usage, cost = usage + response.usage, cost + response.cost
         yaml_text = extract_yaml(response.text)
-        problems, got = check_yaml(yaml_text)
+        problems, got = check_yaml(yaml_text, base_dir=base_dir, expected_name=name)
         if not _has_errors(problems):
             return GenesisResult(yaml_text, True, problems, attempts, got, False, usage, cost)
         log.info("genesis: attempt %d has %d problem(s)", attempts, len(problems))

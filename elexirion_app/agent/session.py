@@ -3,14 +3,14 @@
 CONTRACT:
 - ``build_context(messages, run_summaries=(), budget_tokens=DEFAULT_BUDGET) -> list[ChatMessage]``
   ``messages`` is the conversation oldest first; its last message is the current user turn and
-  is always kept, last (truncated with a marker only if it alone exceeds the budget; when no
-  earlier turn fits, the context block is prefixed to it). Run summaries
-  (newest kept first, at most a third of the budget) and a note about omitted older turns go
-  into one context block at the start; then the newest earlier turns that fit, whole. The
-  result starts with a user message and its estimated size (``estimate_tokens``, ~4 characters
-  a token) never exceeds ``budget_tokens``.
+  is always kept, last (truncated in the middle with a marker only if it alone exceeds the
+  budget). Run summaries (newest kept first, at most a third of the budget) and a note about
+  omitted older turns form one context block, merged into the first kept user message (so
+  roles keep alternating; with no earlier turn kept, that is the current message); then the
+  newest earlier turns that fit, whole. The result starts with a user message and its
+  estimated size (``estimate_tokens``, ~4 characters a token) never exceeds ``budget_tokens``.
 - ``RunSummary`` / ``summarise_run(outcome)``: a short text of one run (pipeline, status, key
-  outputs, cost) for that block.
+  outputs, cost) for that block; ``to_dict``/``from_dict`` to keep it with a chat message.
 - ``session_text(messages, last_n=None) -> str``: "User: ...\\nAssistant: ..." lines.
 - ``make_session_store(load_messages, budget_tokens=...)``: the executor's ``session_store``
   hook (``Callable[[str], str | Awaitable[str]]``, see ``pipelines.executor.SessionStore``):
@@ -53,6 +53,34 @@ class RunSummary:
     cost: Decimal = Decimal("0")
     run_id: str = ""
     error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "outputs": dict(self.outputs),
+            "cost": str(self.cost),
+            "run_id": self.run_id,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
+        outputs = data.get("outputs")
+        try:
+            cost = Decimal(str(data.get("cost") or "0"))
+        except ArithmeticError:
+            cost = Decimal("0")
+        return cls(
+            pipeline=str(data.get("pipeline") or "?"),
+            status=str(data.get("status") or "?"),
+            outputs={str(k): str(v) for k, v in outputs.items()}
+            if isinstance(outputs, Mapping)
+            else {},
+            cost=cost,
+            run_id=str(data.get("run_id") or ""),
+            error=str(data["error"]) if data.get("error") else None,
+        )
 
     def text(self) -> str:
         head = f"Run of pipeline '{self.pipeline}': {self.status}, cost ${self.cost:.4f}"
@@ -118,7 +146,8 @@ def _summary_text(item: RunSummary | str) -> str:
 
 
 def _omitted_note(dropped: Sequence[ChatMessage], *, brief: bool = False) -> str:
-    """ "(N earlier message(s) omitted; earlier you asked: ...)" (without the quotes if brief)."""
+    """The note standing for dropped turns: how many, and (unless ``brief``) the newest
+    questions among them."""
     if not dropped:
         return ""
     asks = [m.content for m in dropped if m.role == "user"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,18 @@ def test_a_user_pipeline_with_keywords_is_routable(tmp_path: Path) -> None:
     decision = route_offline("please translate docs/intro.md", catalogue)
     assert decision.kind == "run" and decision.pipeline == "translate_docs"
     assert decision.inputs == {"document": "docs/intro.md", "language": "French"}
+
+
+def test_the_agent_layer_loads_no_reflex_or_dspy() -> None:
+    code = (
+        "import sys, json\n"
+        "import elexirion_app.agent.router, elexirion_app.agent.session\n"
+        "import elexirion_app.agent.genesis, elexirion_app.agent.catalogue\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    loaded = set(json.loads(out))
+    assert not any(m == "reflex" or m.startswith("reflex.") for m in loaded)
+    assert "dspy" not in loaded

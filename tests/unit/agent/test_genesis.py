@@ -209,3 +209,22 @@ async def test_bad_requests_are_input_errors() -> None:
         await generate_pipeline("x" * 5000, MockProvider())
     with pytest.raises(InputError):
         await generate_pipeline("ok", MockProvider(), name="../evil")
+
+
+async def test_the_model_is_held_to_the_requested_name() -> None:
+    provider = ScriptedProvider(_fenced(VALID), _fenced(VALID.replace("release_notes", "notes")))
+    result = await generate_pipeline(REQUEST, provider, name="notes")
+    assert result.valid and result.name == "notes" and result.attempts == 2
+    assert "Name it `notes`" in provider.requests[0].prompt
+    assert "the workflow is named 'release_notes', not 'notes'" in provider.requests[1].prompt
+
+
+def test_nested_pipeline_files_never_resolve_against_the_server(tmp_path: Path) -> None:
+    step = "    - name: sub\n      type: pipeline\n      pipeline_file: pipelines/genesis.yaml\n"
+    nested = VALID + step
+    problems, _ = check_yaml(nested)  # the repository's own pipelines/ is not visible
+    assert any("not found" in p.message for p in problems)
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "genesis.yaml").write_text(VALID)
+    problems, _ = check_yaml(nested, base_dir=tmp_path)
+    assert [p.format() for p in problems if p.severity == "error"] == []

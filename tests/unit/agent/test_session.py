@@ -143,6 +143,8 @@ def test_summarise_run_of_a_real_outcome() -> None:
     assert "analyse: Found two bugs." in text
     assert "skipped: (skipped)" in text
     assert len(summary.outputs["report"]) <= 240
+    assert RunSummary.from_dict(summary.to_dict()) == summary
+    assert RunSummary.from_dict({"cost": "not a number"}).cost == Decimal("0")
 
 
 def test_session_text_formats_turns() -> None:
