@@ -442,3 +442,40 @@ def test_display_lines_for_the_chat() -> None:
     new = route_offline("create a pipeline that sorts my notes", CATALOGUE)
     assert new.display() == "Writing a new pipeline for: create a pipeline that sorts my notes"
     assert route_offline("hi", CATALOGUE).display() == ""
+
+
+@pytest.mark.parametrize(
+    "message", ["analyze my code quality in src/", "please refactor src/app.py"]
+)
+async def test_routed_inputs_run_the_shipped_pipeline_offline(message: str, tmp_path: Path) -> None:
+    from elexirion_app.pipelines.executor import run_pipeline
+
+    decision = route_offline(message, CATALOGUE)
+    assert decision.kind == "run" and decision.pipeline
+    entry = next(e for e in CATALOGUE if e.name == decision.pipeline)
+    workspace = tmp_path / "ws"
+    (workspace / "src").mkdir(parents=True)
+    (workspace / "src" / "app.py").write_text("def add(a, b):\n    return a + b\n")
+    outcome = await run_pipeline(
+        entry.path,
+        inputs=decision.inputs,
+        workspace=workspace,
+        output_dir=tmp_path / "out",
+        provider_for=lambda _: MockProvider(),
+    )
+    assert outcome.status == "succeeded", outcome.error
+
+
+async def test_a_generated_pipeline_joins_the_catalogue_and_is_routable(tmp_path: Path) -> None:
+    from elexirion_app.agent.genesis import generate_pipeline
+
+    result = await generate_pipeline(
+        "create a pipeline that translates release notes into French", MockProvider()
+    )
+    assert result.valid
+    (tmp_path / f"{result.name}.yaml").write_text(result.yaml_text)
+    catalogue = load_catalogue([PIPELINES, tmp_path])
+    assert result.name in _names(catalogue)
+    decision = route_offline(f"run {result.name}", catalogue)
+    assert (decision.kind, decision.pipeline) == ("run", result.name)
+    assert decision.inputs["task"] == "Translates release notes into French"
