@@ -20,8 +20,11 @@ run: deps bun migrate
 	$(BIN)/reflex run --env prod --single-port
 
 ## test: lint, type-check, unit and browser tests (installs Chromium from apt if missing)
+# Unit and browser tests run in separate processes: Playwright's sync API keeps an event loop
+# running in the main thread, which the asyncio tests cannot share.
 test: deps bun chromium lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/integration
 
 lint: deps
 	$(BIN)/ruff check .

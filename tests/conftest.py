@@ -21,6 +21,7 @@ def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'test.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("ELEXIRION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ELEXIRION_CHAT_TOKEN_DELAY_S", "0")
     config.get_settings.cache_clear()
     db_engine.create_all(db_engine.get_engine(url))
     yield url

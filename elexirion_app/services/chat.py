@@ -21,6 +21,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from elexirion_app.config import get_settings
+from elexirion_app.core import pricing
 from elexirion_app.core.errors import ElexirionError, InputError, NotFound
 from elexirion_app.core.types import ChatMessage, LLMRequest, Usage
 from elexirion_app.db.engine import session_scope
@@ -367,28 +368,39 @@ class ReplyChunk:
     text: str = ""
     final: MessageView | None = None
     error: str | None = None
+    reset: bool = False
 
 
 async def stream_reply(
-    user_id: int, assistant_message_id: int, provider: Provider
+    user_id: int,
+    assistant_message_id: int,
+    provider: Provider,
+    *,
+    messages: list[ChatMessage] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> AsyncIterator[ReplyChunk]:
     """Generate the assistant reply for a placeholder made by a turn function.
 
     Yields text chunks as they arrive, then a final chunk with the persisted message. A stop
     request ends it early (status ``stopped``, the partial text kept); provider failures end
-    it with a clear error message (status ``error``).
+    it with a clear error message (status ``error``). ``messages`` replaces the branch
+    history as the model's context (the agent passes a trimmed context with run summaries).
+    A retried attempt that already streamed text yields a chunk with ``reset=True``: the
+    partial text so far is void.
     """
     with session_scope() as session:
         msg = owned_message(session, user_id, assistant_message_id)
         if msg.role != "assistant":
             raise NotFound("This message does not exist.")
         conversation_id = msg.conversation_id
-        messages = branch_history(session, user_id, assistant_message_id)
+        if messages is None:
+            messages = branch_history(session, user_id, assistant_message_id)
     request = LLMRequest(messages=tuple(messages), kind="chat")
     started = time.perf_counter()
     parts: list[str] = []
     status, error, model = "complete", None, ""
     usage, cost = Usage(), Decimal("0")
+    attempts: list[dict[str, Any]] = []
     try:
         async for event in provider.stream(request):
             if assistant_message_id in _stop_requested:
@@ -397,10 +409,17 @@ async def stream_reply(
             if event.kind == "delta" and event.text:
                 parts.append(event.text)
                 yield ReplyChunk(text=event.text)
+            elif event.kind == "attempt":
+                attempts.append(dict(event.data))
+                if event.data.get("discard_partial"):
+                    parts.clear()
+                    yield ReplyChunk(reset=True)
             elif event.kind == "usage" and event.usage is not None:
                 usage = event.usage
             elif event.kind == "done" and event.response is not None:
                 usage, cost, model = event.response.usage, event.response.cost, event.response.model
+                if event.response.text and event.response.text != "".join(parts):
+                    parts = [event.response.text]  # the final response is authoritative
     except ElexirionError as exc:
         status, error = "error", exc.user_message
     except Exception:  # never a traceback in the UI
@@ -424,6 +443,8 @@ async def stream_reply(
         cost,
         latency,
         error,
+        meta=meta,
+        attempts=attempts,
     )
     yield ReplyChunk(final=final, error=error)
 
@@ -442,8 +463,14 @@ def save_reply(
     error: str | None,
     meta: dict[str, Any] | None = None,
     run_id: str | None = None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> MessageView:
-    """Persist a finished reply and its LLM-call record; returns the saved message."""
+    """Persist a finished reply and its LLM-call records; returns the saved message.
+
+    ``attempts`` are the provider's per-attempt records (failed attempts too): one LLM-call
+    row each. Without them, one row for the whole reply. No ``provider`` (a pipeline run,
+    whose calls its run records hold already): no row.
+    """
     with session_scope() as session:
         msg = owned_message(session, user_id, message_id)
         msg.content, msg.status, msg.model = text, status, model
@@ -452,7 +479,31 @@ def save_reply(
         if run_id is not None:
             msg.run_id = run_id
         session.add(msg)
-        if usage.total or provider:
+        if provider and attempts:
+            for a in attempts:
+                a_usage = Usage.from_dict(a.get("usage") or {})
+                a_model = str(a.get("model") or model)
+                # The final successful attempt is priced by the response; others here.
+                settled = a is attempts[-1] and not a.get("error")
+                session.add(
+                    LLMCall(
+                        user_id=user_id,
+                        conversation_id=conversation_id,
+                        provider=provider,
+                        model=a_model,
+                        attempt=int(a.get("attempt") or 1),
+                        status="error" if a.get("error") else "ok",
+                        error=str(a["error"]) if a.get("error") else None,
+                        input_tokens=a_usage.input,
+                        output_tokens=a_usage.output,
+                        cache_read_tokens=a_usage.cache_read,
+                        cache_write_tokens=a_usage.cache_write,
+                        thinking_tokens=a_usage.thinking,
+                        cost_usd=cost if settled else pricing.cost(a_model, a_usage),
+                        latency_ms=float(a.get("latency_ms") or 0.0),
+                    )
+                )
+        elif provider:
             session.add(
                 LLMCall(
                     user_id=user_id,

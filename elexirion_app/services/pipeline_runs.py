@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from elexirion_app.config import get_settings
+from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.events import (
     LLMCallFinished,
     RunEvent,
@@ -21,8 +22,9 @@ from elexirion_app.core.events import (
     StepStarted,
 )
 from elexirion_app.core.types import Usage
-from elexirion_app.pipelines.executor import RunOutcome
+from elexirion_app.pipelines.executor import RunOutcome, run_pipeline
 from elexirion_app.pipelines.loader import load_file
+from elexirion_app.providers.registry import get_provider
 from elexirion_app.services import workspace
 from elexirion_app.services.run_records import run_recorded
 
@@ -132,10 +134,34 @@ async def run_for_user(
         run_id=run_id,
         workspace=workspace.resolve_workspace(user_id, folder),
         output_dir=output_dir_for(user_id, run_id),
+        # The offline model is paced like the chat so a demo run's steps are watchable.
+        provider_for=lambda kind: get_provider(
+            kind, token_delay_s=get_settings().chat_token_delay_s
+        ),
     )
 
 
-def report_markdown(outcome: RunOutcome, progress: RunProgress | None, run_url: str) -> str:
+async def run_draft_offline(user_id: int, path: Path) -> str:
+    """Try a freshly generated pipeline on the offline model; a sentence saying how it went."""
+    from elexirion_app.providers.mock import MockProvider
+
+    offline = MockProvider()
+    try:
+        outcome = await run_pipeline(
+            load_file(path),
+            provider_for=lambda _kind: offline,
+            workspace=workspace.workspace_dir(user_id),
+            output_dir=output_dir_for(user_id, "drafts"),
+            inputs={},
+        )
+    except ElexirionError as exc:
+        return f"could not start: {exc.user_message}"
+    if outcome.succeeded:
+        return f"succeeded ({len(outcome.steps)} steps)"
+    return f"failed: {outcome.error}"
+
+
+def report_markdown(outcome: RunOutcome, progress: RunProgress | None) -> str:
     """A readable report of a finished run for the chat."""
     title = outcome.pipeline or (progress.pipeline if progress else "pipeline")
     lines = [f"### {title} — {outcome.status}"]
@@ -152,7 +178,7 @@ def report_markdown(outcome: RunOutcome, progress: RunProgress | None, run_url: 
         "",
         f"**Total:** {u.input:,} input + {u.output:,} output tokens"
         + (f" (+{u.cache_read:,} cache read)" if u.cache_read else "")
-        + f", ${outcome.cost:.4f}. [Open the run]({run_url})",
+        + f", ${outcome.cost:.4f}.",
     ]
     return "\n".join(lines)
 

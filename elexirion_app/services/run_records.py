@@ -302,6 +302,9 @@ class RunRecorder:
             "latency_ms": float(event.latency_ms),
             "finished_at": now,
         }
+        answered_by = event.result.get("model") if isinstance(event.result, dict) else None
+        if isinstance(answered_by, str) and answered_by:
+            values["model"] = answered_by[:100]  # who answered (e.g. the offline model)
         with self._engine.begin() as conn:
             self._flush_calls(conn)
             step_id = self._step_ids.get(event.step)

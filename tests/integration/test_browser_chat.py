@@ -136,3 +136,44 @@ def test_stop_regenerate_siblings_and_xss(page: Page, app_url: str, shots: Path)
     expect(page.locator('[data-role="assistant"]').last).to_have_attribute("data-status", "stopped")
     page.screenshot(path=str(shots / "chat-siblings.png"), full_page=True)
     assert dialogs == []
+
+
+def test_agent_routes_runs_the_pipeline_live_and_reports(
+    page: Page, app_url: str, shots: Path, tmp_path: Path
+) -> None:
+    register(page, app_url, f"f{uuid.uuid4().hex[:8]}@example.com")
+    source = tmp_path / "calc.py"
+    source.write_text("def add(a, b):\n    return eval(f'{a}+{b}')\n")
+    goto(page, f"{app_url}/workspace")
+    page.set_input_files("#workspace-upload input[type=file]", str(source))
+    page.click("#workspace-upload-submit")
+    expect(page.locator(".workspace-file")).to_contain_text("calc.py", timeout=20_000)
+
+    goto(page, f"{app_url}/chat")
+    # Record every step status the live progress table shows, however briefly.
+    page.evaluate(
+        """() => {
+        window.__seen = new Set();
+        new MutationObserver(() => {
+          document.querySelectorAll('#run-progress .progress-step').forEach(
+            r => window.__seen.add(r.dataset.step + ':' + r.dataset.status));
+        }).observe(document.body, {subtree: true, childList: true, attributes: true});
+    }"""
+    )
+    page.fill("#chat-input", "analyze my code quality")
+    page.click("#chat-send")
+    # The routing decision and the steps show up while the run goes on.
+    expect(page.locator(".route-decision").first).to_contain_text("code_analysis", timeout=20_000)
+    reply = page.locator(ASSISTANT_DONE)
+    expect(reply).to_contain_text("code_analysis — succeeded", timeout=60_000)
+    expect(reply.locator("table")).to_contain_text("list_sources")
+    seen = set(page.evaluate("() => [...window.__seen]"))
+    assert {"analyse:running", "analyse:succeeded"} <= seen, seen
+    page.screenshot(path=str(shots / "agent-report.png"), full_page=True)
+
+    page.locator(".run-link").first.click()
+    page.wait_for_selector("#hydrated", state="attached")
+    expect(page.locator("#run-summary")).to_contain_text("LLM call", timeout=20_000)
+    expect(page.locator(".step-card")).to_have_count(3)
+    expect(page.locator('.step-card[data-step="list_sources"]')).to_contain_text("calc.py")
+    page.screenshot(path=str(shots / "run-detail.png"), full_page=True)

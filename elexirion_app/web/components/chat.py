@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from elexirion_app.web.state.chat import ChatMsg, ChatState
+from elexirion_app.web import routes
+from elexirion_app.web.components.status import status_badge
+from elexirion_app.web.state.chat import ChatMsg, ChatState, ProgressRow
 
 
 def _codeblock(value: object, **props: object) -> rx.Component:
@@ -110,10 +112,69 @@ def _edit_form(msg: ChatMsg) -> rx.Component:
     )
 
 
+def decision_card(note: rx.Var[str]) -> rx.Component:
+    """The router's decision (pipeline, why, inputs, confidence) above a reply."""
+    return rx.cond(
+        note != "",
+        rx.callout(
+            markdown(note),
+            icon="route",
+            size="1",
+            color_scheme="violet",
+            class_name="route-decision",
+            width="100%",
+        ),
+    )
+
+
+def _progress_row(step: ProgressRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(step.name),
+        rx.table.cell(status_badge(step.status)),
+        rx.table.cell(step.model),
+        rx.table.cell(step.tokens),
+        rx.table.cell(step.cost),
+        rx.table.cell(rx.text(step.preview, size="1", color_scheme="gray", trim="both")),
+        class_name="progress-step",
+        data_step=step.name,
+        data_status=step.status,
+    )
+
+
+def run_progress() -> rx.Component:
+    """Live steps of the pipeline the current turn runs."""
+    return rx.cond(
+        ChatState.progress_head != "",
+        rx.vstack(
+            rx.hstack(
+                rx.spinner(size="1", loading=ChatState.streaming),
+                rx.text(ChatState.progress_head, size="2", weight="medium"),
+            ),
+            rx.table.root(
+                rx.table.body(rx.foreach(ChatState.progress_steps, _progress_row)),
+                size="1",
+                width="100%",
+            ),
+            id="run-progress",
+            width="100%",
+        ),
+    )
+
+
 def message_bubble(msg: ChatMsg) -> rx.Component:
     is_user = msg.role == "user"
     bubble = rx.box(
+        rx.cond(~is_user, decision_card(msg.note)),
         rx.cond(is_user, rx.text(msg.content, white_space="pre-wrap"), markdown(msg.content)),
+        rx.cond(
+            msg.run_id != "",
+            rx.link(
+                "Open the run →",
+                href=routes.RUN_VIEW + "?id=" + msg.run_id,
+                class_name="run-link",
+                size="2",
+            ),
+        ),
         data_role=msg.role,
         data_status=msg.status,
         data_message_id=msg.id,
@@ -139,8 +200,10 @@ def streaming_bubble() -> rx.Component:
     return rx.cond(
         ChatState.streaming,
         rx.box(
+            decision_card(ChatState.streaming_note),
+            run_progress(),
             rx.cond(
-                ChatState.streaming_text == "",
+                (ChatState.streaming_text == "") & (ChatState.progress_head == ""),
                 rx.hstack(
                     rx.spinner(size="1"), rx.text("thinking…", size="2", color_scheme="gray")
                 ),

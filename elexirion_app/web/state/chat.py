@@ -18,7 +18,7 @@ from elexirion_app.config import get_settings
 from elexirion_app.core.errors import AuthError, ElexirionError
 from elexirion_app.db.engine import session_scope
 from elexirion_app.providers.registry import get_provider
-from elexirion_app.services import chat
+from elexirion_app.services import agent_turn, chat
 from elexirion_app.web import routes
 from elexirion_app.web.state.auth import AuthState
 
@@ -39,6 +39,17 @@ class ChatMsg:
     sibling_index: int = 1
     sibling_count: int = 1
     run_id: str = ""
+    note: str = ""
+
+
+@dataclasses.dataclass
+class ProgressRow:
+    name: str = ""
+    status: str = ""
+    model: str = ""
+    tokens: str = ""
+    cost: str = ""
+    preview: str = ""
 
 
 def _msg(view: chat.MessageView) -> ChatMsg:
@@ -51,6 +62,7 @@ def _msg(view: chat.MessageView) -> ChatMsg:
         sibling_index=view.sibling_index,
         sibling_count=view.sibling_count,
         run_id=view.run_id,
+        note=str(view.meta.get("note") or ""),
     )
 
 
@@ -69,6 +81,10 @@ class ChatState(rx.State):
     window: int = WINDOW
     streaming: bool = False
     streaming_text: str = ""
+    # The current turn's routing decision and live pipeline progress.
+    streaming_note: str = ""
+    progress_head: str = ""
+    progress_steps: list[ProgressRow] = []
     error: str = ""
     offline: bool = True
     editing_id: int = 0
@@ -243,7 +259,8 @@ class ChatState(rx.State):
             if turn.user_message is not None:
                 self.tail.append(_msg(turn.user_message))
         self._reply_id = turn.assistant_message.id
-        self.streaming_text = ""
+        self.streaming_text, self.streaming_note = "", ""
+        self.progress_head, self.progress_steps = "", []
         self.streaming = True
         return ChatState.stream_reply
 
@@ -297,20 +314,33 @@ class ChatState(rx.State):
         pending: list[str] = []
         last_flush = time.monotonic()
         try:
-            async for chunk in chat.stream_reply(user_id, reply_id, provider):
-                if chunk.final is not None:
+            async for event in agent_turn.agent_reply(user_id, reply_id, provider):
+                if event.kind == "final" and event.final is not None:
                     async with self:
-                        self.tail.append(_msg(chunk.final))
-                        self.streaming_text = ""
+                        self.tail.append(_msg(event.final))
+                        self.streaming_text, self.streaming_note = "", ""
+                        self.progress_head, self.progress_steps = "", []
                         self.streaming = False
                     return
-                pending.append(chunk.text)
-                if time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
+                if event.kind == "delta":
+                    if event.reset:
+                        pending.clear()
+                        async with self:
+                            self.streaming_text = ""
+                        continue
+                    pending.append(event.text)
+                    if time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
+                        async with self:
+                            self.streaming_text += "".join(pending)
+                        pending.clear()
+                        last_flush = time.monotonic()
+                elif event.kind == "decision":
                     async with self:
-                        self.streaming_text += "".join(pending)
-                    pending.clear()
-                    last_flush = time.monotonic()
-            async with self:  # the stream ended without a final chunk
+                        self.streaming_note = str(event.data.get("note") or "")
+                elif event.kind == "progress":
+                    async with self:
+                        self._show_progress(event.data)
+            async with self:  # the stream ended without a final message
                 self.streaming = False
         except ElexirionError as exc:
             async with self:
@@ -320,3 +350,22 @@ class ChatState(rx.State):
             async with self:
                 self.error = "The reply failed. Please try again."
                 self.streaming = False
+
+    def _show_progress(self, data: dict[str, Any]) -> None:
+        steps = data.get("steps") or []
+        done = sum(1 for st in steps if st.get("status") in ("succeeded", "skipped", "failed"))
+        self.progress_head = (
+            f"{data.get('pipeline', '')}: {data.get('status', '')} · {done}/{len(steps)} steps"
+            f" · {data.get('tokens', 0):,} tokens · {data.get('cost', '')}"
+        )
+        self.progress_steps = [
+            ProgressRow(
+                name=str(st.get("name", "")),
+                status=str(st.get("status", "")),
+                model=str(st.get("model", "")),
+                tokens=str(st.get("tokens", "")),
+                cost=str(st.get("cost", "")),
+                preview=str(st.get("preview", "")),
+            )
+            for st in steps
+        ]

@@ -1,0 +1,306 @@
+"""One agent turn in a chat: route the user's message, then answer, ask, run a pipeline or
+write one (genesis), streaming what happens to the page.
+
+The web layer consumes ``agent_reply``'s events: ``decision`` (the router's choice, shown as a
+card), ``delta`` (answer text), ``progress`` (a pipeline's live steps) and finally ``final``
+(the saved assistant message). Everything is checked against ``user_id`` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from elexirion_app.agent import genesis
+from elexirion_app.agent.catalogue import PipelineEntry, load_catalogue
+from elexirion_app.agent.router import RouteDecision, route
+from elexirion_app.agent.session import RunSummary, build_context, summarise_run
+from elexirion_app.config import PROJECT_ROOT, get_settings
+from elexirion_app.core.errors import ElexirionError, NotFound
+from elexirion_app.core.types import ChatMessage, Usage
+from elexirion_app.db.engine import session_scope
+from elexirion_app.db.models import Message
+from elexirion_app.providers.base import Provider
+from elexirion_app.services import chat, pipeline_runs
+
+log = logging.getLogger(__name__)
+
+SHIPPED_PIPELINES = PROJECT_ROOT / "pipelines"
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    kind: str  # "decision" | "delta" | "progress" | "final"
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    final: chat.MessageView | None = None
+    reset: bool = False  # a "delta" that voids the text streamed so far (a retried attempt)
+
+
+def drafts_dir(user_id: int) -> Path:
+    path = get_settings().data_dir / "pipelines" / str(user_id)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def catalogue_for(user_id: int) -> list[PipelineEntry]:
+    """Shipped pipelines first, then the user's own (drafts from genesis)."""
+    return load_catalogue([SHIPPED_PIPELINES, drafts_dir(user_id)])
+
+
+@dataclass(frozen=True)
+class _Turn:
+    conversation_id: int
+    text: str
+    history: list[ChatMessage]
+    previous: RouteDecision | None
+    runs: list[RunSummary]
+
+
+def _load_turn(user_id: int, reply_id: int) -> _Turn:
+    with session_scope() as session:
+        reply = chat.owned_message(session, user_id, reply_id)
+        if reply.role != "assistant" or reply.parent_id is None:
+            raise NotFound("This message does not exist.")
+        asked = chat.owned_message(session, user_id, reply.parent_id)
+        history = chat.branch_history(session, user_id, asked.id or 0)
+        previous, runs = None, []
+        node = asked.parent_id
+        while node is not None:
+            msg = session.get(Message, node)
+            if msg is None or msg.user_id != user_id:
+                break
+            meta = msg.meta or {}
+            if previous is None and isinstance(meta.get("decision"), dict):
+                previous = RouteDecision.from_dict(meta["decision"])
+            if isinstance(meta.get("run"), dict):
+                runs.append(RunSummary.from_dict(meta["run"]))
+            node = msg.parent_id
+        runs.reverse()
+        return _Turn(reply.conversation_id, asked.content, history, previous, runs)
+
+
+def decision_note(decision: RouteDecision) -> str:
+    """The markdown card shown above the reply: which pipeline, why, inputs, confidence."""
+    if decision.kind == "answer":
+        return ""
+    head = {
+        "run": f"Routed to **{decision.pipeline}**",
+        "genesis": "Writing a **new pipeline**",
+        "clarify": "Not sure which pipeline you mean",
+    }[decision.kind]
+    parts = [f"{head} · confidence {decision.confidence:.2f} · {decision.source}"]
+    if decision.reason:
+        parts.append(f"Why: {decision.reason}")
+    if decision.kind == "run" and decision.inputs:
+        given = ", ".join(f"`{k}`=`{str(v)[:60]}`" for k, v in decision.inputs.items())
+        parts.append(f"Inputs: {given}")
+    if decision.kind == "run":
+        parts.append('Not what you wanted? Say e.g. "no, use the refactoring pipeline".')
+    return "  \n".join(parts)
+
+
+async def agent_reply(user_id: int, reply_id: int, provider: Provider) -> AsyncIterator[AgentEvent]:
+    """Produce the assistant reply for placeholder ``reply_id`` (see the module docstring)."""
+    turn = _load_turn(user_id, reply_id)
+    catalogue = catalogue_for(user_id)
+    decision = await route(
+        turn.text, catalogue, provider=provider, history=turn.history, previous=turn.previous
+    )
+    meta: dict[str, Any] = {"decision": decision.to_dict(), "note": decision_note(decision)}
+    yield AgentEvent("decision", data=meta)
+    if decision.kind == "answer":
+        async for event in _answer(user_id, reply_id, turn, provider, meta):
+            yield event
+    elif decision.kind == "clarify":
+        text = decision.display()
+        yield AgentEvent("delta", text=text)
+        yield AgentEvent("final", final=_save(user_id, reply_id, turn, text, "complete", meta))
+    elif decision.kind == "run":
+        async for event in _run(user_id, reply_id, turn, decision, catalogue, meta):
+            yield event
+    else:
+        async for event in _genesis(user_id, reply_id, turn, decision, provider, meta):
+            yield event
+
+
+def _save(
+    user_id: int,
+    reply_id: int,
+    turn: _Turn,
+    text: str,
+    status: str,
+    meta: dict[str, Any],
+    *,
+    model: str = "agent",
+    provider: str = "",
+    usage: Usage | None = None,
+    cost: Decimal = Decimal("0"),
+    latency_ms: float = 0.0,
+    error: str | None = None,
+    run_id: str | None = None,
+) -> chat.MessageView:
+    return chat.save_reply(
+        user_id,
+        reply_id,
+        turn.conversation_id,
+        text,
+        status,
+        model,
+        provider,
+        usage or Usage(),
+        cost,
+        latency_ms,
+        error,
+        meta=meta,
+        run_id=run_id,
+    )
+
+
+async def _answer(
+    user_id: int, reply_id: int, turn: _Turn, provider: Provider, meta: dict[str, Any]
+) -> AsyncIterator[AgentEvent]:
+    context = build_context([*turn.history, ChatMessage("user", turn.text)], turn.runs)
+    async for chunk in chat.stream_reply(user_id, reply_id, provider, messages=context, meta=meta):
+        if chunk.final is not None:
+            yield AgentEvent("final", final=chunk.final)
+        else:
+            yield AgentEvent("delta", text=chunk.text, reset=chunk.reset)
+
+
+def _progress_dict(p: pipeline_runs.RunProgress) -> dict[str, Any]:
+    return {
+        "run_id": p.run_id,
+        "pipeline": p.pipeline,
+        "status": p.status,
+        "tokens": p.usage.total,
+        "cost": f"${p.cost:.4f}",
+        "steps": [
+            {
+                "name": s.name,
+                "status": s.status,
+                "model": s.model,
+                "tokens": str(s.tokens),
+                "cost": f"${s.cost:.4f}",
+                "preview": s.preview,
+            }
+            for s in p.steps
+        ],
+    }
+
+
+async def _run(
+    user_id: int,
+    reply_id: int,
+    turn: _Turn,
+    decision: RouteDecision,
+    catalogue: list[PipelineEntry],
+    meta: dict[str, Any],
+) -> AsyncIterator[AgentEvent]:
+    entry = next((e for e in catalogue if e.name == decision.pipeline), None)
+    if entry is None:
+        text = f"The pipeline **{decision.pipeline}** is not available any more."
+        yield AgentEvent("final", final=_save(user_id, reply_id, turn, text, "error", meta))
+        return
+    updates: list[pipeline_runs.RunProgress] = []
+
+    async def on_progress(p: pipeline_runs.RunProgress) -> None:
+        updates.append(p)
+
+    started = time.perf_counter()
+    run_task = pipeline_runs.run_for_user(user_id, entry.path, dict(decision.inputs), on_progress)
+    # Run while relaying progress: the executor awaits observers, so poll the shared list.
+    task = asyncio.ensure_future(run_task)
+    sent = 0
+    try:
+        while not task.done():
+            await asyncio.sleep(0.05)
+            if len(updates) > sent:
+                sent = len(updates)
+                yield AgentEvent("progress", data=_progress_dict(updates[-1]))
+        outcome = task.result()
+    except ElexirionError as exc:
+        text = f"The pipeline **{entry.name}** could not run: {exc.user_message}"
+        yield AgentEvent("final", final=_save(user_id, reply_id, turn, text, "error", meta))
+        return
+    finally:
+        if not task.done():
+            task.cancel()
+    progress = updates[-1] if updates else None
+    if progress is not None:
+        yield AgentEvent("progress", data=_progress_dict(progress))
+    report = pipeline_runs.report_markdown(outcome, progress)
+    meta = {**meta, "run": summarise_run(outcome).to_dict()}
+    if progress is not None:
+        meta["progress"] = _progress_dict(progress)
+    final = _save(
+        user_id,
+        reply_id,
+        turn,
+        report,
+        "complete" if outcome.succeeded else "error",
+        meta,
+        model=f"pipeline:{entry.name}",
+        usage=outcome.usage,
+        cost=outcome.cost,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        run_id=outcome.run_id,
+    )
+    yield AgentEvent("final", final=final)
+
+
+async def _genesis(
+    user_id: int,
+    reply_id: int,
+    turn: _Turn,
+    decision: RouteDecision,
+    provider: Provider,
+    meta: dict[str, Any],
+) -> AsyncIterator[AgentEvent]:
+    request = str(decision.inputs.get("request") or turn.text)
+    yield AgentEvent("delta", text="Writing the pipeline…\n\n")
+    try:
+        result = await genesis.generate_pipeline(request, provider, base_dir=drafts_dir(user_id))
+    except ElexirionError as exc:
+        text = f"I could not write that pipeline: {exc.user_message}"
+        yield AgentEvent("final", final=_save(user_id, reply_id, turn, text, "error", meta))
+        return
+    lines = [f"### New pipeline: {result.name or 'draft'}"]
+    status = "complete"
+    if result.valid:
+        path = drafts_dir(user_id) / f"{result.name or 'draft'}.yaml"
+        path.write_text(result.yaml_text, encoding="utf-8")
+        check = await pipeline_runs.run_draft_offline(user_id, path)
+        lines.append(
+            f"It validates (after {result.attempts} attempt(s)) and was saved as a draft "
+            f"(`{path.name}`); an offline trial run {check}."
+        )
+        meta = {**meta, "draft": path.name}
+    else:
+        status = "error"
+        lines.append(
+            f"After {result.attempts} attempt(s) the pipeline still does not validate:\n\n"
+            f"```\n{result.problem_text()}\n```"
+        )
+    lines += ["", "```yaml", result.yaml_text.rstrip(), "```"]
+    final = _save(
+        user_id,
+        reply_id,
+        turn,
+        "\n".join(lines),
+        status,
+        meta,
+        model="genesis",
+        usage=result.usage,
+        cost=result.cost,
+    )
+    yield AgentEvent("final", final=final)
+
+
+__all__ = ["AgentEvent", "agent_reply", "catalogue_for", "decision_note", "drafts_dir"]

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from sqlmodel import select
+
+from elexirion_app.db.engine import session_scope
+from elexirion_app.db.models import LLMCall, Run, StepRun
+from elexirion_app.providers.mock import MockProvider
+from elexirion_app.services import agent_turn, auth, chat, workspace
+from elexirion_app.services.agent_turn import AgentEvent
+
+
+def _user() -> int:
+    with session_scope() as s:
+        return auth.register(s, "agent@example.com", "password-1").id
+
+
+async def _turn(user_id: int, cid: int | None, text: str) -> tuple[int, list[AgentEvent]]:
+    with session_scope() as s:
+        turn = chat.start_turn(s, user_id, cid, text)
+    events = [
+        e async for e in agent_turn.agent_reply(user_id, turn.assistant_message.id, MockProvider())
+    ]
+    assert events[-1].kind == "final" and events[-1].final is not None
+    return turn.conversation_id, events
+
+
+async def test_analyze_request_runs_the_pipeline_with_live_progress_and_a_report(
+    db_url: str,
+) -> None:
+    uid = _user()
+    workspace.save_file(uid, "app.py", b"def f(x):\n    return eval(x)\n")
+    _, events = await _turn(uid, None, "analyze my code quality")
+    decision = next(e for e in events if e.kind == "decision")
+    assert decision.data["decision"]["pipeline"] == "code_analysis"
+    assert "Routed to **code_analysis**" in decision.data["note"]
+    progress = [e.data for e in events if e.kind == "progress"]
+    assert progress and progress[-1]["status"] == "succeeded"
+    assert [s["status"] for s in progress[-1]["steps"]] == ["succeeded"] * 3
+    final = events[-1].final
+    assert final is not None and final.status == "complete" and final.run_id
+    assert "code_analysis — succeeded" in final.content
+    assert "| analyse | succeeded |" in final.content
+    with session_scope() as s:
+        run = s.get(Run, final.run_id)
+        assert run is not None and run.user_id == uid and run.status == "succeeded"
+        assert run.workspace == str(workspace.workspace_dir(uid).resolve())
+        steps = s.exec(select(StepRun).where(StepRun.run_id == final.run_id)).all()
+        assert {st.status for st in steps} == {"succeeded"}
+        listed = next(st for st in steps if st.name == "list_sources").result
+        assert "app.py" in str(listed)
+        calls = s.exec(select(LLMCall)).all()
+        # The run's own calls only: the chat reply does not double-count them.
+        assert calls and all(c.run_id == final.run_id for c in calls)
+
+
+async def test_override_reruns_with_the_named_pipeline(db_url: str) -> None:
+    uid = _user()
+    cid, _ = await _turn(uid, None, "analyze my code quality")
+    _, events = await _turn(uid, cid, "no, use the refactoring pipeline")
+    decision = next(e for e in events if e.kind == "decision").data["decision"]
+    assert decision["pipeline"] == "refactoring" and decision["source"] == "override"
+
+
+async def test_small_talk_is_answered_with_the_offline_model(db_url: str) -> None:
+    uid = _user()
+    _, events = await _turn(uid, None, "hi, how are you?")
+    final = events[-1].final
+    assert final is not None and "offline demo model" in final.content
+    assert not [e for e in events if e.kind == "progress"]
+
+
+async def test_genesis_writes_a_valid_draft_that_runs_offline(db_url: str) -> None:
+    uid = _user()
+    _, events = await _turn(
+        uid, None, "create a pipeline that summarises a changelog and drafts release notes"
+    )
+    final = events[-1].final
+    assert final is not None and final.status == "complete", final and final.content
+    assert "It validates" in final.content and "succeeded" in final.content
+    drafts = list(agent_turn.drafts_dir(uid).glob("*.yaml"))
+    assert len(drafts) == 1
+    names = [e.name for e in agent_turn.catalogue_for(uid)]
+    assert drafts[0].stem in names or any(n in final.content for n in names)
