@@ -23,6 +23,8 @@ class AppUser(SQLModel, table=True):
     display_name: str = Field(default="", max_length=200)
     is_admin: bool = False
     is_active: bool = True
+    # An admin-allowed folder the user chose as workspace (None: their uploaded files).
+    workspace_folder: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -214,7 +214,13 @@ async def _run(
         updates.append(p)
 
     started = time.perf_counter()
-    run_task = pipeline_runs.run_for_user(user_id, entry.path, dict(decision.inputs), on_progress)
+    run_task = pipeline_runs.run_for_user(
+        user_id,
+        entry.path,
+        dict(decision.inputs),
+        on_progress,
+        conversation_id=turn.conversation_id,
+    )
     # Run while relaying progress: the executor awaits observers, so poll the shared list.
     task = asyncio.ensure_future(run_task)
     sent = 0

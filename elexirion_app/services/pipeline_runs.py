@@ -11,8 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from elexirion_app.agent.session import make_session_store
 from elexirion_app.config import get_settings
-from elexirion_app.core.errors import ElexirionError
+from elexirion_app.core.errors import ElexirionError, NotFound
 from elexirion_app.core.events import (
     LLMCallFinished,
     RunEvent,
@@ -21,11 +22,12 @@ from elexirion_app.core.events import (
     StepFinished,
     StepStarted,
 )
-from elexirion_app.core.types import Usage
+from elexirion_app.core.types import ChatMessage, Usage
+from elexirion_app.db.engine import session_scope
 from elexirion_app.pipelines.executor import RunOutcome, run_pipeline
 from elexirion_app.pipelines.loader import load_file
 from elexirion_app.providers.registry import get_provider
-from elexirion_app.services import workspace
+from elexirion_app.services import chat, workspace
 from elexirion_app.services.run_records import run_recorded
 
 log = logging.getLogger(__name__)
@@ -115,10 +117,15 @@ async def run_for_user(
     inputs: dict[str, Any],
     on_progress: ProgressCallback | None = None,
     *,
-    folder: str | None = None,
     run_id: str | None = None,
+    conversation_id: int | None = None,
 ) -> RunOutcome:
-    """Validate and run ``pipeline_path`` as ``user_id`` with run records written ahead."""
+    """Validate and run ``pipeline_path`` as ``user_id`` with run records written ahead.
+
+    Files come from the user's current workspace; ``session_context``/``claude_continue``
+    prompt parts read the user's conversations (``conversation_id`` is the one the run was
+    started from, also reachable as session id ``current``).
+    """
     doc = load_file(pipeline_path)
     run_id = run_id or str(uuid.uuid4())
     observers: list[Any] = []
@@ -132,13 +139,39 @@ async def run_for_user(
         observers=observers,
         inputs=inputs,
         run_id=run_id,
-        workspace=workspace.resolve_workspace(user_id, folder),
+        workspace=workspace.current_workspace(user_id),
+        session_store=make_session_store(_conversation_loader(user_id, conversation_id)),
         output_dir=output_dir_for(user_id, run_id),
         # The offline model is paced like the chat so a demo run's steps are watchable.
         provider_for=lambda kind: get_provider(
             kind, token_delay_s=get_settings().chat_token_delay_s
         ),
     )
+
+
+def _conversation_loader(user_id: int, current: int | None) -> Callable[[str], list[ChatMessage]]:
+    """Session id → that conversation's shown branch, for this user only."""
+
+    def load(session_id: str) -> list[ChatMessage]:
+        key = str(session_id or "").strip()
+        if key in ("", "current", "chat") and current is not None:
+            cid = current
+        elif key.isdigit():
+            cid = int(key)
+        else:
+            return []
+        with session_scope() as session:
+            try:
+                shown = chat.thread(session, user_id, cid, limit=200).messages
+            except NotFound:
+                return []
+        return [
+            ChatMessage("user" if m.role == "user" else "assistant", m.content)
+            for m in shown
+            if m.content and m.status != "streaming"
+        ]
+
+    return load
 
 
 async def run_draft_offline(user_id: int, path: Path) -> str:

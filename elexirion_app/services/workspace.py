@@ -59,6 +59,39 @@ def resolve_workspace(user_id: int, folder: str | None = None) -> Path:
     return wanted
 
 
+def chosen_folder(user_id: int) -> str | None:
+    """The admin-allowed folder the user works in, if they chose one that is still allowed."""
+    from elexirion_app.db.engine import session_scope
+    from elexirion_app.db.models import AppUser
+
+    with session_scope() as session:
+        user = session.get(AppUser, user_id)
+        folder = user.workspace_folder if user is not None else None
+    if folder and Path(folder).resolve() in allowed_folders():
+        return folder
+    return None
+
+
+def choose_folder(user_id: int, folder: str | None) -> None:
+    """Work in an admin-allowed folder (checked), or back in the user's own files (None)."""
+    from elexirion_app.db.engine import session_scope
+    from elexirion_app.db.models import AppUser
+
+    if folder:
+        folder = str(resolve_workspace(user_id, folder))
+    with session_scope() as session:
+        user = session.get(AppUser, user_id)
+        if user is None:
+            raise PermissionDenied()
+        user.workspace_folder = folder or None
+        session.add(user)
+
+
+def current_workspace(user_id: int) -> Path:
+    """Where the user's runs read and write: their chosen allowed folder or their own files."""
+    return resolve_workspace(user_id, chosen_folder(user_id))
+
+
 def list_files(root: Path, limit: int = MAX_FILES) -> list[FileEntry]:
     out: list[FileEntry] = []
     for path in sorted(root.rglob("*")):

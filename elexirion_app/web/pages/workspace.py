@@ -27,6 +27,46 @@ def _file(f: FileRow) -> rx.Component:
     )
 
 
+def _folder(folder: rx.Var[str]) -> rx.Component:
+    in_use = WorkspaceState.current_folder == folder
+    return rx.hstack(
+        rx.code(folder),
+        rx.cond(
+            in_use,
+            rx.badge("in use", color_scheme="green"),
+            rx.button(
+                "Use this folder",
+                size="1",
+                variant="soft",
+                on_click=WorkspaceState.use_folder(folder),
+                class_name="use-folder",
+            ),
+        ),
+        align="center",
+    )
+
+
+def folders() -> rx.Component:
+    return rx.cond(
+        WorkspaceState.folders.length() > 0,
+        rx.vstack(
+            rx.heading("Folders the admin allowed", size="3"),
+            rx.foreach(WorkspaceState.folders, _folder),
+            rx.cond(
+                WorkspaceState.current_folder != "",
+                rx.button(
+                    "Use my uploaded files instead",
+                    size="1",
+                    variant="ghost",
+                    on_click=WorkspaceState.use_folder(""),
+                ),
+                rx.text("Runs use your uploaded files.", size="2", color_scheme="gray"),
+            ),
+            spacing="2",
+        ),
+    )
+
+
 @private_page
 def workspace_page() -> rx.Component:
     return rx.vstack(
@@ -37,6 +77,7 @@ def workspace_page() -> rx.Component:
             "50 MB in all).",
             color_scheme="gray",
         ),
+        folders(),
         rx.upload(
             rx.vstack(
                 rx.icon("upload", size=24),

@@ -30,6 +30,7 @@ class WorkspaceState(rx.State):
     message: str = ""
     error: str = ""
     folders: list[str] = []
+    current_folder: str = ""
 
     async def _user_id(self) -> int | None:
         try:
@@ -41,6 +42,7 @@ class WorkspaceState(rx.State):
         root = workspace.workspace_dir(user_id)
         self.files = [FileRow(f.path, _size(f.size)) for f in workspace.list_files(root)]
         self.folders = [str(p) for p in workspace.allowed_folders()]
+        self.current_folder = workspace.chosen_folder(user_id) or ""
 
     @rx.event
     async def load(self) -> Any:
@@ -68,6 +70,23 @@ class WorkspaceState(rx.State):
         self.error = " ".join(errors)
         self._refresh(user_id)
         return rx.clear_selected_files(UPLOAD_ID)
+
+    @rx.event
+    async def use_folder(self, folder: Any) -> Any:
+        """Work in an admin-allowed folder ("" = back to the uploaded files)."""
+        user_id = await self._user_id()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        try:
+            workspace.choose_folder(user_id, str(folder) if folder else None)
+            self.error = ""
+            self.message = (
+                f"Runs now work in {folder}." if folder else "Runs now work in your uploaded files."
+            )
+        except ElexirionError as exc:
+            self.error = exc.user_message
+        self._refresh(user_id)
+        return None
 
     @rx.event
     async def delete(self, path: Any) -> Any:

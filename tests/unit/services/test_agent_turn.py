@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 from sqlmodel import select
 
+from elexirion_app.core.types import LLMRequest, StreamEvent
 from elexirion_app.db.engine import session_scope
 from elexirion_app.db.models import LLMCall, Run, StepRun
 from elexirion_app.providers.mock import MockProvider
-from elexirion_app.services import agent_turn, auth, chat, workspace
+from elexirion_app.services import agent_turn, auth, chat, pipeline_runs, workspace
 from elexirion_app.services.agent_turn import AgentEvent
 
 
@@ -81,3 +86,37 @@ async def test_genesis_writes_a_valid_draft_that_runs_offline(db_url: str) -> No
     assert len(drafts) == 1
     names = [e.name for e in agent_turn.catalogue_for(uid)]
     assert drafts[0].stem in names or any(n in final.content for n in names)
+
+
+async def test_session_context_parts_read_this_users_conversation(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uid = _user()
+    cid, _ = await _turn(uid, None, "remember the word PINEAPPLE")
+    pipeline = tmp_path / "ctx.yaml"
+    pipeline.write_text(
+        "workflow:\n"
+        "  name: ctx\n"
+        "  steps:\n"
+        "    - name: recall\n"
+        "      type: claude\n"
+        "      prompt:\n"
+        "        - type: session_context\n"
+        "          session_id: current\n"
+        "        - type: static\n"
+        "          content: What word?\n"
+    )
+    prompts: list[str] = []
+
+    class Spy(MockProvider):
+        async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
+            prompts.append(request.prompt)
+            async for event in super().stream(request):
+                yield event
+
+    monkeypatch.setattr(pipeline_runs, "get_provider", lambda kind, **_: Spy())
+    here = await pipeline_runs.run_for_user(uid, pipeline, {}, conversation_id=cid)
+    elsewhere = await pipeline_runs.run_for_user(uid, pipeline, {}, conversation_id=None)
+    assert here.succeeded and elsewhere.succeeded
+    assert "PINEAPPLE" in prompts[0] and "What word?" in prompts[0]
+    assert "PINEAPPLE" not in prompts[1]

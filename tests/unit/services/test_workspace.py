@@ -70,3 +70,26 @@ def test_delete_is_confined(db_url: str) -> None:
     assert workspace.list_files(workspace.workspace_dir(1)) == []
     with pytest.raises(WorkspaceError):
         workspace.delete_file(1, "../2")
+
+
+def test_a_user_can_choose_an_allowed_folder_and_go_back(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from elexirion_app.db.engine import session_scope
+    from elexirion_app.services import auth
+
+    with session_scope() as s:
+        uid = auth.register(s, "w@example.com", "password-1").id
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.setenv("ELEXIRION_ALLOWED_FOLDERS", str(repo))
+    assert workspace.current_workspace(uid) == workspace.workspace_dir(uid)
+    with pytest.raises(PermissionDenied):
+        workspace.choose_folder(uid, str(tmp_path))
+    workspace.choose_folder(uid, str(repo))
+    assert workspace.current_workspace(uid) == repo.resolve()
+    # The admin withdraws the folder: the user is back in their own files.
+    monkeypatch.setenv("ELEXIRION_ALLOWED_FOLDERS", "")
+    assert workspace.current_workspace(uid) == workspace.workspace_dir(uid)
+    workspace.choose_folder(uid, None)
+    assert workspace.chosen_folder(uid) is None
