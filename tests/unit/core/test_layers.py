@@ -18,6 +18,12 @@ ENGINE = [
     "elexirion_app.providers.registry",
     "elexirion_app.providers.mock",
     "elexirion_app.services.chat",
+    "elexirion_app.services.agent_turn",
+    "elexirion_app.agent.router",
+    "elexirion_app.agent.genesis",
+    "elexirion_app.providers.anthropic_provider",
+    "elexirion_app.providers.gemini_provider",
+    "elexirion_app.core.pricing",
 ]
 
 
