@@ -242,6 +242,23 @@ async def _resume(args: argparse.Namespace, progress: Progress) -> Any:
     )
 
 
+def _json_failure(args: argparse.Namespace, error: str, problems: list[str] | None = None) -> None:
+    """With ``--json``, a run that could not start still prints its one JSON object."""
+    if not getattr(args, "json", False):
+        return
+    out: dict[str, Any] = {
+        "run_id": getattr(args, "run_id", None),
+        "status": "failed",
+        "error": error,
+        "steps": {},
+        "cost_usd": 0.0,
+        "tokens": {k: 0 for k in ("input", "output", "cache_read", "cache_write", "thinking")},
+    }
+    if problems is not None:
+        out["problems"] = problems
+    print(json.dumps(out, ensure_ascii=False))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -258,9 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineValidationError as exc:
         _print_problems(exc.problems, sys.stderr)
         print(f"error: {exc.user_message}", file=sys.stderr)
+        _json_failure(args, exc.user_message, [p.format() for p in exc.problems])
         return 1
     except ElexirionError as exc:
         print(f"error: {exc.user_message}", file=sys.stderr)
+        _json_failure(args, exc.user_message)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

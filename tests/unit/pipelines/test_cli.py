@@ -210,3 +210,14 @@ workflow:
     assert data["steps"]["a"]["text"] == "Mock response for simple test"
     assert data["steps"]["b"]["success"] is True
     assert data["cost_usd"] == pytest.approx(0.002)  # only "b" was called this time
+
+
+def test_run_json_still_prints_one_object_when_the_file_is_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workflow:\n  name: x\n  steps: [\n")
+    assert main(["run", str(bad), "--json", "--no-records"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "failed" and out["steps"] == {} and out["cost_usd"] == 0.0
+    assert "invalid YAML" in out["error"] and out["problems"][0].startswith(str(bad))
