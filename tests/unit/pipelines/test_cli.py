@@ -101,7 +101,8 @@ def test_run_exit_codes_and_messages(
     bad = write(tmp_path, "bad.yaml", BAD)
     assert main(["run", str(bad), "--json"]) == 1
     captured = capsys.readouterr()
-    assert captured.out == "" and "no_such_type" in captured.err
+    assert "no_such_type" in captured.err
+    assert json.loads(captured.out)["status"] == "failed"  # --json: still one object
     with Session(get_engine(db_url)) as s:
         assert len(s.exec(select(Run)).all()) == 1  # the invalid file never ran
 
