@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import col, select
+
 from elexirion_app.agent import genesis
 from elexirion_app.agent.catalogue import PipelineEntry, load_catalogue
 from elexirion_app.agent.router import RouteDecision, route
@@ -49,11 +51,6 @@ def drafts_dir(user_id: int) -> Path:
     return path
 
 
-def catalogue_for(user_id: int) -> list[PipelineEntry]:
-    """Shipped pipelines first, then the user's own (drafts from genesis)."""
-    return load_catalogue([SHIPPED_PIPELINES, drafts_dir(user_id)])
-
-
 @dataclass(frozen=True)
 class _Turn:
     conversation_id: int
@@ -69,21 +66,41 @@ def _load_turn(user_id: int, reply_id: int) -> _Turn:
         if reply.role != "assistant" or reply.parent_id is None:
             raise NotFound("This message does not exist.")
         asked = chat.owned_message(session, user_id, reply.parent_id)
-        history = chat.branch_history(session, user_id, asked.id or 0)
-        previous, runs = None, []
-        node = asked.parent_id
-        while node is not None:
-            msg = session.get(Message, node)
-            if msg is None or msg.user_id != user_id:
-                break
-            meta = msg.meta or {}
-            if previous is None and isinstance(meta.get("decision"), dict):
-                previous = RouteDecision.from_dict(meta["decision"])
-            if isinstance(meta.get("run"), dict):
-                runs.append(RunSummary.from_dict(meta["run"]))
-            node = msg.parent_id
-        runs.reverse()
-        return _Turn(reply.conversation_id, asked.content, history, previous, runs)
+        assert asked.id is not None
+        history = chat.branch_history(session, user_id, asked.id)
+        # Earlier decisions and run summaries of this branch, in one query.
+        ancestors = chat.branch_ids(session, asked.conversation_id, asked.parent_id)
+        metas = dict(
+            session.exec(
+                select(Message.id, Message.meta).where(
+                    col(Message.id).in_(ancestors), Message.user_id == user_id
+                )
+            ).all()
+        )
+    previous, runs = None, []
+    for mid in ancestors:  # oldest first
+        meta = metas.get(mid) or {}
+        if isinstance(meta.get("decision"), dict):
+            previous = RouteDecision.from_dict(meta["decision"])
+        if isinstance(meta.get("run"), dict):
+            runs.append(RunSummary.from_dict(meta["run"]))
+    return _Turn(reply.conversation_id, asked.content, history, previous, runs)
+
+
+_catalogues: dict[tuple[tuple[str, float], ...], list[PipelineEntry]] = {}
+
+
+def catalogue_for(user_id: int) -> list[PipelineEntry]:
+    """Shipped pipelines first, then the user's own (drafts from genesis); re-read only when
+    a file changed."""
+    dirs = [SHIPPED_PIPELINES, drafts_dir(user_id)]
+    files = sorted(p for d in dirs for p in d.rglob("*.y*ml"))
+    key = tuple((str(p), p.stat().st_mtime) for p in files)
+    if key not in _catalogues:
+        if len(_catalogues) > 256:
+            _catalogues.clear()
+        _catalogues[key] = load_catalogue(dirs)
+    return _catalogues[key]
 
 
 def decision_note(decision: RouteDecision) -> str:
@@ -108,8 +125,9 @@ def decision_note(decision: RouteDecision) -> str:
 
 async def agent_reply(user_id: int, reply_id: int, provider: Provider) -> AsyncIterator[AgentEvent]:
     """Produce the assistant reply for placeholder ``reply_id`` (see the module docstring)."""
-    turn = _load_turn(user_id, reply_id)
-    catalogue = catalogue_for(user_id)
+    # Database and file reads off the event loop: other sessions keep streaming meanwhile.
+    turn = await asyncio.to_thread(_load_turn, user_id, reply_id)
+    catalogue = await asyncio.to_thread(catalogue_for, user_id)
     decision = await route(
         turn.text, catalogue, provider=provider, history=turn.history, previous=turn.previous
     )

@@ -10,6 +10,7 @@ conversation or message is reported as not found (no existence leak).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -338,6 +339,11 @@ def _title_from(text: str) -> str:
     return (line[:60] + "…") if len(line) > 60 else line
 
 
+def branch_ids(session: Session, conversation_id: int, leaf: int | None) -> list[int]:
+    """The ids from the root of a conversation down to ``leaf`` (oldest first)."""
+    return _path(_tree(session, conversation_id), leaf)
+
+
 def branch_history(session: Session, user_id: int, message_id: int) -> list[ChatMessage]:
     """The branch above message ``message_id`` (excluded), newest ``HISTORY_MESSAGES``."""
     msg = owned_message(session, user_id, message_id)
@@ -388,14 +394,10 @@ async def stream_reply(
     A retried attempt that already streamed text yields a chunk with ``reset=True``: the
     partial text so far is void.
     """
-    with session_scope() as session:
-        msg = owned_message(session, user_id, assistant_message_id)
-        if msg.role != "assistant":
-            raise NotFound("This message does not exist.")
-        conversation_id = msg.conversation_id
-        if messages is None:
-            messages = branch_history(session, user_id, assistant_message_id)
-    request = LLMRequest(messages=tuple(messages), kind="chat")
+    conversation_id, context = await asyncio.to_thread(
+        _reply_context, user_id, assistant_message_id, messages
+    )
+    request = LLMRequest(messages=tuple(context), kind="chat")
     started = time.perf_counter()
     parts: list[str] = []
     status, error, model = "complete", None, ""
@@ -431,7 +433,8 @@ async def stream_reply(
     if error:
         text = f"{text}\n\n**Error:** {error}" if text else f"**Error:** {error}"
     latency = (time.perf_counter() - started) * 1000
-    final = save_reply(
+    final = await asyncio.to_thread(
+        save_reply,
         user_id,
         assistant_message_id,
         conversation_id,
@@ -447,6 +450,18 @@ async def stream_reply(
         attempts=attempts,
     )
     yield ReplyChunk(final=final, error=error)
+
+
+def _reply_context(
+    user_id: int, message_id: int, messages: list[ChatMessage] | None
+) -> tuple[int, list[ChatMessage]]:
+    with session_scope() as session:
+        msg = owned_message(session, user_id, message_id)
+        if msg.role != "assistant":
+            raise NotFound("This message does not exist.")
+        if messages is None:
+            messages = branch_history(session, user_id, message_id)
+        return msg.conversation_id, messages
 
 
 def save_reply(

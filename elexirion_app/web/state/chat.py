@@ -7,6 +7,7 @@ the user id to the service, which checks ownership of every id the client sent.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -270,9 +271,13 @@ class ChatState(rx.State):
         user_id = await self._guard()
         if user_id is None:
             return rx.redirect(routes.LOGIN)
-        try:
+
+        def start() -> chat.TurnStarted:
             with session_scope() as session:
-                turn = make_turn(session, user_id)
+                return make_turn(session, user_id)  # type: ignore[no-any-return]
+
+        try:
+            turn = await asyncio.to_thread(start)  # keep other sessions' streams flowing
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
