@@ -34,5 +34,6 @@ config = rx.Config(
     ),
     show_built_with_reflex=False,
     disable_plugins=[rx.plugins.SitemapPlugin],
+    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     **_kwargs,
 )

@@ -15,10 +15,7 @@ from elexirion_app.web.state.chat import ChatState
 from elexirion_app.web.state.runs import RunsState
 from elexirion_app.web.state.workspace import WorkspaceState
 
-app = rx.App(
-    theme=rx.theme(accent_color="indigo", radius="medium"),
-    stylesheets=["/styles.css"],
-)
+app = rx.App(stylesheets=["/styles.css"])  # the theme is configured in rxconfig.py
 app.add_page(
     login_page,
     route=routes.LOGIN,

@@ -10,19 +10,19 @@ from elexirion_app.web.state.workspace import UPLOAD_ID, FileRow, WorkspaceState
 
 
 def _file(f: FileRow) -> rx.Component:
+    delete = rx.icon_button(
+        rx.icon("trash-2", size=14),
+        size="1",
+        variant="ghost",
+        color_scheme="red",
+        on_click=WorkspaceState.delete(f.path),
+        aria_label="Delete file",
+    )
     return rx.table.row(
         rx.table.cell(rx.code(f.path)),
         rx.table.cell(f.size),
-        rx.table.cell(
-            rx.icon_button(
-                rx.icon("trash-2", size=14),
-                size="1",
-                variant="ghost",
-                color_scheme="red",
-                on_click=WorkspaceState.delete(f.path),
-                aria_label="Delete file",
-            ),
-        ),
+        # Files of an admin-allowed folder are listed, never deleted from here.
+        rx.table.cell(rx.cond(WorkspaceState.current_folder == "", delete)),
         class_name="workspace-file",
     )
 

@@ -39,10 +39,11 @@ class WorkspaceState(rx.State):
             return None
 
     def _refresh(self, user_id: int) -> None:
-        root = workspace.workspace_dir(user_id)
-        self.files = [FileRow(f.path, _size(f.size)) for f in workspace.list_files(root)]
         self.folders = [str(p) for p in workspace.allowed_folders()]
         self.current_folder = workspace.chosen_folder(user_id) or ""
+        # The files runs will see: the chosen allowed folder (read-only here) or the uploads.
+        root = workspace.current_workspace(user_id)
+        self.files = [FileRow(f.path, _size(f.size)) for f in workspace.list_files(root)]
 
     @rx.event
     async def load(self) -> Any:
