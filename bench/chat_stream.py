@@ -52,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _reflex_client import VAR_SUFFIX, ReflexClient  # noqa: E402
 
+from tests.support import appserver  # noqa: E402
+
 RATE = 50.0  # tokens per second from the fake model
 P95_GOAL_MS = 100.0
 BYTES_RATIO_GOAL = 1.10  # long/short bytes per reply counted as "independent"
@@ -220,20 +222,6 @@ class Servers:
         )
 
 
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    """Terminate a process group this bench started (by its leader's PID)."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-
-
 @contextlib.contextmanager
 def serve(args: argparse.Namespace) -> Iterator[Servers]:
     """The fake model and the app in prod mode (fresh database); all always killed.
@@ -255,21 +243,11 @@ def serve(args: argparse.Namespace) -> Iterator[Servers]:
         assert fake.stdout is not None
         if fake.stdout.readline().strip() != b"READY":
             raise RuntimeError("the fake model server did not start")
-        env = dict(os.environ)
-        for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "REDIS_URL", "REFLEX_REDIS_URL"):
-            env.pop(key, None)
-        env.pop("GRANIAN_WORKERS", None)
-        env.update(
-            {
-                "DATABASE_URL": db_url,
-                "ELEXIRION_DATA_DIR": str(tmp),
-                "ELEXIRION_PORT": str(port),
-                "ANTHROPIC_API_KEY": "fake-key",
-                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
-                "REFLEX_CHECK_LATEST_VERSION": "false",
-                "NPM_CONFIG_REGISTRY": "https://registry.npmjs.org",
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            }
+        env = appserver.app_env(
+            tmp,
+            port,
+            ANTHROPIC_API_KEY="fake-key",
+            ANTHROPIC_BASE_URL=f"http://127.0.0.1:{fake_port}",
         )
         if args.workers:
             log(f"starting a private redis-server on :{args.redis_port} for {args.workers} workers")
@@ -293,48 +271,10 @@ def serve(args: argparse.Namespace) -> Iterator[Servers]:
                     time.sleep(0.1)
             env["REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}"
             env["GRANIAN_WORKERS"] = str(args.workers)
-        bindir = Path(sys.executable).parent
-        log("alembic upgrade head (fresh SQLite database)")
-        subprocess.run(
-            [str(bindir / "alembic"), "upgrade", "head"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         app_log = tmp / "reflex.log"
         log(f"starting the app: reflex run --env prod --single-port on :{port} (log {app_log})")
-        with app_log.open("wb") as out:
-            app = subprocess.Popen(
-                [
-                    str(bindir / "reflex"),
-                    "run",
-                    "--env",
-                    "prod",
-                    "--single-port",
-                    "--frontend-port",
-                    str(port),
-                    "--backend-port",
-                    str(port),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
         started = time.monotonic()
-        while True:
-            if app.poll() is not None:
-                raise RuntimeError(f"the app exited early:\n{app_log.read_text()[-3000:]}")
-            if time.monotonic() - started > 300:
-                raise RuntimeError(f"the app did not start:\n{app_log.read_text()[-3000:]}")
-            try:
-                _get(f"http://localhost:{port}/ping")
-                break
-            except OSError:
-                time.sleep(0.5)
+        app = appserver.start_app(env, port, app_log, timeout_s=300)
         log(f"app up after {time.monotonic() - started:.1f}s")
         yield Servers(
             f"http://localhost:{port}",
@@ -348,7 +288,7 @@ def serve(args: argparse.Namespace) -> Iterator[Servers]:
         failed = False
     finally:
         for proc in (app, fake, redis):
-            _stop(proc)
+            appserver.stop(proc)
         if failed:
             log(f"kept {tmp} (database and reflex.log) for a look")
         else:
