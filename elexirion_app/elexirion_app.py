@@ -28,33 +28,14 @@ app.add_page(
     title="Register · ElexirionDSP",
     on_load=AuthState.redirect_if_logged_in,
 )
-app.add_page(
-    chat_page,
-    route=routes.CHAT,
-    title="Chat · ElexirionDSP",
-    on_load=[AuthState.check_login, ChatState.load],
-)
-app.add_page(
-    chat_page,
-    route=routes.INDEX,
-    title="ElexirionDSP",
-    on_load=[AuthState.check_login, ChatState.load],
-)
-app.add_page(
-    runs_page,
-    route=routes.RUNS,
-    title="Runs · ElexirionDSP",
-    on_load=[AuthState.check_login, RunsState.load_list],
-)
-app.add_page(
-    run_detail_page,
-    route=routes.RUN_VIEW,
-    title="Run · ElexirionDSP",
-    on_load=[AuthState.check_login, RunsState.load_detail],
-)
-app.add_page(
-    workspace_page,
-    route=routes.WORKSPACE,
-    title="Workspace · ElexirionDSP",
-    on_load=[AuthState.check_login, WorkspaceState.load],
-)
+# Logged-in pages: the login guard first, then the page's own loader (which checks the user
+# again itself, as every data handler does).
+PRIVATE_PAGES = [
+    (chat_page, routes.CHAT, "Chat · ElexirionDSP", ChatState.load),
+    (chat_page, routes.INDEX, "ElexirionDSP", ChatState.load),
+    (runs_page, routes.RUNS, "Runs · ElexirionDSP", RunsState.load_list),
+    (run_detail_page, routes.RUN_VIEW, "Run · ElexirionDSP", RunsState.load_detail),
+    (workspace_page, routes.WORKSPACE, "Workspace · ElexirionDSP", WorkspaceState.load),
+]
+for page, route, title, loader in PRIVATE_PAGES:
+    app.add_page(page, route=route, title=title, on_load=[AuthState.check_login, loader])
