@@ -10,7 +10,6 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export REFLEX_CHECK_LATEST_VERSION := false
 export LITELLM_LOCAL_MODEL_COST_MAP := True
-export NPM_CONFIG_REGISTRY ?= https://registry.npmjs.org
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test lint typecheck unit browser migrate deps bun chromium clean

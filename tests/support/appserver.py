@@ -35,9 +35,6 @@ def app_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
             "ELEXIRION_DATA_DIR": str(data_dir),
             "ELEXIRION_PORT": str(port),
             "REFLEX_CHECK_LATEST_VERSION": "false",
-            "NPM_CONFIG_REGISTRY": os.environ.get(
-                "NPM_CONFIG_REGISTRY", "https://registry.npmjs.org"
-            ),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
     )
