@@ -51,6 +51,8 @@ def test_no_tracked_file_sets_a_package_registry() -> None:
         "checkpoints/run_latest.json",
         "outputs/report.md",
         "elexirion.db-wal",
+        "uploaded_files/upload.txt",
+        "frontend.zip",
     ],
 )
 def test_files_the_tests_and_builds_create_are_ignored(path: str) -> None:
