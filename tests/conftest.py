@@ -29,3 +29,29 @@ def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if eng is not None:
         eng.dispose()
     config.get_settings.cache_clear()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly when the conformance suite was skipped because its folder is absent."""
+    from tests.support import conformance
+
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if conformance.MISSING_MARK in str(getattr(report, "longrepr", ""))
+    ]
+    if not skipped:
+        return
+    terminalreporter.write_sep("!", "CONFORMANCE SUITE NOT RUN", yellow=True, bold=True)
+    terminalreporter.write_line(
+        f"CONFORMANCE SUITE NOT RUN: {conformance.display_dir()} not found "
+        f"({len(skipped)} {'test' if len(skipped) == 1 else 'tests'} skipped)",
+        yellow=True,
+        bold=True,
+    )
+    terminalreporter.write_line(
+        f"Point {conformance.DIR_VAR} at the folder; with {conformance.REQUIRE_VAR}=1 "
+        "(set by .ci/run on CI) a missing suite fails the run.",
+        yellow=True,
+    )
+    terminalreporter.write_sep("!", yellow=True, bold=True)

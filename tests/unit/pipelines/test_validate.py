@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from elexirion_app.core.errors import PipelineValidationError, Problem
 from elexirion_app.pipelines.loader import load_text
 from elexirion_app.pipelines.validate import ensure_valid, validate_document, validate_file
+from tests.support import conformance
 
-CONFORMANCE = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "pipeline_ex"
-# pipeline_ex files expected to fail (see shared/conformance/README.md)
+# pipeline_ex files expected to fail (see the README of the conformance folder)
 EXPECTED_FAILURES = {
     "examples/performance_demo.yaml": ["stream_copy", "no 'large_dataset'", "stream_process"],
     "pipelines/meta/genesis_pipeline.yaml": ["no 'result' field", "map interpolated"],
@@ -21,10 +21,10 @@ EXPECTED_FAILURES = {
 }
 
 
-def conformance_files() -> list[Path]:
-    if not CONFORMANCE.is_dir():
-        pytest.skip(f"conformance folder {CONFORMANCE} is absent")
-    return sorted(CONFORMANCE.rglob("*.yaml"))
+@pytest.fixture
+def suite() -> Path:
+    """pipeline_ex's files; skips (or, when required, fails) when the suite is absent."""
+    return conformance.require()
 
 
 def errors(problems: list[Problem]) -> list[Problem]:
@@ -48,12 +48,12 @@ def only_error(text: str, **kwargs: object) -> Problem:
 # --- conformance ------------------------------------------------------------------------
 
 
-def test_conformance_split() -> None:
-    files = conformance_files()
+def test_conformance_split(suite: Path) -> None:
+    files = sorted(suite.rglob("*.yaml"))
     assert len(files) >= 20
     failing: dict[str, list[Problem]] = {}
     for path in files:
-        rel = path.relative_to(CONFORMANCE).as_posix()
+        rel = path.relative_to(suite).as_posix()
         found = errors(validate_file(path))
         if found:
             failing[rel] = found
@@ -67,9 +67,8 @@ def test_conformance_split() -> None:
         assert all(p.line is not None and p.file.endswith(rel) for p in failing[rel])
 
 
-def test_conformance_genesis_points_at_each_bad_template() -> None:
-    conformance_files()
-    found = errors(validate_file(CONFORMANCE / "pipelines/meta/genesis_pipeline.yaml"))
+def test_conformance_genesis_points_at_each_bad_template(suite: Path) -> None:
+    found = errors(validate_file(suite / "pipelines/meta/genesis_pipeline.yaml"))
     assert [(p.line, p.path) for p in found] == [
         (52, "steps[1].prompt[0].content"),
         (99, "steps[2].prompt[0].content"),
@@ -79,17 +78,15 @@ def test_conformance_genesis_points_at_each_bad_template() -> None:
     assert "{{steps.analyze_requirements.text}}" in found[0].hint
 
 
-def test_conformance_performance_demo_for_loop() -> None:
-    conformance_files()
-    found = errors(validate_file(CONFORMANCE / "examples/performance_demo.yaml"))
+def test_conformance_performance_demo_for_loop(suite: Path) -> None:
+    found = errors(validate_file(suite / "examples/performance_demo.yaml"))
     loop = [p for p in found if p.path == "steps[2].data_source"]
     assert len(loop) == 1 and loop[0].line == 25
     assert "data_source: large_dataset" in loop[0].hint
 
 
-def test_conformance_hooks_example_fails_pipeline_ex_strict_validation() -> None:
-    conformance_files()
-    path = CONFORMANCE / "examples/hooks_example.yaml"
+def test_conformance_hooks_example_fails_pipeline_ex_strict_validation(suite: Path) -> None:
+    path = suite / "examples/hooks_example.yaml"
     strict = errors(validate_file(path, strict=True))
     prompts = [p for p in strict if p.path != "hooks"]
     assert [p.line for p in prompts] == [25, 36, 45, 56]
