@@ -2,17 +2,22 @@
 
 Retries and attempt records
 ---------------------------
-HTTP-level retries are the SDK's (``AsyncAnthropic(max_retries=...)``): it retries 408/409/
-429/5xx/529 and connection errors, honours ``retry-after-ms``/``retry-after`` and backs off
-exponentially with jitter, as STYLE.md asks. To still write one LLM-call record per HTTP
-attempt, each call runs on ``client.with_middleware(recorder)``: the SDK invokes middleware
-once per attempt *inside* its retry loop, so the recorder sees every failed attempt (status,
-latency, retry-after) and every connection error, and we emit one ``attempt`` event for each.
+One retry budget per API call (per turn of the tool loop): at most ``max_retries + 1`` HTTP
+requests, whatever fails. HTTP-level retries are the SDK's (``AsyncAnthropic(max_retries=...)``):
+it retries 408/409/429/5xx/529 and connection errors, honours ``retry-after-ms``/``retry-after``
+and ``x-should-retry``, and backs off exponentially with jitter. To still write one LLM-call
+record per HTTP attempt, each call runs on ``client.with_middleware(recorder)``: the SDK invokes
+middleware once per attempt *inside* its retry loop, so the recorder sees (and counts) every
+attempt (status, latency, retry-after) and every connection error, and we emit one ``attempt``
+event for each.
 
 The SDK cannot retry what fails after the 200 response headers: an ``event: error`` in the
 stream, a stream that ends without ``message_stop``, a connection reset mid-body, or a stall
-longer than the idle timeout. Those we retry ourselves, up to ``max_retries`` times, with the
-same backoff. If text deltas of the failed attempt were already emitted, its ``attempt`` event
+longer than the idle timeout. Those we retry ourselves, with the *rest* of the budget: the next
+``messages.create`` gets ``max_retries = budget - requests already made`` for the SDK, so SDK
+retries and ours never multiply (formerly each of our retries got a fresh SDK budget: 9
+requests for ``max_retries=2``). Our wait honours the error's ``retry_after_s``, else the same
+backoff. If text deltas of the failed attempt were already emitted, its ``attempt`` event
 carries ``discard_partial=True``: consumers drop the deltas received since the previous
 ``attempt`` event; the next attempt streams that turn again. The final ``done`` response is
 always authoritative.
@@ -88,7 +93,8 @@ class _Turn:
 
 @dataclass
 class _CallState:
-    attempt: int = 0
+    attempt: int = 0  # HTTP requests of the whole call (all turns): the attempt numbers
+    turn_requests: int = 0  # HTTP requests of the current turn: the retry budget spent
     pending: list[StreamEvent] = field(default_factory=list)
     pending_started: float = 0.0
 
@@ -206,10 +212,13 @@ class AnthropicProvider:
         out: _Turn,
     ) -> AsyncIterator[StreamEvent]:
         max_retries = self.max_retries if request.max_retries is None else request.max_retries
-        for stream_try in range(max_retries + 1):
+        state.turn_requests = 0
+        while True:
+            # the SDK may retry with what is left of this turn's budget
+            sdk_retries = max(0, max_retries - state.turn_requests)
             try:
                 async for event in self._one_call(
-                    request, model, system, messages, offered, state, turn, out, max_retries
+                    request, model, system, messages, offered, state, turn, out, sdk_retries
                 ):
                     yield event
                 return
@@ -217,10 +226,10 @@ class AnthropicProvider:
                 for pending in state.pending:
                     yield pending
                 state.pending.clear()
-                if stream_try >= max_retries:
+                if state.turn_requests > max_retries:
                     exc.error.attempts = state.attempt
                     raise exc.error from exc
-                delay = self.policy.delay(stream_try)
+                delay = self.policy.delay(state.turn_requests - 1, exc.error.retry_after_s)
                 log.info("claude mid-stream failure (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
 
@@ -370,6 +379,12 @@ class AnthropicProvider:
 
         async def record(req: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
             state.attempt += 1
+            state.turn_requests += 1
+            retries_so_far = state.turn_requests - 1
+            if getattr(req, "retries_taken", retries_so_far) != retries_so_far:
+                # after one of our mid-stream retries the SDK counts from 0 again
+                headers = {**req.headers, "x-stainless-retry-count": str(retries_so_far)}
+                req = req.copy(headers=headers)
             started = time.perf_counter()
             state.pending_started = started
             try:
