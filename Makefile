@@ -14,6 +14,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test lint typecheck unit browser migrate deps bun chromium clean
 
+# pytest on one directory. Exit code 5 ("no tests collected") stays a failure, named as such:
+# every directory we run has tests, so collecting none means they were lost.
+define pytest_in
+$(BIN)/pytest $(1) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests in $(1) (exit 5): tests were lost; failing" >&2; exit $$rc; }
+endef
+
 ## run: install everything missing, migrate the database, serve http://localhost:3000
 run: deps bun migrate
 	$(BIN)/reflex run --env prod --single-port
@@ -22,8 +28,8 @@ run: deps bun migrate
 # Unit and browser tests run in separate processes: Playwright's sync API keeps an event loop
 # running in the main thread, which the asyncio tests cannot share.
 test: deps bun chromium lint typecheck
-	$(BIN)/pytest tests/unit
-	$(BIN)/pytest tests/integration
+	$(call pytest_in,tests/unit)
+	$(call pytest_in,tests/integration)
 
 lint: deps
 	$(BIN)/ruff check .
@@ -33,10 +39,10 @@ typecheck: deps
 	$(BIN)/mypy elexirion_app
 
 unit: deps
-	$(BIN)/pytest tests/unit
+	$(call pytest_in,tests/unit)
 
 browser: deps bun chromium
-	$(BIN)/pytest tests/integration
+	$(call pytest_in,tests/integration)
 
 deps: $(VENV)/.installed
 

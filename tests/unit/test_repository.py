@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -57,3 +58,77 @@ def test_no_tracked_file_sets_a_package_registry() -> None:
 )
 def test_files_the_tests_and_builds_create_are_ignored(path: str) -> None:
     assert _git("check-ignore", "-q", "--no-index", path).returncode == 0, path
+
+
+# --- .ci/run --------------------------------------------------------------------------------
+
+
+def _ci_checkout(tmp_path: Path) -> Path:
+    """A throw-away git repository holding this checkout's ``.ci/run``, committed."""
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    shutil.copy2(ROOT / ".ci" / "run", repo / ".ci" / "run")
+    (repo / "tracked.txt").write_text("v1\n")
+    (repo / ".gitignore").write_text("ignored/\n")
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "init"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+    return repo
+
+
+def _ci_run(repo: Path, command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in {"CI", "ELEXIRION_REQUIRE_CONFORMANCE"}}
+    full.update(env, CI_TEST_COMMAND=command)
+    return subprocess.run(
+        [str(repo / ".ci" / "run")],
+        cwd=repo,
+        env=full,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_ci_run_passes_when_the_tests_leave_the_tree_clean(tmp_path: Path) -> None:
+    repo = _ci_checkout(tmp_path)
+    run = _ci_run(repo, "mkdir -p ignored && touch ignored/out")
+    assert run.returncode == 0, run.stderr
+    assert "changed the work tree" not in run.stderr
+
+
+def test_ci_run_fails_and_names_what_the_tests_dirtied(tmp_path: Path) -> None:
+    repo = _ci_checkout(tmp_path)
+    run = _ci_run(repo, "echo v2 > tracked.txt && touch 'stray file.txt'")
+    assert run.returncode == 1
+    assert "the tests changed the work tree" in run.stderr
+    assert "  tracked.txt\n" in run.stderr and "  stray file.txt\n" in run.stderr
+
+
+def test_ci_run_catches_a_file_dirty_before_and_changed_again(tmp_path: Path) -> None:
+    repo = _ci_checkout(tmp_path)
+    (repo / "tracked.txt").write_text("local edit\n")
+    (repo / "notes.txt").write_text("mine\n")
+    clean = _ci_run(repo, "true")
+    assert clean.returncode == 0, clean.stderr
+    assert "not clean before the tests" in clean.stderr
+    run = _ci_run(repo, "echo again >> tracked.txt")
+    assert run.returncode == 1
+    assert "  tracked.txt\n" in run.stderr and "notes.txt" not in run.stderr
+
+
+def test_ci_run_keeps_the_test_commands_exit_code(tmp_path: Path) -> None:
+    run = _ci_run(_ci_checkout(tmp_path), "exit 5")
+    assert run.returncode == 5
+    assert "FAILED (exit 5)" in run.stderr
+
+
+def test_ci_run_requires_the_conformance_suite_on_ci(tmp_path: Path) -> None:
+    repo = _ci_checkout(tmp_path)
+    check = 'test "${ELEXIRION_REQUIRE_CONFORMANCE:-}" = 1'
+    assert _ci_run(repo, check, CI="true").returncode == 0
+    assert _ci_run(repo, check).returncode == 1
