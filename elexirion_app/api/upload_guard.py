@@ -1,0 +1,143 @@
+"""Guard Reflex's ``POST /_upload`` before a single body byte is read.
+
+Reflex's upload route trusts the ``Reflex-Client-Token`` header and reads the whole multipart
+body into temporary files before any handler runs. This ASGI middleware sits in front of it:
+
+- no live session cookie (checked in the database)      → 401, the body is never read;
+- the tab token is not bound to that same session        → 403 (``services/tab_bindings``);
+- ``Content-Length`` above the cap                       → 413 at once;
+- the streamed body passes the cap (chunked or lying)    → 413 as soon as it does: the inner
+  app sees a client disconnect, reading stops, nothing is buffered here.
+
+Every other path (websockets included) passes through untouched. The cap is
+``ELEXIRION_MAX_UPLOAD_BYTES`` (default 60 MB), read by ``max_upload_bytes()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from elexirion_app.db.engine import session_scope
+from elexirion_app.services import auth, tab_bindings
+
+log = logging.getLogger(__name__)
+
+UPLOAD_PATH = "/_upload"
+DEFAULT_MAX_UPLOAD_BYTES = 60 * 1024 * 1024
+MAX_UPLOAD_ENV = "ELEXIRION_MAX_UPLOAD_BYTES"
+
+
+def max_upload_bytes() -> int:
+    """The cap on one ``/_upload`` request body (``ELEXIRION_MAX_UPLOAD_BYTES``, default 60 MB)."""
+    raw = os.environ.get(MAX_UPLOAD_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_UPLOAD_BYTES
+    if not raw.isdigit() or int(raw) <= 0:
+        log.warning("%s=%r is not a positive integer; using the default", MAX_UPLOAD_ENV, raw)
+        return DEFAULT_MAX_UPLOAD_BYTES
+    return int(raw)
+
+
+def _route_path(scope: Scope) -> str:
+    path = str(scope.get("path") or "")
+    root = str(scope.get("root_path") or "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path.rstrip("/") or "/"
+
+
+def _user_for(token: str) -> auth.UserInfo | None:
+    with session_scope() as session:
+        return auth.user_for_token(session, token)
+
+
+def _refusal(status: int, code: str, message: str) -> JSONResponse:
+    # The body is left unread: the connection must not be reused for another request.
+    return JSONResponse(
+        {"error": {"code": code, "message": message}},
+        status_code=status,
+        headers={"connection": "close"},
+    )
+
+
+def _too_large(cap: int) -> JSONResponse:
+    return _refusal(
+        413, "too_large", f"The upload is larger than {cap // (1024 * 1024)} MB in all."
+    )
+
+
+async def _check(headers: Headers, cap: int) -> JSONResponse | None:
+    """The refusal for these request headers, or None when the upload may proceed."""
+    cookie_token = auth.token_from_cookie_header(headers.get("cookie"))
+    user = await asyncio.to_thread(_user_for, cookie_token) if cookie_token else None
+    if cookie_token is None or user is None:
+        return _refusal(401, "unauthenticated", "Log in to upload files.")
+    tab_token = headers.get("reflex-client-token") or ""
+    bound = await tab_bindings.bound_session(tab_token)
+    if bound is None or bound != auth.hash_token(cookie_token):
+        log.warning("upload refused: tab token not bound to the session of user %s", user.id)
+        return _refusal(403, "forbidden", "This upload does not belong to your session.")
+    length = headers.get("content-length")
+    if length is not None:
+        length = length.strip()
+        if not length.isdigit() or len(length) > 20:
+            return _refusal(400, "bad_request", "The Content-Length header is not valid.")
+        if int(length) > cap:
+            return _too_large(cap)
+    return None
+
+
+def guard_uploads(app: ASGIApp) -> ASGIApp:
+    """Wrap an ASGI app so that ``/_upload`` needs a session, its own tab and a size cap."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope.get("type") != "http"
+            or _route_path(scope) != UPLOAD_PATH
+            or scope.get("method") == "OPTIONS"  # CORS preflight: no body, no cookie
+        ):
+            await app(scope, receive, send)
+            return
+        cap = max_upload_bytes()
+        refusal = await _check(Headers(scope=scope), cap)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+
+        received = 0
+        overflowed = False
+        inner_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, overflowed
+            if overflowed:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message.get("type") == "http.request":
+                received += len(message.get("body", b""))
+                if received > cap:
+                    overflowed = True
+                    log.warning("upload refused after %d bytes (cap %d)", received, cap)
+                    if not inner_started:
+                        await _too_large(cap)(scope, receive, send)
+                    # The inner app sees a disconnect and stops reading; its answer is dropped.
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal inner_started
+            if overflowed:
+                return
+            if message.get("type") == "http.response.start":
+                inner_started = True
+            await send(message)
+
+        await app(scope, limited_receive, guarded_send)
+
+    return guarded
