@@ -2,10 +2,10 @@
 
 pipeline_ex runs Claude Code, an agent with file tools; we run the Messages API and offer the
 same read/write tools ourselves: ``Read``, ``Glob``, ``Grep``, ``LS``, ``Write``, ``Edit``.
-Every path goes through ``core.paths.resolve_in_workspace`` (no ``..``, no absolute paths, no
-symlinks pointing out); nothing shells out. ``Bash`` and the web tools are never offered: a
-pipeline asking for them gets a note in the system prompt, and a model calling them gets a
-"tool not available" error result.
+Every path goes through ``core.paths.resolve_in_workspace`` (relative, or absolute inside the
+workspace; no ``..`` escape, no ``~``, no symlinks pointing out); nothing shells out.
+``Bash`` and the web tools are never offered: a pipeline asking for them gets a note in the
+system prompt, and a model calling them gets a "tool not available" error result.
 
 A tool never raises to the loop: every failure becomes ``ToolResult(is_error=True)`` that the
 model can read. Outputs are capped (``Read`` 200 KB, ``Grep`` 500 matches, ``Glob``/``LS``

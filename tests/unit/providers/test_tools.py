@@ -140,18 +140,44 @@ def test_select_tools() -> None:
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
+    anchor=st.sampled_from(["", "WS", "PARENT", "/", "~"]),
     parts=st.lists(
-        st.sampled_from(["..", ".", "src", "pkg", "app.py", "/", "~", "x"]), min_size=1, max_size=6
-    )
+        st.sampled_from(["..", ".", "src", "pkg", "app.py", "", "~", "x", "secret.txt", "ws"]),
+        min_size=1,
+        max_size=6,
+    ),
 )
-def test_no_path_resolves_outside_the_workspace(ws: Path, parts: list[str]) -> None:
+def test_no_path_resolves_outside_the_workspace(ws: Path, anchor: str, parts: list[str]) -> None:
+    """Relative or absolute (the workspace, its parent, the root, ``~``), a path either
+    resolves inside the workspace or is refused; an absolute path inside the workspace
+    reads the same file as its relative spelling."""
     import asyncio
 
-    raw = "/".join(parts)
+    from elexirion_app.core.errors import WorkspaceError
+    from elexirion_app.core.paths import resolve_in_workspace
+
+    prefix = {"WS": str(ws), "PARENT": str(ws.parent), "/": "/", "~": "~", "": ""}[anchor]
+    raw = "/".join([prefix, *parts]) if prefix else "/".join(parts)
+    root = ws.resolve()
+    try:
+        resolved = resolve_in_workspace(ws, raw)
+    except WorkspaceError as exc:
+        assert "outside the workspace" in exc.message or raw.strip("/") == ""
+    else:
+        assert resolved == root or root in resolved.parents
+        if anchor == "WS":
+            assert resolved == resolve_in_workspace(ws, "/".join([".", *parts]))
     result = asyncio.run(run_tool("Read", {"path": raw}, ws, ALL))
     assert "SECRET" not in result.output
     listing = asyncio.run(run_tool("LS", {"path": raw}, ws, ALL))
-    assert "secret.txt" not in listing.output
+    assert listing.is_error or "secret.txt" not in listing.output  # a refusal echoes the path
+
+
+async def test_absolute_path_inside_the_workspace_is_read(ws: Path) -> None:
+    read = await run_tool("Read", {"path": str(ws / "src" / "app.py")}, ws, ALL)
+    assert not read.is_error and "return 42" in read.output
+    refused = await run_tool("Read", {"path": str(ws.parent / "secret.txt")}, ws, ALL)
+    assert refused.is_error and f"outside the workspace {ws.resolve()}" in refused.output
