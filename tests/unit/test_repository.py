@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,53 @@ def test_ci_run_requires_the_conformance_suite_on_ci(tmp_path: Path) -> None:
     check = 'test "${ELEXIRION_REQUIRE_CONFORMANCE:-}" = 1'
     assert _ci_run(repo, check, CI="true").returncode == 0
     assert _ci_run(repo, check).returncode == 1
+
+
+# --- documentation ------------------------------------------------------------------------
+
+DOC = ROOT / "docs" / "pipeline-format.md"
+
+
+def _documented(text: str, name: str) -> bool:
+    return any(f"`{name}{end}" in text for end in ("`", ":", " "))
+
+
+def test_readme_sends_nobody_outside_the_repository() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "../shared" not in readme
+    assert "docs/pipeline-format.md" in readme
+
+
+def test_the_format_doc_covers_every_step_type_and_field_the_validator_knows() -> None:
+    from elexirion_app.pipelines import validate as v
+
+    text = DOC.read_text(encoding="utf-8")
+    for kind in v.STEP_TYPES:
+        assert f"#### `{kind}`" in text or f"`{kind}`," in text or f"`{kind}`\n" in text, kind
+    groups: dict[str, Any] = {
+        **{f"{kind} step": keys for kind, keys in v.STEP_KEYS.items()},
+        "workflow": v.TOP_KEYS | v.TOP_IGNORED,
+        "defaults": v.DEFAULTS_KEYS,
+        "claude_options": v.CLAUDE_OPTION_KEYS,
+        "common step": v.COMMON_STEP_KEYS | v.IGNORED_STEP_KEYS,
+        "prompt part types": v.PROMPT_PART_FIELDS,
+        "prompt part": {k for req, opt in v.PROMPT_PART_FIELDS.values() for k in (*req, *opt)},
+        "data_transform operations": v.TRANSFORM_OPS,
+        "file_ops operations": v.FILE_OPS,
+        "values": {
+            *v.PRESETS,
+            *v.POST_PROCESSING,
+            *v.EXTRACTION_FORMATS,
+            *v.AGGREGATE_FUNCTIONS,
+            *v.CONVERT_FORMATS,
+            *v.FALLBACK_ACTIONS,
+            *v.BACKOFF,
+            *v.SET_SCOPES,
+        },
+    }
+    missing = {
+        group: sorted(str(k) for k in keys if not _documented(text, str(k)))
+        for group, keys in groups.items()
+    }
+    assert not {g: m for g, m in missing.items() if m}
+    assert "## Where we deliberately differ from pipeline_ex" in text
