@@ -33,6 +33,8 @@ config = rx.Config(
         {PUBLIC_URL, f"http://localhost:{PORT}", f"http://127.0.0.1:{PORT}"}
     ),
     show_built_with_reflex=False,
+    # X-Forwarded-For is honoured only behind this many trusted reverse proxies.
+    trusted_proxy_hops=max(0, int(os.environ.get("ELEXIRION_TRUSTED_PROXIES", "0") or 0)),
     disable_plugins=[rx.plugins.SitemapPlugin],
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     **_kwargs,

@@ -22,6 +22,12 @@ class Settings:
     chat_token_delay_s: float
     session_days: int
     max_message_chars: int
+    public_url: str = "http://localhost:3000"
+    trusted_proxies: int = 0
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
 
     @property
     def offline(self) -> bool:
@@ -50,4 +56,7 @@ def get_settings() -> Settings:
         chat_token_delay_s=float(env.get("ELEXIRION_CHAT_TOKEN_DELAY_S", "0.02")),
         session_days=int(env.get("ELEXIRION_SESSION_DAYS", "14")),
         max_message_chars=int(env.get("ELEXIRION_MAX_MESSAGE_CHARS", "32000")),
+        public_url=env.get("ELEXIRION_PUBLIC_URL")
+        or f"http://localhost:{env.get('ELEXIRION_PORT', '3000')}",
+        trusted_proxies=max(0, int(env.get("ELEXIRION_TRUSTED_PROXIES", "0") or 0)),
     )

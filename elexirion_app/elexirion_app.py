@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import reflex as rx
+from starlette.applications import Starlette
 
-from elexirion_app.web import routes
+from elexirion_app.api import auth_routes
+from elexirion_app.api.security_headers import security_headers
+from elexirion_app.services import startup
+from elexirion_app.web import identity, routes
 from elexirion_app.web.pages.chat import chat_page
 from elexirion_app.web.pages.login import login_page
 from elexirion_app.web.pages.register import register_page
@@ -15,18 +19,25 @@ from elexirion_app.web.state.chat import ChatState
 from elexirion_app.web.state.runs import RunsState
 from elexirion_app.web.state.workspace import WorkspaceState
 
-app = rx.App(stylesheets=["/styles.css"])  # the theme is configured in rxconfig.py
+# The theme is configured in rxconfig.py. The auth routes (which alone set the HttpOnly session
+# cookie) are mounted in front of Reflex's backend; security headers wrap every response.
+app = rx.App(
+    stylesheets=["/styles.css"],
+    api_transformer=[Starlette(routes=auth_routes.ROUTES), security_headers],
+)
+identity.install(app)
+app.register_lifespan_task(startup.on_startup)
 app.add_page(
     login_page,
     route=routes.LOGIN,
     title="Log in · ElexirionDSP",
-    on_load=AuthState.redirect_if_logged_in,
+    on_load=AuthState.load_auth_page,
 )
 app.add_page(
     register_page,
     route=routes.REGISTER,
     title="Register · ElexirionDSP",
-    on_load=AuthState.redirect_if_logged_in,
+    on_load=AuthState.load_auth_page,
 )
 # Logged-in pages: the login guard first, then the page's own loader (which checks the user
 # again itself, as every data handler does).

@@ -9,6 +9,7 @@ card), ``delta`` (answer text), ``progress`` (a pipeline's live steps) and final
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from elexirion_app.agent.router import RouteDecision, route
 from elexirion_app.agent.session import RunSummary, build_context, summarise_run
 from elexirion_app.config import PROJECT_ROOT, get_settings
 from elexirion_app.core.errors import ElexirionError, NotFound
+from elexirion_app.core.paths import pipeline_file
 from elexirion_app.core.types import ChatMessage, Usage
 from elexirion_app.db.engine import session_scope
 from elexirion_app.db.models import Message
@@ -61,9 +63,10 @@ class _Turn:
 
 
 def _load_turn(user_id: int, reply_id: int) -> _Turn:
+    """Claim the placeholder (once: a replay gets ``Conflict``) and load what answers it."""
     with session_scope() as session:
-        reply = chat.owned_message(session, user_id, reply_id)
-        if reply.role != "assistant" or reply.parent_id is None:
+        reply = chat.claim_reply(session, user_id, reply_id)
+        if reply.parent_id is None:
             raise NotFound("This message does not exist.")
         asked = chat.owned_message(session, user_id, reply.parent_id)
         assert asked.id is not None
@@ -124,31 +127,58 @@ def decision_note(decision: RouteDecision) -> str:
 
 
 async def agent_reply(user_id: int, reply_id: int, provider: Provider) -> AsyncIterator[AgentEvent]:
-    """Produce the assistant reply for placeholder ``reply_id`` (see the module docstring)."""
+    """Produce the assistant reply for placeholder ``reply_id`` (see the module docstring).
+
+    The placeholder is claimed first (a second call for the same reply is refused with
+    ``Conflict`` and changes nothing). From then on every outcome is saved: an answer, a
+    clear error for any failure (bugs included, logged with their traceback), ``stopped``
+    when the task is cancelled."""
     # Database and file reads off the event loop: other sessions keep streaming meanwhile.
     turn = await asyncio.to_thread(_load_turn, user_id, reply_id)
-    catalogue = await asyncio.to_thread(catalogue_for, user_id)
-    decision = await route(
-        turn.text, catalogue, provider=provider, history=turn.history, previous=turn.previous
-    )
-    meta: dict[str, Any] = {"decision": decision.to_dict(), "note": decision_note(decision)}
-    yield AgentEvent("decision", data=meta)
-    if decision.kind == "answer":
-        async for event in _answer(user_id, reply_id, turn, provider, meta):
+    meta: dict[str, Any] = {}
+    finished = False
+    try:
+        catalogue = await asyncio.to_thread(catalogue_for, user_id)
+        decision = await route(
+            turn.text, catalogue, provider=provider, history=turn.history, previous=turn.previous
+        )
+        meta = {"decision": decision.to_dict(), "note": decision_note(decision)}
+        yield AgentEvent("decision", data=meta)
+        if decision.kind == "answer":
+            events = _answer(user_id, reply_id, turn, provider, meta)
+        elif decision.kind == "clarify":
+            events = _clarify(user_id, reply_id, turn, decision, meta)
+        elif decision.kind == "run":
+            events = _run(user_id, reply_id, turn, decision, catalogue, meta)
+        else:
+            events = _genesis(user_id, reply_id, turn, decision, provider, meta)
+        async for event in events:
+            finished = finished or event.kind == "final"
             yield event
-    elif decision.kind == "clarify":
-        text = decision.display()
-        yield AgentEvent("delta", text=text)
-        yield AgentEvent("final", final=_save(user_id, reply_id, turn, text, "complete", meta))
-    elif decision.kind == "run":
-        async for event in _run(user_id, reply_id, turn, decision, catalogue, meta):
-            yield event
-    else:
-        async for event in _genesis(user_id, reply_id, turn, decision, provider, meta):
-            yield event
+    except asyncio.CancelledError:
+        if not finished:
+            await asyncio.shield(_save(user_id, reply_id, turn, "**Stopped.**", "stopped", meta))
+        raise
+    except Exception as exc:
+        if finished:
+            raise
+        if isinstance(exc, ElexirionError):
+            text = f"**Error:** {exc.user_message}"
+        else:
+            log.exception("agent turn for reply %s failed", reply_id)
+            text = "**Error:** the reply failed. Please try again."
+        yield AgentEvent("final", final=await _save(user_id, reply_id, turn, text, "error", meta))
 
 
-def _save(
+async def _clarify(
+    user_id: int, reply_id: int, turn: _Turn, decision: RouteDecision, meta: dict[str, Any]
+) -> AsyncIterator[AgentEvent]:
+    text = decision.display()
+    yield AgentEvent("delta", text=text)
+    yield AgentEvent("final", final=await _save(user_id, reply_id, turn, text, "complete", meta))
+
+
+async def _save(
     user_id: int,
     reply_id: int,
     turn: _Turn,
@@ -164,7 +194,9 @@ def _save(
     error: str | None = None,
     run_id: str | None = None,
 ) -> chat.MessageView:
-    return chat.save_reply(
+    """Save the reply off the event loop."""
+    return await asyncio.to_thread(
+        chat.save_reply,
         user_id,
         reply_id,
         turn.conversation_id,
@@ -176,8 +208,8 @@ def _save(
         cost,
         latency_ms,
         error,
-        meta=meta,
-        run_id=run_id,
+        meta,
+        run_id,
     )
 
 
@@ -185,7 +217,9 @@ async def _answer(
     user_id: int, reply_id: int, turn: _Turn, provider: Provider, meta: dict[str, Any]
 ) -> AsyncIterator[AgentEvent]:
     context = build_context([*turn.history, ChatMessage("user", turn.text)], turn.runs)
-    async for chunk in chat.stream_reply(user_id, reply_id, provider, messages=context, meta=meta):
+    async for chunk in chat.stream_reply(
+        user_id, reply_id, provider, messages=context, meta=meta, claimed=True
+    ):
         if chunk.final is not None:
             yield AgentEvent("final", final=chunk.final)
         else:
@@ -224,7 +258,7 @@ async def _run(
     entry = next((e for e in catalogue if e.name == decision.pipeline), None)
     if entry is None:
         text = f"The pipeline **{decision.pipeline}** is not available any more."
-        yield AgentEvent("final", final=_save(user_id, reply_id, turn, text, "error", meta))
+        yield AgentEvent("final", final=await _save(user_id, reply_id, turn, text, "error", meta))
         return
     updates: list[pipeline_runs.RunProgress] = []
 
@@ -245,13 +279,28 @@ async def _run(
     try:
         while not task.done():
             await asyncio.sleep(0.05)
+            if chat.stop_requested(reply_id):
+                task.cancel()  # the run is recorded interrupted (resumable)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                run_id = updates[-1].run_id if updates else None
+                text = f"**Stopped.** The run of **{entry.name}** was cancelled"
+                text += f"; resume it with `resume {run_id}`." if run_id else "."
+                chat.clear_stop(reply_id)
+                yield AgentEvent(
+                    "final",
+                    final=await _save(
+                        user_id, reply_id, turn, text, "stopped", meta, run_id=run_id
+                    ),
+                )
+                return
             if len(updates) > sent:
                 sent = len(updates)
                 yield AgentEvent("progress", data=_progress_dict(updates[-1]))
         outcome = task.result()
     except ElexirionError as exc:
         text = f"The pipeline **{entry.name}** could not run: {exc.user_message}"
-        yield AgentEvent("final", final=_save(user_id, reply_id, turn, text, "error", meta))
+        yield AgentEvent("final", final=await _save(user_id, reply_id, turn, text, "error", meta))
         return
     finally:
         if not task.done():
@@ -263,7 +312,7 @@ async def _run(
     meta = {**meta, "run": summarise_run(outcome).to_dict()}
     if progress is not None:
         meta["progress"] = _progress_dict(progress)
-    final = _save(
+    final = await _save(
         user_id,
         reply_id,
         turn,
@@ -289,17 +338,33 @@ async def _genesis(
 ) -> AsyncIterator[AgentEvent]:
     request = str(decision.inputs.get("request") or turn.text)
     yield AgentEvent("delta", text="Writing the pipeline…\n\n")
+    job = asyncio.ensure_future(
+        genesis.generate_pipeline(request, provider, base_dir=drafts_dir(user_id))
+    )
     try:
-        result = await genesis.generate_pipeline(request, provider, base_dir=drafts_dir(user_id))
+        while not job.done():
+            await asyncio.wait({job}, timeout=0.1)
+            if chat.stop_requested(reply_id) and not job.done():
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+                chat.clear_stop(reply_id)
+                text = "**Stopped.** No pipeline was written."
+                yield AgentEvent(
+                    "final", final=await _save(user_id, reply_id, turn, text, "stopped", meta)
+                )
+                return
+        result = job.result()
     except ElexirionError as exc:
         text = f"I could not write that pipeline: {exc.user_message}"
-        yield AgentEvent("final", final=_save(user_id, reply_id, turn, text, "error", meta))
+        yield AgentEvent("final", final=await _save(user_id, reply_id, turn, text, "error", meta))
         return
     lines = [f"### New pipeline: {result.name or 'draft'}"]
     status = "complete"
     if result.valid:
-        path = drafts_dir(user_id) / f"{result.name or 'draft'}.yaml"
-        path.write_text(result.yaml_text, encoding="utf-8")
+        # The model chose the name: one function turns it into a confined, slugged path.
+        path = pipeline_file(drafts_dir(user_id), result.name, read_only=(SHIPPED_PIPELINES,))
+        await asyncio.to_thread(path.write_text, result.yaml_text, encoding="utf-8")
         check = await pipeline_runs.run_draft_offline(user_id, path)
         lines.append(
             f"It validates (after {result.attempts} attempt(s)) and was saved as a draft "
@@ -313,7 +378,7 @@ async def _genesis(
             f"```\n{result.problem_text()}\n```"
         )
     lines += ["", "```yaml", result.yaml_text.rstrip(), "```"]
-    final = _save(
+    final = await _save(
         user_id,
         reply_id,
         turn,

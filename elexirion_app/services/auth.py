@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from http.cookies import CookieError, SimpleCookie
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -24,6 +25,9 @@ from elexirion_app.db.models import AppUser, AuthSession, utcnow
 log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
+# The HttpOnly cookie that carries the session token; set and cleared only by server routes.
+SESSION_COOKIE = "elx_session"
+MAX_TOKEN_CHARS = 256
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
@@ -130,9 +134,29 @@ def create_session(session: Session, user_id: int, days: int = 14) -> str:
     return token
 
 
+def token_from_cookie_header(header: str | None) -> str | None:
+    """The session token in a ``Cookie:`` request header, or None (absent or malformed)."""
+    if not header or len(header) > 16_384:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        # One malformed cookie of another site must not hide ours: fall back to a plain split.
+        for part in header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == SESSION_COOKIE and value:
+                return value if len(value) <= MAX_TOKEN_CHARS else None
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    if morsel is None or not morsel.value or len(morsel.value) > MAX_TOKEN_CHARS:
+        return None
+    return morsel.value
+
+
 def user_for_token(session: Session, token: str | None) -> UserInfo | None:
     """The user of a live session token, or None (unknown, expired, revoked, inactive)."""
-    if not token or len(token) > 256:
+    if not token or len(token) > MAX_TOKEN_CHARS:
         return None
     row = session.exec(
         select(AuthSession, AppUser)

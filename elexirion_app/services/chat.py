@@ -15,19 +15,24 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, literal, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from elexirion_app.config import get_settings
 from elexirion_app.core import pricing
-from elexirion_app.core.errors import ElexirionError, InputError, NotFound
+from elexirion_app.core.errors import Conflict, ElexirionError, InputError, NotFound
+from elexirion_app.core.ids import parse_id
+from elexirion_app.core.text import clean_title
 from elexirion_app.core.types import ChatMessage, LLMRequest, Usage
 from elexirion_app.db.engine import session_scope
 from elexirion_app.db.models import Conversation, LLMCall, Message, utcnow
 from elexirion_app.providers.base import Provider
+from elexirion_app.providers.choice import chat_choice
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +79,7 @@ class ConversationView:
 @dataclass(frozen=True)
 class ThreadView:
     messages: list[MessageView]
-    has_more: bool
-    total: int
+    has_more: bool  # older messages exist above the window (counted no further)
 
 
 def _view(m: Message, index: int = 1, count: int = 1) -> MessageView:
@@ -136,7 +140,10 @@ def rename_conversation(session: Session, user_id: int, conversation_id: int, ti
     if not isinstance(title, str) or not title.strip():
         raise InputError("Give the conversation a name.")
     conv = owned_conversation(session, user_id, conversation_id)
-    conv.title = title.strip()[:TITLE_MAX]
+    cleaned = clean_title(title, TITLE_MAX)
+    if not cleaned:
+        raise InputError("Give the conversation a name.")
+    conv.title = cleaned
     session.add(conv)
 
 
@@ -179,29 +186,72 @@ def _tree(session: Session, conversation_id: int) -> _Tree:
     return tree
 
 
-def _path(tree: _Tree, leaf: int | None) -> list[int]:
-    path: list[int] = []
-    seen: set[int] = set()
-    node = leaf
-    while node is not None and node in tree.parent and node not in seen:
-        seen.add(node)
-        path.append(node)
-        node = tree.parent[node]
-    path.reverse()
-    return path
-
-
 def _latest_leaf(tree: _Tree, node: int) -> int:
     while tree.children.get(node):
         node = tree.children[node][-1]
     return node
 
 
-def _leaf_of(conv: Conversation, tree: _Tree) -> int | None:
-    if conv.current_leaf_id in tree.parent:
-        return conv.current_leaf_id
-    roots = tree.children.get(None, [])
-    return _latest_leaf(tree, roots[-1]) if roots else None
+def _branch(
+    session: Session, conversation_id: int, leaf: int | None, limit: int
+) -> tuple[list[int], bool]:
+    """The newest ``limit`` ids of the branch ending at ``leaf`` (oldest first), and whether
+    older ones exist: one recursive query up the parent ids, however long the conversation."""
+    if leaf is None or limit <= 0:
+        return [], False
+    up = (
+        select(Message.id, Message.parent_id, literal(0).label("depth"))
+        .where(Message.id == leaf, Message.conversation_id == conversation_id)
+        .cte("branch", recursive=True)
+    )
+    parent = aliased(Message)
+    up = up.union_all(
+        select(parent.id, parent.parent_id, up.c.depth + 1).where(
+            parent.id == up.c.parent_id,
+            parent.conversation_id == conversation_id,
+            up.c.depth < limit,
+        )
+    )
+    rows = session.exec(select(up.c.id).order_by(up.c.depth.desc())).all()  # type: ignore[call-overload]
+    ids = [int(r) for r in rows]
+    return (ids[1:], True) if len(ids) > limit else (ids, False)
+
+
+def _current_leaf(session: Session, conv: Conversation) -> int | None:
+    """The leaf of the shown branch (the newest message when none is recorded)."""
+    if conv.current_leaf_id is not None:
+        found = session.exec(
+            select(Message.id).where(
+                Message.id == conv.current_leaf_id, Message.conversation_id == conv.id
+            )
+        ).first()
+        if found is not None:
+            return conv.current_leaf_id
+    newest = session.exec(
+        select(func.max(Message.id)).where(Message.conversation_id == conv.id)
+    ).one()
+    return int(newest) if newest is not None else None
+
+
+def _sibling_positions(
+    session: Session, conversation_id: int, rows: list[Message]
+) -> dict[int, tuple[int, int]]:
+    """``{message id: (index among its siblings, 1-based; sibling count)}`` for ``rows``."""
+    parents = {m.parent_id for m in rows}
+    query = select(Message.id, Message.parent_id).where(Message.conversation_id == conversation_id)
+    conds = [col(Message.parent_id).in_([p for p in parents if p is not None])]
+    if None in parents:
+        conds.append(col(Message.parent_id).is_(None))
+    siblings: dict[int | None, list[int]] = {}
+    for mid, parent_id in session.exec(query.where(or_(*conds)).order_by(col(Message.id))).all():
+        if mid is not None:
+            siblings.setdefault(parent_id, []).append(int(mid))
+    out = {}
+    for m in rows:
+        assert m.id is not None
+        group = siblings.get(m.parent_id, [m.id])
+        out[m.id] = (group.index(m.id) + 1 if m.id in group else 1, len(group))
+    return out
 
 
 def thread(
@@ -209,15 +259,12 @@ def thread(
 ) -> ThreadView:
     """The shown branch of a conversation: its newest ``limit`` messages, oldest first."""
     conv = owned_conversation(session, user_id, conversation_id)
-    tree = _tree(session, conversation_id)
-    path = _path(tree, _leaf_of(conv, tree))
-    window = path[-limit:] if limit > 0 else path
+    window, more = _branch(session, conversation_id, _current_leaf(session, conv), limit)
     rows = {m.id: m for m in session.exec(select(Message).where(col(Message.id).in_(window))).all()}
-    views = []
-    for mid in window:
-        siblings = tree.children.get(tree.parent[mid], [])
-        views.append(_view(rows[mid], siblings.index(mid) + 1, len(siblings)))
-    return ThreadView(views, has_more=len(path) > len(window), total=len(path))
+    ordered = [rows[mid] for mid in window if mid in rows]
+    positions = _sibling_positions(session, conversation_id, ordered)
+    views = [_view(m, *positions[m.id]) for m in ordered if m.id is not None]
+    return ThreadView(views, has_more=more)
 
 
 def list_messages(
@@ -264,7 +311,7 @@ def start_turn(
     else:
         conv = owned_conversation(session, user_id, conversation_id)
         assert conv.id is not None
-        parent = _leaf_of(conv, _tree(session, conv.id))
+        parent = _current_leaf(session, conv)
     assert conv.id is not None
     user_msg = Message(
         conversation_id=conv.id, user_id=user_id, role="user", content=text, parent_id=parent
@@ -325,30 +372,28 @@ def switch_sibling(session: Session, user_id: int, message_id: Any, step: Any) -
 
 
 def _as_id(value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise NotFound("This message does not exist.") from None
-    if number <= 0:
+    number = parse_id(value)
+    if number is None:
         raise NotFound("This message does not exist.")
     return number
 
 
 def _title_from(text: str) -> str:
-    line = text.splitlines()[0] if text else "New chat"
+    line = clean_title(text.splitlines()[0] if text else "", 1000) or "New chat"
     return (line[:60] + "…") if len(line) > 60 else line
 
 
-def branch_ids(session: Session, conversation_id: int, leaf: int | None) -> list[int]:
-    """The ids from the root of a conversation down to ``leaf`` (oldest first)."""
-    return _path(_tree(session, conversation_id), leaf)
+def branch_ids(
+    session: Session, conversation_id: int, leaf: int | None, limit: int = 200
+) -> list[int]:
+    """The newest ``limit`` ids of the branch ending at ``leaf`` (oldest first)."""
+    return _branch(session, conversation_id, leaf, limit)[0]
 
 
 def branch_history(session: Session, user_id: int, message_id: int) -> list[ChatMessage]:
     """The branch above message ``message_id`` (excluded), newest ``HISTORY_MESSAGES``."""
     msg = owned_message(session, user_id, message_id)
-    tree = _tree(session, msg.conversation_id)
-    ids = _path(tree, msg.parent_id)[-HISTORY_MESSAGES:]
+    ids = branch_ids(session, msg.conversation_id, msg.parent_id, HISTORY_MESSAGES)
     rows = {m.id: m for m in session.exec(select(Message).where(col(Message.id).in_(ids))).all()}
     out = [
         ChatMessage("user" if rows[i].role == "user" else "assistant", rows[i].content)
@@ -360,9 +405,63 @@ def branch_history(session: Session, user_id: int, message_id: int) -> list[Chat
     return out
 
 
+# A reply is made ``streaming`` (a placeholder), claimed once as ``generating`` by whoever
+# answers it, and saved once with its final status; a startup sweep ends orphans.
+OPEN_STATUSES = ("streaming", "generating")
+INTERRUPTED_NOTE = "**Interrupted:** the server restarted before this reply finished."
+
+
+def claim_reply(session: Session, user_id: int, message_id: int) -> Message:
+    """Take the placeholder ``message_id`` for answering, exactly once (atomic update):
+    a second claim — a replayed event, another tab — gets ``Conflict``."""
+    result = session.execute(
+        update(Message)
+        .where(
+            col(Message.id) == message_id,
+            col(Message.user_id) == user_id,
+            col(Message.role) == "assistant",
+            col(Message.status) == "streaming",
+        )
+        .values(status="generating")
+    )
+    msg = owned_message(session, user_id, message_id)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        if msg.role != "assistant":
+            raise NotFound("This message does not exist.")
+        raise Conflict("This reply has already been answered.")
+    session.refresh(msg)
+    return msg
+
+
+def stop_requested(message_id: int) -> bool:
+    return message_id in _stop_requested
+
+
+def clear_stop(message_id: int) -> None:
+    _stop_requested.discard(message_id)
+
+
+def sweep_orphaned_replies(session: Session, older_than_s: float | None = None) -> int:
+    """Mark replies left open by a dead process ``interrupted`` (all of them, or those older
+    than ``older_than_s`` when other workers may still be answering theirs)."""
+    query = select(Message).where(col(Message.status).in_(OPEN_STATUSES))
+    if older_than_s is not None:
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        query = query.where(col(Message.created_at) < cutoff)
+    count = 0
+    for msg in session.exec(query).all():
+        msg.status = "interrupted"
+        msg.content = f"{msg.content}\n\n{INTERRUPTED_NOTE}" if msg.content else INTERRUPTED_NOTE
+        session.add(msg)
+        count += 1
+    if count:
+        log.warning("marked %d orphaned chat replies interrupted", count)
+    return count
+
+
 def request_stop(session: Session, user_id: int, message_id: Any) -> None:
     msg = owned_message(session, user_id, _as_id(message_id))
-    if msg.status == "streaming":
+    if msg.status in OPEN_STATUSES:
         assert msg.id is not None
         _stop_requested.add(msg.id)
 
@@ -384,6 +483,7 @@ async def stream_reply(
     *,
     messages: list[ChatMessage] | None = None,
     meta: dict[str, Any] | None = None,
+    claimed: bool = False,
 ) -> AsyncIterator[ReplyChunk]:
     """Generate the assistant reply for a placeholder made by a turn function.
 
@@ -395,9 +495,9 @@ async def stream_reply(
     partial text so far is void.
     """
     conversation_id, context = await asyncio.to_thread(
-        _reply_context, user_id, assistant_message_id, messages
+        _reply_context, user_id, assistant_message_id, messages, claimed
     )
-    request = LLMRequest(messages=tuple(context), kind="chat")
+    request = LLMRequest(messages=tuple(context), kind="chat", model=chat_choice().override)
     started = time.perf_counter()
     parts: list[str] = []
     status, error, model = "complete", None, ""
@@ -453,12 +553,15 @@ async def stream_reply(
 
 
 def _reply_context(
-    user_id: int, message_id: int, messages: list[ChatMessage] | None
+    user_id: int, message_id: int, messages: list[ChatMessage] | None, claimed: bool
 ) -> tuple[int, list[ChatMessage]]:
     with session_scope() as session:
-        msg = owned_message(session, user_id, message_id)
-        if msg.role != "assistant":
-            raise NotFound("This message does not exist.")
+        if claimed:
+            msg = owned_message(session, user_id, message_id)
+            if msg.role != "assistant" or msg.status != "generating":
+                raise Conflict("This reply has already been answered.")
+        else:
+            msg = claim_reply(session, user_id, message_id)
         if messages is None:
             messages = branch_history(session, user_id, message_id)
         return msg.conversation_id, messages
@@ -488,6 +591,8 @@ def save_reply(
     """
     with session_scope() as session:
         msg = owned_message(session, user_id, message_id)
+        if msg.status not in OPEN_STATUSES:  # saved once: a replay never overwrites it
+            raise Conflict("This reply has already been answered.")
         msg.content, msg.status, msg.model = text, status, model
         if meta is not None:
             msg.meta = meta
@@ -537,7 +642,5 @@ def save_reply(
                 )
             )
         session.flush()
-        tree = _tree(session, conversation_id)
-        siblings = tree.children.get(msg.parent_id, [])
         assert msg.id is not None
-        return _view(msg, siblings.index(msg.id) + 1, len(siblings))
+        return _view(msg, *_sibling_positions(session, conversation_id, [msg])[msg.id])

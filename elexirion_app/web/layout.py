@@ -7,7 +7,7 @@ from collections.abc import Callable
 import reflex as rx
 
 from elexirion_app.web import routes
-from elexirion_app.web.components.common import hydration_marker
+from elexirion_app.web.components.common import hydration_marker, native_form
 from elexirion_app.web.state.auth import AuthState
 
 
@@ -21,7 +21,11 @@ def navbar() -> rx.Component:
         rx.link("Workspace", href=routes.WORKSPACE, id="nav-workspace"),
         rx.text(AuthState.user_email, size="2", color_scheme="gray", id="current-user"),
         rx.cond(AuthState.is_admin, rx.badge("admin", color_scheme="purple")),
-        rx.button("Log out", id="logout", on_click=AuthState.logout, variant="soft", size="2"),
+        native_form(
+            rx.button("Log out", id="logout", type="submit", variant="soft", size="2"),
+            action=routes.AUTH_LOGOUT,
+            method="post",
+        ),
         align="center",
         spacing="4",
         padding_x="1.5em",

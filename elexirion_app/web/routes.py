@@ -10,6 +10,10 @@ RUNS = "/runs"
 RUN_VIEW = "/runs/view"
 WORKSPACE = "/workspace"
 PUBLIC = frozenset({LOGIN, REGISTER})
+# Server routes (not pages): the only places the HttpOnly session cookie is set or cleared.
+AUTH_LOGIN = "/auth/login"
+AUTH_REGISTER = "/auth/register"
+AUTH_LOGOUT = "/auth/logout"
 
 
 def chat_conversation(conversation_id: int) -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import reflex as rx
 
-from elexirion_app.web.components.common import error_callout
+from elexirion_app.web.components.common import error_callout, native_form
 from elexirion_app.web.state.auth import AuthState
 
 
@@ -19,11 +17,13 @@ def auth_card(
     password_label: str,
     password_autocomplete: str,
     footer: rx.Component,
-    on_submit: Any,
+    action: str,
+    confirm: bool = False,
 ) -> rx.Component:
+    """A form the browser posts to ``action`` (a server route that sets the HttpOnly cookie)."""
     intro = [rx.text(subtitle, size="2", color_scheme="gray")] if subtitle else []
     return rx.card(
-        rx.form(
+        native_form(
             rx.vstack(
                 rx.heading(title, size="6"),
                 *intro,
@@ -46,12 +46,28 @@ def auth_card(
                     width="100%",
                     auto_complete=password_autocomplete,
                 ),
+                *(
+                    [
+                        rx.text("Repeat the password", size="2", weight="medium"),
+                        rx.input(
+                            name="confirm",
+                            id=f"{prefix}-confirm",
+                            type="password",
+                            required=True,
+                            width="100%",
+                            auto_complete="new-password",
+                        ),
+                    ]
+                    if confirm
+                    else []
+                ),
                 rx.button(submit, id=f"{prefix}-submit", type="submit", width="100%"),
                 footer,
                 spacing="3",
                 width="100%",
             ),
-            on_submit=on_submit,
+            action=action,
+            method="post",
         ),
         width="min(420px, 100%)",
         size="4",

@@ -351,4 +351,7 @@ def offline_banner() -> rx.Component:
             size="1",
             id="offline-banner",
         ),
+        rx.text(
+            "Answers by ", ChatState.model_label, size="1", color_scheme="gray", id="model-label"
+        ),
     )

@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex_base.components.component import field
+from reflex_base.vars.base import Var
+from reflex_components_core.el.elements.base import BaseHTML
+
+
+class NativeForm(BaseHTML):
+    """A plain HTML ``<form>`` that the browser posts itself (``rx.el.form`` always prevents
+    the default submit). Used for the auth routes, which answer with a cookie and a 303."""
+
+    tag = "form"
+    action: Var[str] = field(doc="Where the form posts to")
+    method: Var[str] = field(doc="HTTP method")
+
+
+native_form = NativeForm.create
 
 
 def hydration_marker() -> rx.Component:

@@ -7,7 +7,6 @@ import reflex as rx
 from elexirion_app.web import routes
 from elexirion_app.web.components.auth_form import auth_card
 from elexirion_app.web.layout import public_page
-from elexirion_app.web.state.auth import AuthState
 
 
 @public_page
@@ -20,5 +19,5 @@ def login_page() -> rx.Component:
         password_label="Password",
         password_autocomplete="current-password",
         footer=rx.text("No account? ", rx.link("Create one", href=routes.REGISTER), size="2"),
-        on_submit=AuthState.login,
+        action=routes.AUTH_LOGIN,
     )

@@ -7,7 +7,6 @@ import reflex as rx
 from elexirion_app.web import routes
 from elexirion_app.web.components.auth_form import auth_card
 from elexirion_app.web.layout import public_page
-from elexirion_app.web.state.auth import AuthState
 
 
 @public_page
@@ -20,5 +19,5 @@ def register_page() -> rx.Component:
         password_label="Password (8 characters or more)",
         password_autocomplete="new-password",
         footer=rx.text("Already registered? ", rx.link("Log in", href=routes.LOGIN), size="2"),
-        on_submit=AuthState.register,
+        action=routes.AUTH_REGISTER,
     )

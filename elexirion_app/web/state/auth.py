@@ -1,5 +1,9 @@
-"""Login state: the session token lives in a cookie; the user is re-checked in the database
-by every handler that touches data (``require_user``)."""
+"""Login state of a tab: who the current event's session cookie belongs to.
+
+The session cookie is HttpOnly: only the server routes in ``api/auth_routes.py`` set and
+clear it (log in, register, log out are HTML form posts there). ``web/identity.py`` resolves
+it for every event and fills the backend vars below; nothing here is trusted from the client.
+"""
 
 from __future__ import annotations
 
@@ -8,46 +12,31 @@ from typing import Any
 
 import reflex as rx
 
-from elexirion_app.config import get_settings
-from elexirion_app.core.errors import AuthError, ElexirionError
-from elexirion_app.db.engine import session_scope
-from elexirion_app.services import auth
 from elexirion_app.web import routes
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "elx_session"
-
-
-def _field(form: Any, key: str) -> str:
-    value = form.get(key, "") if isinstance(form, dict) else ""
-    return value if isinstance(value, str) else ""
+# Messages the login/register pages show for the ``?error=`` codes the auth routes send back
+# (codes only: no client-supplied text is ever rendered).
+AUTH_MESSAGES = {
+    "credentials": "Wrong email or password.",
+    "email": "Enter a valid email address.",
+    "password": "The password must have between 8 and 1024 characters.",
+    "mismatch": "The two passwords differ.",
+    "exists": "An account with this email already exists. Log in instead.",
+    "origin": "That form came from another site and was refused.",
+    "disabled": "This account is disabled.",
+    "server": "Something went wrong. Please try again.",
+}
 
 
 class AuthState(rx.State):
-    session_token: str = rx.Cookie(
-        "", name=SESSION_COOKIE, same_site="strict", max_age=14 * 24 * 3600
-    )
     user_email: str = ""
     is_admin: bool = False
     auth_error: str = ""
-    busy: bool = False
-    _user_id: int | None = None
-
-    def current_user(self) -> auth.UserInfo | None:
-        """The logged-in user, checked against the database (not cached client data)."""
-        if not self.session_token:
-            return None
-        with session_scope() as session:
-            return auth.user_for_token(session, self.session_token)
-
-    def require_user(self) -> auth.UserInfo:
-        user = self.current_user()
-        if user is None:
-            self._user_id = None
-            raise AuthError()
-        self._user_id = user.id
-        return user
+    # Set by the identity middleware before every event (never by the client).
+    _bound_user_id: int = 0
+    _bound_session: str = ""
 
     @rx.var
     def logged_in(self) -> bool:
@@ -55,64 +44,22 @@ class AuthState(rx.State):
 
     @rx.event
     def check_login(self) -> Any:
-        """on_load of every private page: load the user or go to the login page."""
-        user = self.current_user()
-        if user is None:
-            self.user_email, self.is_admin, self._user_id = "", False, None
+        """on_load of every private page: the login page unless a live session sent this."""
+        if not self._bound_user_id:
             return rx.redirect(routes.LOGIN)
-        self.user_email, self.is_admin, self._user_id = user.email, user.is_admin, user.id
         return None
 
     @rx.event
-    def redirect_if_logged_in(self) -> Any:
-        self.auth_error = ""
-        if self.current_user() is not None:
+    def load_auth_page(self) -> Any:
+        """on_load of /login and /register: away if logged in, else show the route's message."""
+        if self._bound_user_id:
             return rx.redirect(routes.CHAT)
+        params = self.router.url.query_parameters
+        code = str(params.get("error", ""))
+        if code == "limited":
+            retry = str(params.get("retry", ""))
+            seconds = int(retry) if retry.isdigit() and len(retry) < 8 else 60
+            self.auth_error = f"Too many attempts, try again in {seconds} s."
+        else:
+            self.auth_error = AUTH_MESSAGES.get(code, "")
         return None
-
-    def _start_session(self, user: auth.UserInfo) -> Any:
-        with session_scope() as session:
-            token = auth.create_session(session, user.id, days=get_settings().session_days)
-        self.session_token = token
-        self.user_email, self.is_admin, self._user_id = user.email, user.is_admin, user.id
-        self.auth_error = ""
-        return rx.redirect(routes.CHAT)
-
-    @rx.event
-    def login(self, form_data: dict[str, Any]) -> Any:
-        self.auth_error = ""
-        try:
-            with session_scope() as session:
-                user = auth.authenticate(
-                    session, _field(form_data, "email"), _field(form_data, "password")
-                )
-        except ElexirionError as exc:
-            self.auth_error = exc.user_message
-            return None
-        return self._start_session(user)
-
-    @rx.event
-    def register(self, form_data: dict[str, Any]) -> Any:
-        self.auth_error = ""
-        password = _field(form_data, "password")
-        confirm = form_data.get("confirm") if isinstance(form_data, dict) else None
-        if isinstance(confirm, str) and confirm != password:
-            self.auth_error = "The two passwords differ."
-            return None
-        try:
-            with session_scope() as session:
-                user = auth.register(session, _field(form_data, "email"), password)
-        except ElexirionError as exc:
-            self.auth_error = exc.user_message
-            return None
-        return self._start_session(user)
-
-    @rx.event
-    def logout(self) -> Any:
-        token = self.session_token
-        if token:
-            with session_scope() as session:
-                auth.revoke_session(session, token)
-        self.session_token = ""
-        self.user_email, self.is_admin, self._user_id = "", False, None
-        return rx.redirect(routes.LOGIN)

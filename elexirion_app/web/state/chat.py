@@ -16,12 +16,13 @@ from typing import Any
 import reflex as rx
 
 from elexirion_app.config import get_settings
-from elexirion_app.core.errors import AuthError, ElexirionError
+from elexirion_app.core.errors import ElexirionError
+from elexirion_app.core.ids import parse_id
 from elexirion_app.db.engine import session_scope
-from elexirion_app.providers.registry import get_provider
+from elexirion_app.providers.choice import chat_choice, chat_provider
 from elexirion_app.services import agent_turn, chat
 from elexirion_app.web import routes
-from elexirion_app.web.state.auth import AuthState
+from elexirion_app.web.identity import current_user_id
 
 log = logging.getLogger(__name__)
 
@@ -88,47 +89,48 @@ class ChatState(rx.State):
     progress_steps: list[ProgressRow] = []
     error: str = ""
     offline: bool = True
+    model_label: str = ""  # who answers: "offline demo model" or "Claude (model id)"
     editing_id: int = 0
     renaming_id: int = 0
-    _reply_id: int = 0
+    _reply_id: int = 0  # made by a turn handler, taken (and cleared) by stream_reply
+    _active_reply_id: int = 0  # being answered now (what Stop stops)
 
-    async def _user_id(self) -> int:
-        auth_state = await self.get_state(AuthState)
-        return auth_state.require_user().id
+    async def _refresh_conversations(self, user_id: int) -> None:
+        def load() -> list[chat.ConversationView]:
+            with session_scope() as session:
+                return chat.list_conversations(session, user_id)
 
-    def _refresh_conversations(self, user_id: int) -> None:
-        with session_scope() as session:
-            self.conversations = [
-                {"id": str(c.id), "title": c.title}
-                for c in chat.list_conversations(session, user_id)
-            ]
+        rows = await asyncio.to_thread(load)
+        self.conversations = [{"id": str(c.id), "title": c.title} for c in rows]
 
-    def _load_thread(self, user_id: int, conversation_id: int) -> None:
-        with session_scope() as session:
-            view = chat.thread(session, user_id, conversation_id, self.window)
+    async def _load_thread(self, user_id: int, conversation_id: int) -> None:
+        window = self.window
+
+        def load() -> chat.ThreadView:
+            with session_scope() as session:
+                return chat.thread(session, user_id, conversation_id, window)
+
+        view = await asyncio.to_thread(load)
         self.messages = [_msg(m) for m in view.messages]
         self.tail = []
         self.has_more = view.has_more
         self.conversation_id = conversation_id
 
     async def _guard(self) -> int | None:
-        """The user id, or None after setting a redirect-worthy state."""
-        try:
-            return await self._user_id()
-        except AuthError:
-            return None
+        """The id of the user whose session cookie sent this event, or None."""
+        return await current_user_id(self)
 
     @rx.event
     async def load(self) -> Any:
         """on_load of /chat: the user's conversations and the one named by ``?c=``."""
         self.error, self.editing_id, self.renaming_id = "", 0, 0
-        self.offline = get_settings().offline
+        choice = chat_choice()
+        self.offline, self.model_label = choice.offline, choice.describe()
         user_id = await self._guard()
         if user_id is None:
             return rx.redirect(routes.LOGIN)
-        self._refresh_conversations(user_id)
-        raw = self.router.url.query_parameters.get("c", "")
-        wanted = int(raw) if raw.isdigit() else 0
+        await self._refresh_conversations(user_id)
+        wanted = parse_id(self.router.url.query_parameters.get("c", "")) or 0
         if not wanted and self.conversation_id:
             wanted = self.conversation_id
         if not wanted and self.conversations:
@@ -136,7 +138,7 @@ class ChatState(rx.State):
         self.window = WINDOW
         if wanted:
             try:
-                self._load_thread(user_id, wanted)
+                await self._load_thread(user_id, wanted)
             except ElexirionError as exc:
                 self.error = exc.user_message
                 self.messages, self.tail, self.conversation_id = [], [], 0
@@ -149,9 +151,13 @@ class ChatState(rx.State):
         user_id = await self._guard()
         if user_id is None:
             return rx.redirect(routes.LOGIN)
-        try:
+
+        def run() -> None:
             with session_scope() as session:
                 action(session, user_id)
+
+        try:
+            await asyncio.to_thread(run)
             self.error = ""
         except ElexirionError as exc:
             self.error = exc.user_message
@@ -165,11 +171,13 @@ class ChatState(rx.State):
         if user_id is None:
             return rx.redirect(routes.LOGIN)
         self.window, self.editing_id = WINDOW, 0
-        try:
-            self._load_thread(user_id, int(conversation_id))
-            self.error = ""
-        except (ValueError, TypeError):
+        cid = parse_id(conversation_id)
+        if cid is None:
             self.error = "This conversation does not exist."
+            return None
+        try:
+            await self._load_thread(user_id, cid)
+            self.error = ""
         except ElexirionError as exc:
             self.error = exc.user_message
         return None
@@ -181,7 +189,7 @@ class ChatState(rx.State):
             return None
         self.window += WINDOW
         try:
-            self._load_thread(user_id, self.conversation_id)
+            await self._load_thread(user_id, self.conversation_id)
         except ElexirionError as exc:
             self.error = exc.user_message
         return None
@@ -194,7 +202,7 @@ class ChatState(rx.State):
 
     @rx.event
     def start_rename(self, conversation_id: Any) -> None:
-        self.renaming_id = int(conversation_id) if str(conversation_id).isdigit() else 0
+        self.renaming_id = parse_id(conversation_id) or 0
 
     @rx.event
     async def rename(self, form_data: dict[str, Any]) -> Any:
@@ -204,22 +212,21 @@ class ChatState(rx.State):
             lambda s, uid: chat.rename_conversation(s, uid, cid, _form_text(form_data, "title"))
         )
         if isinstance(user_id, int):
-            self._refresh_conversations(user_id)
+            await self._refresh_conversations(user_id)
         return None if isinstance(user_id, int) else user_id
 
     @rx.event
     async def delete_conversation(self, conversation_id: Any) -> Any:
         if self.streaming:
             return None
-        try:
-            cid = int(conversation_id)
-        except (TypeError, ValueError):
+        cid = parse_id(conversation_id)
+        if cid is None:
             self.error = "This conversation does not exist."
             return None
         user_id = await self._act(lambda s, uid: chat.delete_conversation(s, uid, cid))
         if not isinstance(user_id, int):
             return user_id
-        self._refresh_conversations(user_id)
+        await self._refresh_conversations(user_id)
         if cid == self.conversation_id and not self.error:
             self.conversation_id, self.messages, self.has_more = 0, [], False
             self.tail = []
@@ -231,26 +238,29 @@ class ChatState(rx.State):
             return None
         user_id = await self._act(lambda s, uid: chat.switch_sibling(s, uid, message_id, step))
         if isinstance(user_id, int) and self.conversation_id:
-            self._load_thread(user_id, self.conversation_id)
+            try:
+                await self._load_thread(user_id, self.conversation_id)
+            except ElexirionError as exc:
+                self.error = exc.user_message
             return None
         return None if isinstance(user_id, int) else user_id
 
     @rx.event
     def start_edit(self, message_id: Any) -> None:
         if not self.streaming:
-            self.editing_id = int(message_id) if str(message_id).isdigit() else 0
+            self.editing_id = parse_id(message_id) or 0
 
     @rx.event
     def cancel_edit(self) -> None:
         self.editing_id = 0
 
-    def _begin_stream(self, user_id: int, turn: chat.TurnStarted, *, reload: bool) -> Any:
+    async def _begin_stream(self, user_id: int, turn: chat.TurnStarted, *, reload: bool) -> Any:
         self.error, self.editing_id = "", 0
         if turn.conversation_id != self.conversation_id:
             self.conversation_id = turn.conversation_id
-            self._refresh_conversations(user_id)
+            await self._refresh_conversations(user_id)
         if reload:
-            self._load_thread(user_id, turn.conversation_id)
+            await self._load_thread(user_id, turn.conversation_id)
             # The placeholder is shown by the streaming bubble, not in the list.
             self.messages = [m for m in self.messages if m.id != turn.assistant_message.id]
         else:
@@ -281,7 +291,7 @@ class ChatState(rx.State):
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
-        return self._begin_stream(user_id, turn, reload=reload)
+        return await self._begin_stream(user_id, turn, reload=reload)
 
     @rx.event
     async def send(self, form_data: dict[str, Any]) -> Any:
@@ -300,61 +310,80 @@ class ChatState(rx.State):
 
     @rx.event
     async def stop(self) -> Any:
-        if not self.streaming or not self._reply_id:
+        reply_id = self._active_reply_id or self._reply_id
+        if not self.streaming or not reply_id:
             return None
-        reply_id = self._reply_id
         await self._act(lambda s, uid: chat.request_stop(s, uid, reply_id))
         return None
 
+    async def _still_mine(self, user_id: int) -> bool:
+        """False once this tab's state belongs to someone else (token reused elsewhere)."""
+        return await current_user_id(self) == user_id
+
     @rx.event(background=True)
     async def stream_reply(self) -> None:
+        """Answer the reply ``send``/``regenerate``/``save_edit`` just made. Idempotent: the
+        pending reply id is taken and cleared atomically, and the service answers a reply
+        only while it is still ``streaming`` — a replayed event does nothing."""
         async with self:
-            reply_id = self._reply_id
-            try:
-                user_id = await self._user_id()
-            except AuthError:
+            reply_id, self._reply_id = self._reply_id, 0
+            user_id = await current_user_id(self)
+            if not reply_id:
+                return
+            if user_id is None:
                 self.streaming = False
                 return
-        provider = get_provider("claude", token_delay_s=get_settings().chat_token_delay_s)
+            self._active_reply_id = reply_id
+        provider = chat_provider(token_delay_s=get_settings().chat_token_delay_s)
         pending: list[str] = []
         last_flush = time.monotonic()
+        shown = True  # False once the tab was taken over: keep saving, stop showing
         try:
             async for event in agent_turn.agent_reply(user_id, reply_id, provider):
-                if event.kind == "final" and event.final is not None:
-                    async with self:
-                        self.tail.append(_msg(event.final))
-                        self.streaming_text, self.streaming_note = "", ""
-                        self.progress_head, self.progress_steps = "", []
-                        self.streaming = False
-                    return
-                if event.kind == "delta":
-                    if event.reset:
-                        pending.clear()
-                        async with self:
-                            self.streaming_text = ""
-                        continue
+                if not shown:
+                    continue
+                if event.kind == "delta" and not event.reset:
                     pending.append(event.text)
-                    if time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
-                        async with self:
-                            self.streaming_text += "".join(pending)
-                        pending.clear()
-                        last_flush = time.monotonic()
-                elif event.kind == "decision":
-                    async with self:
-                        self.streaming_note = str(event.data.get("note") or "")
-                elif event.kind == "progress":
-                    async with self:
-                        self._show_progress(event.data)
-            async with self:  # the stream ended without a final message
-                self.streaming = False
+                    if time.monotonic() - last_flush < FLUSH_INTERVAL_S:
+                        continue
+                async with self:
+                    if not await self._still_mine(user_id):
+                        shown = False
+                        continue
+                    self._apply(event, pending)
+                last_flush = time.monotonic()
         except ElexirionError as exc:
             async with self:
-                self.error, self.streaming = exc.user_message, False
-        except Exception:
-            log.exception("streaming the chat reply failed")
+                if await self._still_mine(user_id):
+                    self.error = exc.user_message
+        except Exception:  # a bug: logged with its traceback, the user gets a clear line
+            log.exception("streaming reply %s failed", reply_id)
             async with self:
-                self.error = "The reply failed. Please try again."
-                self.streaming = False
+                if await self._still_mine(user_id):
+                    self.error = "The reply failed. Please try again."
+        finally:
+            async with self:
+                if self._active_reply_id == reply_id:
+                    self._active_reply_id = 0
+                    self.streaming = False
+
+    def _apply(self, event: agent_turn.AgentEvent, pending: list[str]) -> None:
+        """Show one agent event (under the state lock)."""
+        if event.kind == "final" and event.final is not None:
+            self.tail.append(_msg(event.final))
+            self.streaming_text, self.streaming_note = "", ""
+            self.progress_head, self.progress_steps = "", []
+            self.streaming = False
+        elif event.kind == "delta":
+            if event.reset:
+                self.streaming_text = ""
+            else:
+                self.streaming_text += "".join(pending)
+            pending.clear()
+        elif event.kind == "decision":
+            self.streaming_note = str(event.data.get("note") or "")
+        elif event.kind == "progress":
+            self._show_progress(event.data)
 
     def _show_progress(self, data: dict[str, Any]) -> None:
         steps = data.get("steps") or []

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 import reflex as rx
 
-from elexirion_app.core.errors import AuthError, ElexirionError
+from elexirion_app.core.errors import ElexirionError
 from elexirion_app.db.engine import session_scope
 from elexirion_app.services import runs
 from elexirion_app.web import routes
-from elexirion_app.web.state.auth import AuthState
+from elexirion_app.web.identity import current_user_id
 
 
 @dataclasses.dataclass
@@ -76,18 +77,19 @@ class RunsState(rx.State):
     error: str = ""
 
     async def _user_id(self) -> int | None:
-        try:
-            return (await self.get_state(AuthState)).require_user().id
-        except AuthError:
-            return None
+        return await current_user_id(self)
 
     @rx.event
     async def load_list(self) -> Any:
         user_id = await self._user_id()
         if user_id is None:
             return rx.redirect(routes.LOGIN)
-        with session_scope() as session:
-            self.runs = [_row(v) for v in runs.list_runs(session, user_id)]
+
+        def load() -> list[runs.RunView]:
+            with session_scope() as session:
+                return runs.list_runs(session, user_id)
+
+        self.runs = [_row(v) for v in await asyncio.to_thread(load)]
         return None
 
     @rx.event
@@ -97,9 +99,13 @@ class RunsState(rx.State):
             return rx.redirect(routes.LOGIN)
         run_id = self.router.url.query_parameters.get("id", "")
         self.error, self.steps, self.run = "", [], RunRow()
-        try:
+
+        def load() -> runs.RunView:
             with session_scope() as session:
-                view = runs.get_run(session, user_id, run_id)
+                return runs.get_run(session, user_id, run_id)
+
+        try:
+            view = await asyncio.to_thread(load)
         except ElexirionError as exc:
             self.error = exc.user_message
             return None

@@ -1,0 +1,219 @@
+"""Log in, register, log out: the only places that set or clear the session cookie.
+
+They are HTML form posts (``/auth/login`` …) answered with a 303 back to a page, so the
+cookie is ``HttpOnly`` (scripts never see it) and the next page load's websocket carries it.
+A client that asks for JSON (``Accept: application/json``) gets JSON with a real status code
+(401, 409, 429 with ``Retry-After``) instead of the redirect.
+
+Brute force is limited before any password is checked (``services/rate_limits``): failed
+logins per account, attempts per client address, registrations per client address. Forms
+posted from another origin are refused (login CSRF).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from elexirion_app.config import get_settings
+from elexirion_app.core.errors import (
+    AuthError,
+    Conflict,
+    ElexirionError,
+    InputError,
+    InvalidCredentials,
+)
+from elexirion_app.db.engine import session_scope
+from elexirion_app.services import auth, rate_limits
+from elexirion_app.web import routes
+
+log = logging.getLogger(__name__)
+
+MAX_FORM_BYTES = 16 * 1024
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser form must come from our own pages; clients without Origin are scripts."""
+    origin = request.headers.get("origin") or ""
+    if not origin or origin == "null":
+        return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+    allowed = {urlsplit(get_settings().public_url).netloc, request.headers.get("host", "")}
+    return urlsplit(origin).netloc in allowed
+
+
+def _client(request: Request) -> str:
+    return rate_limits.client_address(
+        request.client, dict(request.headers), get_settings().trusted_proxies
+    )
+
+
+def _fail(
+    request: Request, page: str, code: str, status: int, message: str, retry: int = 0
+) -> Response:
+    if _wants_json(request):
+        headers = {"Retry-After": str(retry)} if retry else None
+        return JSONResponse(
+            {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+        )
+    query = {"error": code, **({"retry": str(retry)} if retry else {})}
+    return RedirectResponse(f"{page}?{urlencode(query)}", status_code=303)
+
+
+def _limited(request: Request, page: str, retry: int) -> Response:
+    return _fail(
+        request, page, "limited", 429, f"Too many attempts, try again in {retry} s.", retry
+    )
+
+
+def _signed_in(request: Request, user: auth.UserInfo, token: str) -> Response:
+    settings = get_settings()
+    response: Response
+    if _wants_json(request):
+        response = JSONResponse({"user": {"id": user.id, "email": user.email}})
+    else:
+        response = RedirectResponse(routes.CHAT, status_code=303)
+    response.set_cookie(
+        auth.SESSION_COOKIE,
+        token,
+        max_age=settings.session_days * 86_400,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+    )
+    return response
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The posted fields (urlencoded or JSON), size-capped, strings only."""
+    length = request.headers.get("content-length", "")
+    if length and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+        raise InputError("The form is too large.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise InputError("The form is too large.")
+    data: Any
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise InputError("The request body is not valid JSON.") from None
+    else:
+        data = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    if not isinstance(data, dict):
+        raise InputError("The request body must be an object.")
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _check_login(email: str, password: str) -> tuple[auth.UserInfo, str]:
+    with session_scope() as session:
+        user = auth.authenticate(session, email, password)
+        token = auth.create_session(session, user.id, days=get_settings().session_days)
+    return user, token
+
+
+def _register(email: str, password: str) -> tuple[auth.UserInfo, str]:
+    with session_scope() as session:
+        user = auth.register(session, email, password)
+        token = auth.create_session(session, user.id, days=get_settings().session_days)
+    return user, token
+
+
+async def login(request: Request) -> Response:
+    page = routes.LOGIN
+    if not _same_origin(request):
+        return _fail(request, page, "origin", 403, "That form came from another site.")
+    limits = rate_limits.get_limits()
+    try:
+        form = await _form(request)
+    except InputError as exc:
+        return _fail(request, page, "server", 400, exc.user_message)
+    email = form.get("email", "")
+    account = rate_limits.account_key(email)
+    verdict = await limits.hit("login_client", _client(request))
+    if not verdict.allowed:
+        return _limited(request, page, verdict.retry_after_s)
+    verdict = await limits.check("login_account", account)
+    if not verdict.allowed:
+        return _limited(request, page, verdict.retry_after_s)
+    try:  # argon2 and the database off the event loop
+        user, token = await asyncio.to_thread(_check_login, email, form.get("password", ""))
+    except InvalidCredentials as exc:
+        await limits.hit("login_account", account)
+        return _fail(request, page, "credentials", 401, exc.user_message)
+    except ElexirionError as exc:
+        return _fail(request, page, "server", 400, exc.user_message)
+    log.info("user %s logged in", user.id)
+    return _signed_in(request, user, token)
+
+
+async def register(request: Request) -> Response:
+    page = routes.REGISTER
+    if not _same_origin(request):
+        return _fail(request, page, "origin", 403, "That form came from another site.")
+    try:
+        form = await _form(request)
+    except InputError as exc:
+        return _fail(request, page, "server", 400, exc.user_message)
+    password = form.get("password", "")
+    if "confirm" in form and form["confirm"] != password:
+        return _fail(request, page, "mismatch", 400, "The two passwords differ.")
+    verdict = await rate_limits.get_limits().hit("register_client", _client(request))
+    if not verdict.allowed:
+        return _limited(request, page, verdict.retry_after_s)
+    try:
+        user, token = await asyncio.to_thread(_register, form.get("email", ""), password)
+    except Conflict as exc:
+        return _fail(request, page, "exists", 409, exc.user_message)
+    except InputError as exc:
+        code = "email" if "email" in exc.user_message else "password"
+        return _fail(request, page, code, 400, exc.user_message)
+    except AuthError as exc:
+        return _fail(request, page, "server", 400, exc.user_message)
+    return _signed_in(request, user, token)
+
+
+def _revoke(token: str | None) -> None:
+    with session_scope() as session:
+        auth.revoke_session(session, token)
+
+
+async def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        return _fail(request, routes.LOGIN, "origin", 403, "That form came from another site.")
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if token:
+        await asyncio.to_thread(_revoke, token)
+    response: Response = (
+        JSONResponse({"ok": True})
+        if _wants_json(request)
+        else RedirectResponse(routes.LOGIN, status_code=303)
+    )
+    response.delete_cookie(
+        auth.SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=get_settings().secure_cookies,
+    )
+    return response
+
+
+ROUTES = [
+    Route(routes.AUTH_LOGIN, login, methods=["POST"]),
+    Route(routes.AUTH_REGISTER, register, methods=["POST"]),
+    Route(routes.AUTH_LOGOUT, logout, methods=["POST"]),
+]

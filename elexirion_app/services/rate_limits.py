@@ -1,0 +1,126 @@
+"""Rate limits for logins and registrations, on the ``limits`` library.
+
+Memory storage with one worker; Redis storage when ``REDIS_URL`` is set, so every worker
+counts the same attempts. Each limit is a list of windows ("5/minute;20/hour"): crossing the
+short one makes the client wait a minute, repeating it crosses the long one — the backoff.
+
+- ``login_account``: failed logins per account (the email, hashed), whoever sends them;
+- ``login_client``: login attempts per client address;
+- ``register_client``: registrations per client address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, Storage
+from limits.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from elexirion_app.config import get_settings
+from elexirion_app.core.errors import ConfigError
+
+DEFAULTS = {
+    "login_account": "5/minute;20/hour",
+    "login_client": "20/minute;200/hour",
+    "register_client": "5/minute;30/hour",
+}
+_ENV = {
+    "login_account": "ELEXIRION_LIMIT_LOGIN_ACCOUNT",
+    "login_client": "ELEXIRION_LIMIT_LOGIN_CLIENT",
+    "register_client": "ELEXIRION_LIMIT_REGISTER_CLIENT",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after_s: int = 0
+
+
+class Limits:
+    def __init__(self, storage: Storage, rules: dict[str, list[RateLimitItem]]) -> None:
+        self.storage = storage
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.rules = rules
+
+    async def _retry(self, scope: str, key: str) -> int:
+        """Seconds until every window of ``scope`` has room again for ``key`` (0: now)."""
+        wait = 0.0
+        now = time.time()
+        for item in self.rules[scope]:
+            if not await self.limiter.test(item, scope, key):
+                stats = await self.limiter.get_window_stats(item, scope, key)
+                wait = max(wait, stats.reset_time - now)
+        return max(1, math.ceil(wait)) if wait > 0 else 0
+
+    async def check(self, scope: str, key: str) -> Verdict:
+        """Whether ``key`` may try now, without counting a try."""
+        retry = await self._retry(scope, key)
+        return Verdict(retry == 0, retry)
+
+    async def hit(self, scope: str, key: str) -> Verdict:
+        """Count one try; refused (and not counted) when a window is already full."""
+        retry = await self._retry(scope, key)
+        if retry:
+            return Verdict(False, retry)
+        for item in self.rules[scope]:
+            await self.limiter.hit(item, scope, key)
+        return Verdict(True)
+
+
+def _rules() -> dict[str, list[RateLimitItem]]:
+    rules = {}
+    for scope, default in DEFAULTS.items():
+        text = os.environ.get(_ENV[scope]) or default
+        try:
+            rules[scope] = parse_many(text)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{_ENV[scope]}={text!r} is not a rate limit like '5/minute'"
+            ) from exc
+    return rules
+
+
+_instances: dict[str | None, Limits] = {}
+
+
+def get_limits() -> Limits:
+    url = get_settings().redis_url
+    if url not in _instances:
+        storage: Storage
+        if url:
+            uri = "async+" + url if not url.startswith("async+") else url
+            storage = storage_from_string(uri, implementation="redispy")  # type: ignore[assignment]
+        else:
+            storage = MemoryStorage()
+        _instances[url] = Limits(storage, _rules())
+    return _instances[url]
+
+
+def reset() -> None:
+    """Forget the limiter instances (tests change the environment)."""
+    _instances.clear()
+
+
+def account_key(email: str) -> str:
+    return hashlib.sha256((email or "").strip().lower().encode()).hexdigest()[:32]
+
+
+def client_address(
+    client: tuple[str, int] | Any, headers: dict[str, str], trusted_hops: int
+) -> str:
+    """The client's address: the socket peer, or with ``trusted_hops`` proxies in front the
+    address the outermost trusted proxy saw (``X-Forwarded-For`` is client-controlled)."""
+    peer = str(client[0]) if client else "unknown"
+    if trusted_hops > 0:
+        forwarded = [p.strip() for p in headers.get("x-forwarded-for", "").split(",") if p.strip()]
+        if len(forwarded) >= trusted_hops:
+            return forwarded[-trusted_hops]
+    return peer
