@@ -1,32 +1,59 @@
 """Per-user workspaces: the folder a user's pipeline runs and tools may touch.
 
 Files live under ``<data_dir>/workspaces/<user_id>/`` — never under Reflex's upload dir,
-which is served without auth. Uploads are checked: names are confined to the workspace, zip
-archives are extracted member by member with path, count and size caps (zip bombs refused).
+which is served without auth. Uploads are streamed in chunks to a staging folder
+(``<data_dir>/workspaces/.staging/``, same file system, outside every workspace) and moved
+into place only once complete and checked: names are cleaned and confined to the workspace,
+each file and the whole workspace have a size cap, and a zip archive is extracted member by
+member into staging (path, count, size, ratio, CRC, encryption and file/folder clashes
+checked), then moved in all at once — on any error nothing of it is left behind.
+
+Everything here is blocking file or database work: web handlers call it via
+``asyncio.to_thread``. OS errors become ``InputError``/``WorkspaceError`` naming the file.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
+import re
 import shutil
 import stat
+import tempfile
+import threading
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 from elexirion_app.config import get_settings
-from elexirion_app.core.errors import InputError, PermissionDenied, WorkspaceError
+from elexirion_app.core.errors import (
+    ElexirionError,
+    InputError,
+    PermissionDenied,
+    WorkspaceError,
+)
 from elexirion_app.core.paths import resolve_in_workspace
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_WORKSPACE_BYTES = 50 * 1024 * 1024
+DEFAULT_QUOTA_BYTES = 50 * 1024 * 1024
+QUOTA_ENV = "ELEXIRION_WORKSPACE_QUOTA_BYTES"
 MAX_FILES = 2000
 MAX_ZIP_RATIO = 100  # uncompressed / compressed, per member
+MAX_NAME_BYTES = 255  # one path component, UTF-8 (the usual file-system limit)
+MAX_PATH_BYTES = 1024  # a whole relative path, UTF-8
+MAX_FOLDER_CHARS = 4096
+CHUNK_BYTES = 1024 * 1024
+
+# C0 and C1 controls, DEL, and the bidi marks/embeddings/overrides/isolates that can make a
+# name display as something else ("evil\u202egnp.exe").
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -35,8 +62,31 @@ class FileEntry:
     size: int
 
 
+@dataclass(frozen=True)
+class Overview:
+    """What the workspace page shows: allowed folders, the chosen one, the files runs see."""
+
+    folders: tuple[str, ...]
+    current_folder: str
+    files: tuple[FileEntry, ...]
+
+
+def quota_bytes() -> int:
+    """The per-user workspace quota (``ELEXIRION_WORKSPACE_QUOTA_BYTES``, default 50 MB)."""
+    raw = os.environ.get(QUOTA_ENV, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    if raw:
+        log.warning("%s=%r is not a positive integer; using the default", QUOTA_ENV, raw)
+    return DEFAULT_QUOTA_BYTES
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.3g} MB"
+
+
 def workspace_dir(user_id: int) -> Path:
-    if not isinstance(user_id, int) or user_id <= 0:
+    if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
         raise PermissionDenied()
     root = get_settings().data_dir / "workspaces" / str(user_id)
     root.mkdir(parents=True, exist_ok=True)
@@ -53,7 +103,12 @@ def resolve_workspace(user_id: int, folder: str | None = None) -> Path:
     """The user's own workspace, or an admin-allowed folder named exactly."""
     if not folder:
         return workspace_dir(user_id)
-    wanted = Path(folder).resolve()
+    if not isinstance(folder, str) or len(folder) > MAX_FOLDER_CHARS or "\x00" in folder:
+        raise PermissionDenied("That folder is not one the admin allowed.")
+    try:
+        wanted = Path(folder).resolve()
+    except (OSError, RuntimeError):
+        raise PermissionDenied("That folder is not one the admin allowed.") from None
     if wanted not in allowed_folders() or not wanted.is_dir():
         raise PermissionDenied("That folder is not one the admin allowed.")
     return wanted
@@ -92,95 +147,370 @@ def current_workspace(user_id: int) -> Path:
     return resolve_workspace(user_id, chosen_folder(user_id))
 
 
+def overview(user_id: int) -> Overview:
+    """Everything the workspace page shows, in one blocking call (run it in a thread)."""
+    current = chosen_folder(user_id)
+    files = list_files(resolve_workspace(user_id, current))
+    return Overview(tuple(str(p) for p in allowed_folders()), current or "", tuple(files))
+
+
+# --- listing ----------------------------------------------------------------------------
+
+
+def _sorted_entries(path: str | Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        log.warning("cannot list %s: %s", path, exc)
+        return []
+
+
+def _walk_files(root: Path) -> Iterator[tuple[str, int]]:
+    """``(relative posix path, size)`` of every regular file, in path order; links skipped."""
+    stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = [("", iter(_sorted_entries(root)))]
+    while stack:
+        prefix, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        rel = prefix + entry.name
+        try:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((rel + "/", iter(_sorted_entries(entry.path))))
+            elif entry.is_file(follow_symlinks=False):
+                yield rel, entry.stat(follow_symlinks=False).st_size
+        except OSError as exc:
+            log.warning("skipping %s in %s: %s", rel, root, exc)
+
+
 def list_files(root: Path, limit: int = MAX_FILES) -> list[FileEntry]:
     out: list[FileEntry] = []
-    for path in sorted(root.rglob("*")):
+    for rel, size in _walk_files(root):
         if len(out) >= limit:
             break
-        if path.is_symlink() or not path.is_file():
-            continue
-        out.append(FileEntry(path.relative_to(root).as_posix(), path.stat().st_size))
+        out.append(FileEntry(rel, size))
     return out
 
 
 def _used_bytes(root: Path) -> int:
-    return sum(f.size for f in list_files(root, limit=10 * MAX_FILES))
+    return sum(size for _, size in _walk_files(root))
 
 
-def _safe_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
+# --- names and errors -------------------------------------------------------------------
+
+
+def _display(name: object, limit: int = 80) -> str:
+    text = _INVISIBLE.sub("", name) if isinstance(name, str) else repr(name)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _safe_name(name: object) -> str:
+    """A clean relative path: no controls or bidi marks, no ``..``, capped part and length."""
+    if not isinstance(name, str):
+        raise InputError("A file name must be text.")
+    if len(name) > 4 * MAX_PATH_BYTES:
+        raise InputError(f"The name {_display(name)} is too long.")
+    cleaned = _INVISIBLE.sub("", name)
+    if not cleaned.strip():
         raise InputError("A file has no name.")
-    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("", ".")]
-    if not parts or any(p == ".." for p in parts) or name.startswith(("/", "~")):
-        raise WorkspaceError(f"{name!r} would be written outside the workspace")
-    return "/".join(parts)
+    normalized = cleaned.replace("\\", "/")
+    parts = [p for p in normalized.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts or normalized.startswith(("/", "~")):
+        raise WorkspaceError(f"{_display(name)!r} would be written outside the workspace")
+    rel = "/".join(parts)
+    try:
+        encoded = [p.encode("utf-8") for p in parts]
+    except UnicodeEncodeError:
+        raise InputError(f"The name {_display(name)} is not valid text.") from None
+    for part, raw in zip(parts, encoded, strict=True):
+        if len(raw) > MAX_NAME_BYTES:
+            raise InputError(
+                f"{_display(rel)}: the name {_display(part, 40)} is longer than "
+                f"{MAX_NAME_BYTES} bytes."
+            )
+    if len(rel.encode("utf-8")) > MAX_PATH_BYTES:
+        raise InputError(f"{_display(rel)}: the path is longer than {MAX_PATH_BYTES} bytes.")
+    return rel
+
+
+def _fs_error(rel: str, exc: OSError) -> ElexirionError:
+    """A clear message naming the file for an OS error met while writing it."""
+    shown = _display(rel)
+    code = exc.errno
+    if code == errno.ENAMETOOLONG:
+        return InputError(f"{shown}: the name is too long for the server's file system.")
+    if code in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY):
+        return InputError(f"{shown}: a file and a folder of the same name clash.")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WorkspaceError(f"{shown}: the server is not allowed to write there.")
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return WorkspaceError(f"{shown}: the server's disk is full.")
+    log.warning("writing %s failed: %s", rel, exc)
+    return WorkspaceError(f"{shown} could not be written ({exc.strerror or 'OS error'}).")
+
+
+# --- staging and moving into place ------------------------------------------------------
+
+_locks_guard = threading.Lock()
+_user_locks: dict[int, threading.Lock] = {}
+
+
+def _user_lock(user_id: int) -> threading.Lock:
+    """One writer at a time per user in this process (quota check and move are one step)."""
+    with _locks_guard:
+        return _user_locks.setdefault(user_id, threading.Lock())
+
+
+def _log_cleanup_error(_fn: Any, path: str, exc_info: Any) -> None:
+    log.error("could not remove staging path %s: %s", path, exc_info[1])
+
+
+def _staging_dir(user_id: int) -> Path:
+    base = get_settings().data_dir / "workspaces" / ".staging"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{user_id}-", dir=base))
+    except OSError as exc:
+        raise _fs_error("the upload", exc) from exc
+
+
+def _copy_limited(src: IO[bytes], dst: IO[bytes], limit: int, too_big: str) -> int:
+    copied = 0
+    while True:
+        chunk = src.read(CHUNK_BYTES)
+        if not chunk:
+            return copied
+        if not isinstance(chunk, bytes):
+            raise InputError("The upload is not a file.")
+        copied += len(chunk)
+        if copied > limit:
+            raise InputError(too_big)
+        dst.write(chunk)
+
+
+def _stage(src: IO[bytes], dst: Path, limit: int, too_big: str, rel: str) -> int:
+    try:
+        with dst.open("xb") as out:
+            return _copy_limited(src, out, limit, too_big)
+    except OSError as exc:
+        raise _fs_error(rel, exc) from exc
+
+
+def _check_target(root: Path, rel: str) -> Path:
+    """The confined target of ``rel``; refused when a file/folder of the other kind is there."""
+    target = resolve_in_workspace(root, rel)
+    top = root.resolve()
+    for parent in reversed(target.parents):
+        if parent == top or top not in parent.parents:
+            continue
+        if parent.exists() and not parent.is_dir():
+            where = parent.relative_to(top).as_posix()
+            raise InputError(
+                f"{_display(rel)}: {_display(where)} is a file in your workspace, not a folder."
+            )
+    if target.is_dir():
+        raise InputError(f"{_display(rel)} is a folder in your workspace, not a file.")
+    return target
+
+
+def _replaced_bytes(targets: list[Path]) -> int:
+    return sum(t.stat().st_size for t in targets if t.is_file() and not t.is_symlink())
+
+
+def _check_quota(root: Path, adding: int, targets: list[Path], what: str) -> None:
+    quota = quota_bytes()
+    if _used_bytes(root) - _replaced_bytes(targets) + adding > quota:
+        raise InputError(f"{what} does not fit in the workspace ({_mb(quota)}). Delete some files.")
+
+
+def _make_dirs(path: Path, made: list[Path]) -> None:
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        d.mkdir()
+        made.append(d)
+
+
+def _move_into_place(moves: list[tuple[Path, Path, str]], backups: Path) -> None:
+    """Move staged files to their targets; on any error undo every move made so far."""
+    done: list[tuple[Path, Path | None]] = []
+    made: list[Path] = []
+    try:
+        for i, (staged, target, rel) in enumerate(moves):
+            try:
+                _make_dirs(target.parent, made)
+                backup = None
+                if target.exists() or target.is_symlink():
+                    backup = backups / str(i)
+                    os.replace(target, backup)
+                done.append((target, backup))
+                os.replace(staged, target)
+            except OSError as exc:
+                raise _fs_error(rel, exc) from exc
+    except BaseException:
+        _roll_back(done, made)
+        raise
+
+
+def _roll_back(done: list[tuple[Path, Path | None]], made: list[Path]) -> None:
+    for target, backup in reversed(done):
+        try:
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("could not undo the upload of %s: %s", target, exc)
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError as exc:
+            log.error("could not remove folder %s after a failed upload: %s", d, exc)
+
+
+# --- uploads ----------------------------------------------------------------------------
 
 
 def save_file(user_id: int, name: str, data: bytes) -> FileEntry:
-    """Store one uploaded file (a .zip is extracted instead)."""
+    """Store one uploaded file given as bytes (a .zip is extracted instead)."""
+    return save_upload(user_id, name, io.BytesIO(data))
+
+
+def save_upload(user_id: int, name: str, src: IO[bytes]) -> FileEntry:
+    """Store one uploaded file read from ``src`` in chunks (a .zip is extracted instead).
+
+    Blocking: call it in a thread. Nothing is left behind when it raises.
+    """
     root = workspace_dir(user_id)
-    if name.lower().endswith(".zip"):
-        entries = extract_zip(root, data)
-        return FileEntry(f"{name} ({len(entries)} files)", sum(e.size for e in entries))
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError(f"{name} is larger than {MAX_FILE_BYTES // 1024 // 1024} MB.")
-    if _used_bytes(root) + len(data) > MAX_WORKSPACE_BYTES:
-        raise InputError("The workspace is full (50 MB). Delete some files first.")
     rel = _safe_name(name)
-    target = resolve_in_workspace(root, rel)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return FileEntry(rel, len(data))
-
-
-def extract_zip(root: Path, data: bytes) -> list[FileEntry]:
-    """Extract a zip into ``root`` with every member checked before anything is written."""
+    shown = _display(rel)
+    staging = _staging_dir(user_id)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise InputError("That file is not a valid zip archive.") from None
-    members = [m for m in archive.infolist() if not m.is_dir()]
+        if rel.lower().endswith(".zip"):
+            archive = staging / "upload.zip"
+            quota = quota_bytes()
+            _stage(
+                src, archive, quota, f"{shown} is larger than the workspace ({_mb(quota)}).", rel
+            )
+            entries = _extract_zip(user_id, root, archive, staging, shown)
+            return FileEntry(f"{shown} ({len(entries)} files)", sum(e.size for e in entries))
+        staged = staging / "file"
+        size = _stage(
+            src, staged, MAX_FILE_BYTES, f"{shown} is larger than {_mb(MAX_FILE_BYTES)}.", rel
+        )
+        with _user_lock(user_id):
+            target = _check_target(root, rel)
+            _check_quota(root, size, [target], shown)
+            _move_into_place([(staged, target, rel)], staging)
+        return FileEntry(rel, size)
+    finally:
+        shutil.rmtree(staging, onerror=_log_cleanup_error)
+
+
+def _plan_zip(archive: zipfile.ZipFile, shown: str) -> list[tuple[zipfile.ZipInfo, str]]:
+    """Every member checked before anything is extracted."""
+    infos = archive.infolist()
+    members = [m for m in infos if not m.is_dir()]
     if len(members) > MAX_FILES:
-        raise InputError(f"The zip has more than {MAX_FILES} files.")
-    total = 0
-    plan: list[tuple[zipfile.ZipInfo, Path, str]] = []
-    for m in members:
+        raise InputError(f"{shown} has more than {MAX_FILES} files.")
+    plan: list[tuple[zipfile.ZipInfo, str]] = []
+    files: set[str] = set()
+    folders: set[str] = set()
+    for m in infos:
+        if m.is_dir():
+            folders.add(_safe_name(m.filename))
+            continue
         mode = (m.external_attr >> 16) & 0o170000
         if mode == stat.S_IFLNK:
-            raise WorkspaceError(f"{m.filename!r} is a symlink; links are not accepted")
+            raise WorkspaceError(f"{_display(m.filename)!r} is a symlink; links are not accepted")
         rel = _safe_name(m.filename)
-        target = resolve_in_workspace(root, rel)
+        if m.flag_bits & 0x1:
+            raise InputError(f"{_display(rel)} in the zip is encrypted; that is not accepted.")
         if m.file_size > MAX_FILE_BYTES:
-            raise InputError(f"{m.filename} is larger than {MAX_FILE_BYTES // 1024 // 1024} MB.")
+            raise InputError(f"{_display(rel)} is larger than {_mb(MAX_FILE_BYTES)}.")
         if m.compress_size and m.file_size / m.compress_size > MAX_ZIP_RATIO:
-            raise InputError(f"{m.filename} compresses suspiciously well (zip bomb?).")
-        total += m.file_size
-        plan.append((m, target, rel))
-    if _used_bytes(root) + total > MAX_WORKSPACE_BYTES:
-        raise InputError("The zip does not fit in the workspace (50 MB).")
-    out: list[FileEntry] = []
-    for m, target, rel in plan:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(m) as src, target.open("wb") as dst:
-            copied = _copy_limited(src, dst)
-        out.append(FileEntry(rel, copied))
-    return out
+            raise InputError(f"{_display(rel)} compresses suspiciously well (zip bomb?).")
+        if rel in files:
+            raise InputError(f"{_display(rel)} appears twice in the zip.")
+        files.add(rel)
+        parts = rel.split("/")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        plan.append((m, rel))
+    clashes = sorted(files & folders)
+    if clashes:
+        raise InputError(f"{_display(clashes[0])} is both a file and a folder in the zip.")
+    return plan
 
 
-def _copy_limited(src: IO[bytes], dst: IO[bytes]) -> int:
-    copied = 0
-    while chunk := src.read(64 * 1024):
-        copied += len(chunk)
-        if copied > MAX_FILE_BYTES:
-            raise InputError("A file in the zip is larger than it claims.")
-        dst.write(chunk)
-    return copied
+def _extract_zip(
+    user_id: int, root: Path, path: Path, staging: Path, shown: str
+) -> list[FileEntry]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        raise InputError(f"{shown} is not a valid zip archive.") from None
+    except OSError as exc:
+        raise _fs_error(shown, exc) from exc
+    with archive:
+        plan = _plan_zip(archive, shown)
+        declared = sum(m.file_size for m, _ in plan)
+        quota = quota_bytes()
+        if declared > quota:
+            raise InputError(f"{shown} does not fit in the workspace ({_mb(quota)}).")
+        tree = staging / "tree"
+        staged: list[tuple[Path, str, int]] = []
+        for m, rel in plan:
+            dst = tree / rel
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(m) as src, dst.open("xb") as out:
+                    size = _copy_limited(
+                        src,
+                        out,
+                        min(m.file_size, MAX_FILE_BYTES),
+                        f"{rel} is larger than it claims.",
+                    )
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise InputError(f"{_display(rel)} in {shown} is damaged ({exc}).") from None
+            except NotImplementedError:
+                raise InputError(
+                    f"{_display(rel)} in {shown} uses a compression method we cannot read."
+                ) from None
+            except RuntimeError as exc:  # zipfile: "File ... is encrypted, password required"
+                raise InputError(f"{_display(rel)} in {shown} cannot be read ({exc}).") from None
+            except OSError as exc:
+                raise _fs_error(rel, exc) from exc
+            staged.append((dst, rel, size))
+    backups = staging / "replaced"
+    try:
+        backups.mkdir()
+    except OSError as exc:
+        raise _fs_error(shown, exc) from exc
+    with _user_lock(user_id):
+        moves = [(dst, _check_target(root, rel), rel) for dst, rel, _ in staged]
+        _check_quota(root, sum(s for *_, s in staged), [t for _, t, _ in moves], shown)
+        _move_into_place(moves, backups)
+    return [FileEntry(rel, size) for _, rel, size in staged]
 
 
 def delete_file(user_id: int, rel: str) -> None:
     root = workspace_dir(user_id)
-    target = resolve_in_workspace(root, _safe_name(rel), must_exist=True)
-    if target.is_dir():
-        shutil.rmtree(target)
-    else:
-        target.unlink()
+    clean = _safe_name(rel)
+    head, _, last = clean.rpartition("/")
+    parent = resolve_in_workspace(root, head) if head else root.resolve()
+    target = parent / last  # a link is removed itself, never what it points to
+    if target == root.resolve() or not (target.exists() or target.is_symlink()):
+        raise WorkspaceError(f"path {_display(clean)!r} does not exist in the workspace")
+    try:
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    except OSError as exc:
+        raise _fs_error(clean, exc) from exc
