@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import reflex as rx
 
+from elexirion_app.services import workspace
 from elexirion_app.web.components.common import error_callout
 from elexirion_app.web.layout import private_page
-from elexirion_app.web.state.workspace import UPLOAD_ID, FileRow, WorkspaceState
+from elexirion_app.web.state.workspace import (
+    MAX_UPLOAD_FILES,
+    UPLOAD_ID,
+    FileRow,
+    WorkspaceState,
+)
+
+
+def _limits() -> str:
+    per_file = workspace.MAX_FILE_BYTES // (1024 * 1024)
+    quota = workspace.quota_bytes() // (1024 * 1024)
+    return f"max {per_file} MB a file, {quota} MB in all"
 
 
 def _file(f: FileRow) -> rx.Component:
@@ -73,8 +85,8 @@ def workspace_page() -> rx.Component:
         rx.heading("Workspace", size="6"),
         rx.text(
             "Files here are what your code-analysis and refactoring runs can read (and, for "
-            "refactoring, write). Upload source files or a .zip of a project (max 5 MB a file, "
-            "50 MB in all).",
+            "refactoring, write). Upload source files or a .zip of a project "
+            f"({_limits()}).",
             color_scheme="gray",
         ),
         folders(),
@@ -86,7 +98,7 @@ def workspace_page() -> rx.Component:
             ),
             id=UPLOAD_ID,
             multiple=True,
-            max_files=50,
+            max_files=MAX_UPLOAD_FILES,
             border="1px dashed var(--gray-a7)",
             padding="2em",
             width="100%",
