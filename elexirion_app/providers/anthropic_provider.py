@@ -62,6 +62,8 @@ from elexirion_app.core.errors import (
 from elexirion_app.core.models import resolve_model
 from elexirion_app.core.types import LLMRequest, LLMResponse, StreamEvent, Usage
 from elexirion_app.providers import tools
+from elexirion_app.providers.base import thinking_budget
+from elexirion_app.providers.mock import estimate_tokens
 from elexirion_app.providers.retry import RetryPolicy, attempt_event, parse_retry_after
 
 if TYPE_CHECKING:
@@ -263,6 +265,13 @@ class AnthropicProvider:
             log.debug("claude: temperature/top_p/top_k are not supported; ignored")
         if offered:
             params["tools"] = tools.tool_definitions(offered)
+        budget = thinking_budget(request)
+        if budget is not None:
+            params["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            if request.max_tokens <= budget:
+                # budget_tokens must be below max_tokens (thinking counts toward it): keep the
+                # step's max_tokens for the answer itself
+                params["max_tokens"] = budget + request.max_tokens
         try:
             sdk_stream = await client.messages.create(**params)
         except Exception as exc:
@@ -277,7 +286,9 @@ class AnthropicProvider:
         state.pending.clear()
 
         attempt_started = state.pending_started
-        usage = Usage()
+        raw_usage = Usage()  # as the API reports it: ``output`` includes thinking
+        usage = Usage()  # thinking split out of ``output``
+        thinking_parts: list[str] = []
         text_parts: list[str] = []
         blocks: dict[int, dict[str, Any]] = {}
         json_parts: dict[int, list[str]] = {}
@@ -293,7 +304,8 @@ class AnthropicProvider:
                     break
                 etype = getattr(event, "type", "")
                 if etype == "message_start":
-                    usage = _merge_usage(usage, event.message.usage)
+                    raw_usage = _merge_usage(raw_usage, event.message.usage)
+                    usage = _split_thinking(raw_usage, thinking_parts)
                     yield StreamEvent("usage", usage=usage)
                 elif etype == "content_block_start":
                     cb = event.content_block
@@ -311,6 +323,17 @@ class AnthropicProvider:
                             "input": {},
                         }
                         json_parts[event.index] = []
+                    elif cb.type == "thinking":
+                        # sent back verbatim (with its signature) in the tool loop
+                        blocks[event.index] = {
+                            "type": "thinking",
+                            "thinking": cb.thinking or "",
+                            "signature": cb.signature or "",
+                        }
+                        if cb.thinking:
+                            thinking_parts.append(cb.thinking)
+                    elif cb.type == "redacted_thinking":
+                        blocks[event.index] = {"type": "redacted_thinking", "data": cb.data}
                 elif etype == "content_block_delta":
                     delta = event.delta
                     if delta.type == "text_delta":
@@ -321,8 +344,20 @@ class AnthropicProvider:
                         yield StreamEvent("delta", text=delta.text)
                     elif delta.type == "input_json_delta":
                         json_parts.setdefault(event.index, []).append(delta.partial_json)
+                    elif delta.type == "thinking_delta":
+                        block = blocks.setdefault(
+                            event.index, {"type": "thinking", "thinking": "", "signature": ""}
+                        )
+                        block["thinking"] = block.get("thinking", "") + delta.thinking
+                        thinking_parts.append(delta.thinking)
+                    elif delta.type == "signature_delta":
+                        block = blocks.setdefault(
+                            event.index, {"type": "thinking", "thinking": "", "signature": ""}
+                        )
+                        block["signature"] = block.get("signature", "") + delta.signature
                 elif etype == "message_delta":
-                    usage = _merge_usage(usage, event.usage)
+                    raw_usage = _merge_usage(raw_usage, event.usage)
+                    usage = _split_thinking(raw_usage, thinking_parts)
                     stop_reason = event.delta.stop_reason or stop_reason
                     yield StreamEvent("usage", usage=usage)
                 elif etype == "message_stop":
@@ -492,7 +527,11 @@ class AnthropicProvider:
 
 
 def _merge_usage(current: Usage, raw: Any) -> Usage:
-    """Assign (never add) the cumulative usage fields that are present in ``raw``."""
+    """Assign (never add) the cumulative usage fields that are present in ``raw``.
+
+    ``output`` stays the API's inclusive ``output_tokens``; ``thinking`` is the API's own
+    ``output_tokens_details.thinking_tokens`` when it sends one (see ``_split_thinking``).
+    """
     if raw is None:
         return current
 
@@ -500,12 +539,34 @@ def _merge_usage(current: Usage, raw: Any) -> Usage:
         value = getattr(raw, name, None)
         return old if value is None else int(value)
 
+    details = getattr(raw, "output_tokens_details", None)
+    reported = getattr(details, "thinking_tokens", None) if details is not None else None
     return Usage(
         input=pick("input_tokens", current.input),
         output=pick("output_tokens", current.output),
         cache_read=pick("cache_read_input_tokens", current.cache_read),
         cache_write=pick("cache_creation_input_tokens", current.cache_write),
-        thinking=current.thinking,
+        thinking=current.thinking if reported is None else int(reported),
+    )
+
+
+def _split_thinking(raw: Usage, thinking_parts: list[str]) -> Usage:
+    """Our ``Usage`` from the API's: thinking tokens moved out of ``output``.
+
+    The Messages API bills thinking as output tokens (``output_tokens`` includes them). When
+    it reports ``output_tokens_details.thinking_tokens`` that figure is used; otherwise the
+    thinking is estimated from the thinking text streamed (~4 characters a token, the same
+    estimate as the offline model), capped at ``output_tokens``. Thinking is priced at the
+    output price (``core.pricing``), so the split never changes the cost.
+    """
+    thinking = raw.thinking or estimate_tokens("".join(thinking_parts))
+    thinking = min(thinking, raw.output)
+    return Usage(
+        input=raw.input,
+        output=raw.output - thinking,
+        cache_read=raw.cache_read,
+        cache_write=raw.cache_write,
+        thinking=thinking,
     )
 
 

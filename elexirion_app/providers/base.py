@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from elexirion_app.core.errors import ProviderResponseError
 from elexirion_app.core.types import LLMRequest, LLMResponse, StreamEvent
 
 EventCallback = Callable[[StreamEvent], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class ThinkingRequest(LLMRequest):
+    """An ``LLMRequest`` with extended thinking: ``thinking_budget`` tokens of reasoning.
+
+    Providers read ``getattr(request, "thinking_budget", None)``, so the field can move into
+    ``core.types.LLMRequest`` without touching them (this subclass then goes away).
+    """
+
+    thinking_budget: int | None = None
+
+
+def thinking_budget(request: LLMRequest) -> int | None:
+    """The extended-thinking budget of ``request`` (None: no thinking)."""
+    budget = getattr(request, "thinking_budget", None)
+    return int(budget) if budget else None
 
 
 @runtime_checkable

@@ -20,15 +20,25 @@ class ToolUse:
 
 
 @dataclass(frozen=True)
+class Thinking:
+    """An extended-thinking block: ``thinking_delta`` pieces, then one ``signature_delta``."""
+
+    text: str
+    signature: str = "sig_fake_0123"
+
+
+@dataclass(frozen=True)
 class Message:
     """One streamed assistant message.
 
-    ``blocks`` are text strings or ``ToolUse``; text is sent in ``chunk``-character deltas and
-    tool input as ``input_json_delta`` pieces. ``usage`` keys: input, output, cache_read,
-    cache_write (the final, cumulative figures of ``message_delta``).
+    ``blocks`` are text strings, ``Thinking`` or ``ToolUse``; text and thinking are sent in
+    ``chunk``-character deltas and tool input as ``input_json_delta`` pieces. ``usage`` keys:
+    input, output, cache_read, cache_write (the final, cumulative figures of
+    ``message_delta``; ``output`` includes thinking, as the API bills it) and, optionally,
+    thinking (sent as ``output_tokens_details.thinking_tokens``).
     """
 
-    blocks: Sequence[str | ToolUse] = ("Hello world",)
+    blocks: Sequence[str | Thinking | ToolUse] = ("Hello world",)
     stop_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     model: str | None = None
@@ -49,6 +59,26 @@ def text(
     """A plain text answer with the given (final) usage."""
     usage = {"input": input, "output": output, "cache_read": cache_read, "cache_write": cache_write}
     return Message((answer,), "end_turn", usage, fault=fault)
+
+
+def thinking(
+    thought: str,
+    answer: str,
+    *,
+    input: int = 10,
+    output: int = 50,
+    thinking_tokens: int | None = None,
+    then_tool: ToolUse | None = None,
+) -> Message:
+    """An answer preceded by a thinking block; ``output`` counts thinking and answer tokens.
+    ``thinking_tokens`` given: reported in ``output_tokens_details`` (else the API is silent)."""
+    usage = {"input": input, "output": output}
+    if thinking_tokens is not None:
+        usage["thinking"] = thinking_tokens
+    blocks: list[str | Thinking | ToolUse] = [Thinking(thought), answer]
+    if then_tool is not None:
+        blocks.append(then_tool)
+    return Message(tuple(blocks), "tool_use" if then_tool else "end_turn", usage)
 
 
 def tool_use(name: str, args: dict[str, Any], *, id: str = "toolu_01", **usage: int) -> Message:
@@ -100,7 +130,42 @@ def _events(msg: Message, model: str) -> list[SSEEvent]:
         ("ping", {"type": "ping"}),
     ]
     for index, block in enumerate(msg.blocks):
-        if isinstance(block, str):
+        if isinstance(block, Thinking):
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                    },
+                )
+            )
+            for i in range(0, len(block.text), msg.chunk):
+                events.append(
+                    (
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {
+                                "type": "thinking_delta",
+                                "thinking": block.text[i : i + msg.chunk],
+                            },
+                        },
+                    )
+                )
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "signature_delta", "signature": block.signature},
+                    },
+                )
+            )
+        elif isinstance(block, str):
             events.append(
                 (
                     "content_block_start",
@@ -151,18 +216,21 @@ def _events(msg: Message, model: str) -> list[SSEEvent]:
                     )
                 )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    final_usage: dict[str, Any] = {
+        "input_tokens": u["input"],
+        "output_tokens": u["output"],
+        "cache_creation_input_tokens": u["cache_write"],
+        "cache_read_input_tokens": u["cache_read"],
+    }
+    if "thinking" in u:
+        final_usage["output_tokens_details"] = {"thinking_tokens": u["thinking"]}
     events.append(
         (
             "message_delta",
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": msg.stop_reason or "end_turn", "stop_sequence": None},
-                "usage": {
-                    "input_tokens": u["input"],
-                    "output_tokens": u["output"],
-                    "cache_creation_input_tokens": u["cache_write"],
-                    "cache_read_input_tokens": u["cache_read"],
-                },
+                "usage": final_usage,
             },
         )
     )

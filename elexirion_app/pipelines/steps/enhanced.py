@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -40,8 +42,31 @@ TYPE_PRESET = {
     "claude_batch": "development",
     "claude_robust": "production",
 }
-_CACHE: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _CACHE_SIZE = 256
+# ``claude_robust``'s ``use_cached_response`` answers, one cache per run (never shared between
+# runs, hence never between users). The key is the run's ``run_meter``: the one object a run
+# and its nested pipelines share (``RunContext.child`` copies it) that can be weakly
+# referenced; the entry goes away with the run. (A ``RunContext`` field would be simpler:
+# the executor belongs to another part of the code base.)
+_RUN_CACHES: dict[int, OrderedDict[str, dict[str, Any]]] = {}
+
+
+def run_cache(ctx: RunContext) -> OrderedDict[str, dict[str, Any]]:
+    """The ``claude_robust`` response cache of this run (shared with its nested pipelines)."""
+    anchor = ctx.run_meter
+    key = id(anchor)
+    cache = _RUN_CACHES.get(key)
+    if cache is None:
+        cache = OrderedDict()
+        _RUN_CACHES[key] = cache
+        # runs before ``key`` can be reused by another object: the anchor is still alive
+        weakref.finalize(anchor, _RUN_CACHES.pop, key, None)
+    return cache
+
+
+def _cache_key(preset: str, options: Mapping[str, Any], prompt: str) -> str:
+    parts = [preset, str(options.get("model") or ""), str(options.get("system_prompt") or "")]
+    return hashlib.sha256("\n".join([*parts, prompt]).encode()).hexdigest()
 
 
 def preset_of(step: Mapping[str, Any]) -> str:
@@ -269,7 +294,7 @@ async def run_claude_robust(ctx: RunContext, step: dict[str, Any], scope: Scope,
     conditions = [str(c) for c in config.get("retry_conditions") or []]
     fallback = config.get("fallback_action")
     prompt = await build_prompt(ctx, step.get("prompt"), scope, name)
-    cache_key = hashlib.sha256(f"{preset}\n{prompt}".encode()).hexdigest()
+    cache_key = _cache_key(preset, options, prompt)
     errors: list[str] = []
     attempts = 0
     last_exc: Exception | None = None
@@ -285,9 +310,11 @@ async def run_claude_robust(ctx: RunContext, step: dict[str, Any], scope: Scope,
                 continue
             break
         result = _base_result(response, preset)
-        _CACHE[cache_key] = result
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        cache = run_cache(ctx)
+        cache[cache_key] = copy.deepcopy(result)
+        cache.move_to_end(cache_key)
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
         result["robustness_metadata"] = _meta(attempts, strategy, errors, None, fallback)
         return result
     return await _fallback(
@@ -346,8 +373,8 @@ async def _fallback(
     used = str(action) if action else None
     result: dict[str, Any] | None = None
     if action in ("use_cached_response", "cached_response"):
-        cached = _CACHE.get(cache_key)
-        result = dict(cached) if cached else None
+        cached = run_cache(ctx).get(cache_key)
+        result = copy.deepcopy(cached) if cached else None
         if result is None:
             used = "graceful_degradation"
     elif action == "simplified_prompt":

@@ -7,14 +7,21 @@ usage and cost. The enhanced ``claude_*`` types live in ``enhanced.py``.
 
 from __future__ import annotations
 
-import functools
-import importlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from elexirion_app.core.errors import ProviderError, StepError
+from elexirion_app.core import pricing
+from elexirion_app.core.errors import (
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderOverloaded,
+    ProviderTimeout,
+    RateLimited,
+    StepError,
+)
 from elexirion_app.core.events import LLMCallFinished, StepDelta
 from elexirion_app.core.models import resolve_model
 from elexirion_app.core.paths import resolve_in_workspace
@@ -30,42 +37,37 @@ from elexirion_app.pipelines.executor import write_output
 from elexirion_app.pipelines.scope import Scope
 from elexirion_app.pipelines.steps.prompt import build_prompt
 from elexirion_app.pipelines.steps.util import gather_or_cancel
-from elexirion_app.providers.base import complete
+from elexirion_app.providers.base import ThinkingRequest, complete
 
 if TYPE_CHECKING:
     from elexirion_app.pipelines.executor import RunContext
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_TOKENS = 4096
-
-
-@functools.cache
-def _pricing() -> Callable[[str, Usage], Any] | None:
-    """``core.pricing.cost`` (provided by the provider work), or None while it is absent."""
-    try:
-        module = importlib.import_module("elexirion_app.core.pricing")
-    except ImportError:
-        return None
-    cost = getattr(module, "cost", None)
-    return cost if callable(cost) else None
+DEFAULT_THINKING_BUDGET = 4096  # ``thinking: true`` without a budget
+MIN_THINKING_BUDGET = 1024  # the Messages API's minimum ``budget_tokens``
+# Provider failures that switch a Claude step to its ``fallback_model`` (after the retries):
+# the model is unavailable or slow right now. Auth errors and other 4xx answers are not: the
+# fallback would fail the same way. A ``ProviderError`` with a 5xx status also qualifies.
+FALLBACK_ERRORS = (RateLimited, ProviderOverloaded, ProviderTimeout, ProviderConnectionError)
 
 
 def _price(model: str, usage: Usage) -> Decimal:
-    """Cost of one attempt from the price table (0 when pricing is unavailable)."""
-    cost = _pricing()
-    if cost is None or not usage.total:
+    """Cost of one attempt from the price table (``core.pricing.cost``: 0 for an unknown or
+    offline model, never an exception by design, so any error is a bug and propagates)."""
+    if not usage.total:
         return Decimal("0")
-    try:
-        return Decimal(cost(model, usage))
-    except Exception:
-        log.debug("no price for %s", model, exc_info=True)
-        return Decimal("0")
+    return pricing.cost(model, usage)
 
 
 async def call_model(
-    ctx: RunContext, request: LLMRequest, *, step: str | None = None
+    ctx: RunContext, request: LLMRequest, *, step: str | None = None, first_attempt: int = 1
 ) -> LLMResponse:
-    """One model call with events and metering; raises ``ProviderError`` on failure."""
+    """One model call with events and metering; raises ``ProviderError`` on failure.
+
+    ``first_attempt`` numbers this call's attempt records after earlier calls of the same
+    step (the fallback model's attempts follow the primary model's).
+    """
     step_name = step or ctx.current_step
     provider = ctx.provider(request.provider)
     ctx.provider_calls[0] += 1
@@ -82,7 +84,9 @@ async def call_model(
     try:
         response = await complete(provider, request, on_event)
     finally:
-        await _emit_attempts(ctx, step_name, provider.name, request, attempts, response)
+        await _emit_attempts(
+            ctx, step_name, provider.name, request, attempts, response, first_attempt
+        )
     ctx.add_usage(response.usage, response.cost)
     return response
 
@@ -111,6 +115,7 @@ async def _emit_attempts(
     request: LLMRequest,
     attempts: list[Mapping[str, Any]],
     response: LLMResponse | None,
+    first_attempt: int = 1,
 ) -> None:
     if not ctx.observers:
         return
@@ -139,7 +144,7 @@ async def _emit_attempts(
                 usage=usage,
                 cost=cost,
                 latency_ms=float(data.get("latency_ms") or 0.0),
-                attempt=int(data.get("attempt") or i + 1),
+                attempt=first_attempt - 1 + int(data.get("attempt") or i + 1),
                 status="error" if error else "ok",
                 error=str(error) if error else None,
             )
@@ -194,7 +199,10 @@ def claude_request(
     if options.get("cwd"):
         workspace = resolve_in_workspace(ctx.workspace, str(options["cwd"]))
         workspace.mkdir(parents=True, exist_ok=True)
-    return LLMRequest(
+    budget = thinking_budget(options, str(step.get("name") or step.get("id") or kind))
+    extra: dict[str, Any] = {} if budget is None else {"thinking_budget": budget}
+    request_type = LLMRequest if budget is None else ThinkingRequest
+    return request_type(
         messages=(*history, ChatMessage("user", prompt)),
         provider="claude",
         model=resolve_model(model or options.get("model"), "claude").model_id,
@@ -209,21 +217,82 @@ def claude_request(
         max_retries=_max_retries(options, step),
         kind=kind,
         preset=preset,
+        **extra,
     )
+
+
+def thinking_budget(options: Mapping[str, Any], step: str) -> int | None:
+    """The extended-thinking budget (tokens) a Claude step asks for, or None.
+
+    ``claude_options.max_thinking_tokens: N`` (Claude Code's option, which pipeline_ex hands
+    its ``claude_options`` to; 0 turns thinking off), or ``claude_options.thinking``: ``true``
+    (a default budget), ``N``, ``{type: enabled, budget_tokens: N}`` or ``false`` /
+    ``{type: disabled}``. A budget under the API's minimum (1024) is a step error.
+    """
+    raw: Any
+    if options.get("max_thinking_tokens") is not None:
+        raw = options["max_thinking_tokens"]
+    else:
+        value = options.get("thinking")
+        if value is None or value is False:
+            return None
+        if value is True:
+            return DEFAULT_THINKING_BUDGET
+        if isinstance(value, Mapping):
+            if str(value.get("type", "enabled")) == "disabled":
+                return None
+            raw = value.get("budget_tokens", DEFAULT_THINKING_BUDGET)
+        else:
+            raw = value
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise StepError(step, f"the thinking budget must be a number of tokens, not {raw!r}")
+    try:
+        budget = int(raw)
+    except ValueError as exc:
+        raise StepError(
+            step, f"the thinking budget must be a number of tokens, not {raw!r}"
+        ) from exc
+    if budget <= 0:
+        return None
+    if budget < MIN_THINKING_BUDGET:
+        raise StepError(step, f"the thinking budget is {budget} tokens; Claude needs at least 1024")
+    return budget
+
+
+def fallback_worthy(error: ProviderError) -> bool:
+    """Whether ``error`` (after the provider's retries) should switch to ``fallback_model``."""
+    if isinstance(error, ProviderAuthError):
+        return False
+    if isinstance(error, FALLBACK_ERRORS):
+        return True
+    return error.status is not None and error.status >= 500
 
 
 async def call_claude(
     ctx: RunContext, step: Mapping[str, Any], request: LLMRequest, options: Mapping[str, Any]
 ) -> LLMResponse:
-    """A Claude call that switches to ``fallback_model`` once when the provider fails."""
+    """A Claude call that is retried once on ``fallback_model`` when the primary model fails
+    with a provider error after its retries (overloaded, 5xx, rate limit, timeout, connection
+    lost). The response's ``model`` is the model that answered; the attempts of both models
+    are recorded (numbered on), so each one's cost row is kept."""
     try:
         return await call_model(ctx, request)
-    except ProviderError:
+    except ProviderError as exc:
         fallback = options.get("fallback_model")
-        if not fallback:
+        if not fallback or not fallback_worthy(exc):
             raise
         model = resolve_model(str(fallback), "claude").model_id
-        return await call_model(ctx, _replace(request, model=model))
+        if model == request.model:
+            raise
+        log.warning(
+            "claude model %s failed (%s); retrying once on the fallback model %s",
+            request.model,
+            type(exc).__name__,
+            model,
+        )
+        return await call_model(
+            ctx, _replace(request, model=model), first_attempt=max(exc.attempts, 1) + 1
+        )
 
 
 def _replace(request: LLMRequest, **changes: Any) -> LLMRequest:
