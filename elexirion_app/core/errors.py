@@ -116,6 +116,15 @@ class StepError(PipelineError):
         super().__init__(f"step {step!r}: {message}")
 
 
+class ObserverError(PipelineError):
+    """A run observer (e.g. the run recorder) failed: the run cannot go on and fails loudly."""
+
+    def __init__(self, observer: str, event: str, detail: str) -> None:
+        self.observer = observer
+        self.event = event
+        super().__init__(f"observer {observer} failed on {event}: {detail}")
+
+
 class WorkspaceError(PipelineError):
     """A path points outside the run's workspace (``..``, absolute, symlink out)."""
 

@@ -2,6 +2,11 @@
 
 Unlike pipeline_ex they are only *read* by an explicit resume (``load_latest``) and they are
 removed when the run succeeds, so a finished pipeline is never silently skipped on re-run.
+
+Besides pipeline_ex's keys a checkpoint keeps ``units``: every finished unit by path
+(``step``, ``loop[2].inner``, ``nested>inner``), also those finished inside the step that
+failed, so a resume does not repeat a loop's finished iterations or a nested pipeline's
+finished steps. A checkpoint is written after each top-level step and when the run fails.
 """
 
 from __future__ import annotations
@@ -32,19 +37,27 @@ def checkpoint_dir_for(workflow: Mapping[str, Any]) -> Path:
 
 
 def resume_results_from(workflow: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Results of the finished top-level steps in the workflow's latest checkpoint, or None."""
+    """Results of the finished units in the workflow's latest checkpoint, by path, or None.
+
+    Top-level steps come from pipeline_ex's ``results``/``step_index``; units finished inside
+    loops and nested pipelines from ``units`` (absent from older checkpoint files).
+    """
     data = load_latest(checkpoint_dir_for(workflow), str(workflow.get("name", "pipeline")))
     if not data or not isinstance(data.get("results"), dict):
         return None
     names = [str(s.get("name")) for s in workflow.get("steps") or [] if isinstance(s, Mapping)]
     done = names[: int(data.get("step_index") or 0)]
     results = data["results"]
-    return {
+    reused = {
         n: results[n]
         for n in done
         if n in results
         and not (isinstance(results[n], dict) and results[n].get("success") is False)
     }
+    units = data.get("units")
+    if isinstance(units, dict):
+        reused.update(units)
+    return reused
 
 
 @dataclass
@@ -70,12 +83,14 @@ class CheckpointWriter:
     def latest_file(self) -> Path:
         return self.directory / f"{self.workflow_name}_latest.json"
 
-    def write(self, step_index: int, scope: Scope) -> None:
+    def write(self, steps_done: int, scope: Scope, units: Mapping[str, Any] | None = None) -> None:
+        """Write the checkpoint after ``steps_done`` top-level steps (``units``: by path)."""
         data = {
             "workflow_name": self.workflow_name,
             "run_id": self.run_id,
-            "step_index": step_index + 1,
+            "step_index": steps_done,
             "results": scope.steps,
+            "units": dict(units or {}),
             "execution_log": list(scope.steps),
             "timestamp": _dt.datetime.now(_dt.UTC).isoformat(),
             "variable_state": scope.variables,

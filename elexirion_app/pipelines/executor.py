@@ -17,6 +17,14 @@ the sensible thing:
 - ``previous_response`` without ``extract`` gives an LLM result's text (other maps as JSON).
 - File checkpoints are only read by an explicit resume and are removed when the run
   succeeds; run records (``services.run_records``) resume without re-calling the provider.
+- Resumable units are paths, not just top-level names: every step inside a loop iteration
+  (``loop[2].inner``) and inside a nested pipeline (``nested>inner``) is reused on resume;
+  loops and nested pipelines are re-entered (their finished children are reused, so no
+  provider call is repeated) and ``set_variable`` steps are replayed so the state they build
+  is the same as in the first attempt.
+- Observers are part of the run: an observer that raises fails the run (``ObserverError``
+  names it, the traceback is logged) and no further step starts. An observer that may fail
+  without consequence (a UI progress feed) is wrapped explicitly in ``optional_observer``.
 - Every path (prompt files, ``file_ops``, ``cwd``, ``output_to_file``, ``pipeline_file``) is
   confined to the workspace / output directory / pipeline directory.
 - ``test_echo`` (pipeline_ex's test-only step type) echoes its ``value`` as ``{result}``.
@@ -41,6 +49,7 @@ from typing import Any
 from elexirion_app.core.errors import (
     ElexirionError,
     InputError,
+    ObserverError,
     PipelineError,
     StepError,
 )
@@ -76,6 +85,61 @@ DEFERRED_KEYS: dict[str, frozenset[str]] = {
 }
 DEFAULT_MAX_DEPTH = 10
 DEFAULT_MAX_TOTAL_STEPS = 10_000
+# Steps whose children are resumable units: on resume they are re-entered, not reused whole.
+CONTAINER_TYPES = frozenset({"for_loop", "while_loop", "pipeline"})
+# Steps whose effect is on the run's state, not their result: replayed on resume (no provider).
+REPLAYED_TYPES = frozenset({"set_variable"})
+
+
+def observer_name(observer: Any) -> str:
+    """A readable name for an observer (its class, or the function's qualified name)."""
+    inner = getattr(observer, "observer", None)
+    if isinstance(observer, OptionalObserver) and inner is not None:
+        return f"optional {observer_name(inner)}"
+    if inspect.isfunction(observer) or inspect.ismethod(observer):
+        return str(getattr(observer, "__qualname__", repr(observer)))
+    return type(observer).__name__
+
+
+def _event_label(event: RunEvent) -> str:
+    step = getattr(event, "step", None)
+    return f"{type(event).__name__}({step})" if step else type(event).__name__
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    line = line if len(line) <= limit else line[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class OptionalObserver:
+    """An observer whose failures are logged (with traceback) and do not fail the run.
+
+    Only for observers nothing depends on, such as a live progress feed to a page: the run
+    recorder, the cost ledger and anything written ahead must stay plain observers.
+    """
+
+    observer: Observer
+
+    async def __call__(self, event: RunEvent) -> None:
+        try:
+            maybe = self.observer(event)
+            if inspect.isawaitable(maybe):
+                await maybe
+        except Exception:
+            log.warning(
+                "optional observer %s failed on %s (the run goes on)",
+                observer_name(self.observer),
+                _event_label(event),
+                exc_info=True,
+            )
+
+
+def optional_observer(observer: Observer) -> OptionalObserver:
+    """Mark ``observer`` as optional: its exceptions are logged instead of failing the run."""
+    return OptionalObserver(observer)
 
 
 @dataclass(frozen=True)
@@ -152,17 +216,56 @@ class RunContext:
     sessions: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     providers: dict[str, Provider] = field(default_factory=dict)
     provider_calls: list[int] = field(default_factory=lambda: [0])
+    # Resume: results of finished units by path (``a``, ``loop[2].b``, ``nested>c``).
+    resumed: dict[str, Any] = field(default_factory=dict)
+    # Every unit finished (or reused) in this attempt, by path: what a checkpoint stores.
+    finished: dict[str, Any] = field(default_factory=dict)
+    # Observer failures (shared by nested contexts): the first one fails the run.
+    failures: list[ObserverError] = field(default_factory=list)
 
     # --- events ------------------------------------------------------------------------
 
     async def emit(self, event: RunEvent) -> None:
+        """Deliver ``event`` to every observer in order; raise ``ObserverError`` if one fails.
+
+        Once an observer has failed, the run is doomed: every later emit raises the first
+        failure again (so a step nested in a handler that catches errors cannot go on).
+        """
+        if self.failures:
+            raise self.failures[0]
+        for observer in self.observers:
+            await self._deliver(observer, event)
+
+    async def emit_final(self, event: RunFinished) -> RunFinished:
+        """Deliver the last event to every observer even if some fail (each failure logged).
+
+        When an observer fails on a successful finish, the observers after it receive the
+        failed version instead; returns the event as finally reported.
+        """
         for observer in self.observers:
             try:
-                maybe = observer(event)
-                if inspect.isawaitable(maybe):
-                    await maybe
-            except Exception:  # an observer never breaks a run
-                log.exception("observer %r failed on %s", observer, type(event).__name__)
+                await self._deliver(observer, event)
+            except ObserverError as exc:
+                if event.status == "succeeded":
+                    event = RunFinished(
+                        run_id=event.run_id,
+                        status="failed",
+                        error=exc.user_message,
+                        usage=event.usage,
+                        cost=event.cost,
+                    )
+        return event
+
+    async def _deliver(self, observer: Observer, event: RunEvent) -> None:
+        try:
+            maybe = observer(event)
+            if inspect.isawaitable(maybe):
+                await maybe
+        except Exception as exc:
+            err = ObserverError(observer_name(observer), _event_label(event), _first_line(exc))
+            log.error("run %s: %s", self.run_id, err.message, exc_info=exc)
+            self.failures.append(err)
+            raise err from exc
 
     # --- providers / metering ----------------------------------------------------------
 
@@ -253,9 +356,16 @@ async def run_step(
     name = str(step.get("name", f"step_{index}"))
     qualname = f"{prefix}{name}"
     step_type = str(step.get("type", ""))
+    if ctx.failures:
+        raise ctx.failures[0]
     ctx.step_count[0] += 1
     if ctx.step_count[0] > ctx.max_total_steps:
         raise StepError(qualname, f"the run exceeded max_total_steps ({ctx.max_total_steps})")
+    if qualname in ctx.resumed and not _replays(ctx, step_type, qualname):
+        reused = ctx.resumed[qualname]
+        scope.steps[name] = reused
+        ctx.finished[qualname] = reused
+        return reused
 
     started = time.perf_counter()
     try:
@@ -271,7 +381,10 @@ async def run_step(
             await ctx.emit(
                 StepFinished(run_id=ctx.run_id, step=qualname, status="skipped", result=result)
             )
+            ctx.finished[qualname] = result
             return result
+    except ObserverError:
+        raise
     except ElexirionError as exc:
         return await _fail(ctx, scope, name, qualname, exc, started, Meter())
 
@@ -294,6 +407,8 @@ async def run_step(
         result = await handler(ctx, rendered, scope, qualname)
         if rendered.get("output_to_file"):
             write_output(ctx.output_dir, str(rendered["output_to_file"]), result)
+    except ObserverError:
+        raise  # not the step's failure: the run stops here (nothing more is emitted for it)
     except ElexirionError as exc:
         return await _fail(ctx, scope, name, qualname, exc, started, meter)
     except TimeoutError:
@@ -315,7 +430,22 @@ async def run_step(
             latency_ms=(time.perf_counter() - started) * 1000,
         )
     )
+    ctx.finished[qualname] = result
     return result
+
+
+def _replays(ctx: RunContext, step_type: str, qualname: str) -> bool:
+    """Whether a step finished in an earlier attempt runs again instead of being reused.
+
+    ``set_variable`` always does (it rebuilds the state; no provider call). A loop or nested
+    pipeline does when its children were recorded: it is re-entered and they are reused.
+    """
+    if step_type in REPLAYED_TYPES:
+        return True
+    if step_type in CONTAINER_TYPES:
+        children = (f"{qualname}[", f"{qualname}>")
+        return any(key.startswith(children) for key in ctx.resumed)
+    return False
 
 
 async def _fail(
@@ -455,8 +585,9 @@ async def run_pipeline(
 
     Raises ``PipelineValidationError`` (before anything runs) when the document has errors,
     and ``InputError`` for missing required inputs. ``resume_results`` holds results of
-    top-level steps finished by an earlier attempt of the same run: they are reused, never
-    re-run (their provider calls are never repeated).
+    units finished by an earlier attempt of the same run, keyed by path (``step``,
+    ``loop[2].inner``, ``nested>inner``): they are reused, never re-run (their provider calls
+    are never repeated). An observer that raises fails the run (see ``RunContext.emit``).
     """
     doc = _as_document(doc_or_workflow)
     if validate:
@@ -479,6 +610,7 @@ async def run_pipeline(
         pipeline_stack=(str(Path(doc.file).resolve()),)
         if doc.file.endswith((".yaml", ".yml"))
         else (),
+        resumed=dict(resume_results or {}),
     )
     variables = workflow.get("variables")
     scope = Scope(
@@ -490,29 +622,26 @@ async def run_pipeline(
     )
     steps: list[dict[str, Any]] = list(workflow.get("steps") or [])
     checkpoints = CheckpointWriter.for_workflow(workflow, run_id)
-    await ctx.emit(
-        RunStarted(
-            run_id=run_id,
-            pipeline=str(workflow.get("name", "")),
-            inputs=dict(values),
-            step_names=tuple(str(s.get("name")) for s in steps),
-        )
-    )
     status, error = "succeeded", None
-    resumed = dict(resume_results or {})
+    done = 0
     try:
+        await ctx.emit(
+            RunStarted(
+                run_id=run_id,
+                pipeline=str(workflow.get("name", "")),
+                inputs=dict(values),
+                step_names=tuple(str(s.get("name")) for s in steps),
+            )
+        )
         for index, step in enumerate(steps):
-            name = str(step.get("name"))
-            if name in resumed:
-                scope.steps[name] = resumed[name]
-                continue
             await run_step(ctx, step, scope, index)
+            done = index + 1
             if checkpoints is not None:
-                checkpoints.write(index, scope)
+                checkpoints.write(done, scope, ctx.finished)
     except ElexirionError as exc:
         status, error = "failed", exc.user_message
     except asyncio.CancelledError:
-        await ctx.emit(
+        await ctx.emit_final(
             RunFinished(
                 run_id=run_id,
                 status="interrupted",
@@ -525,9 +654,14 @@ async def run_pipeline(
     except Exception as exc:  # a bug: never a traceback for the user, but logged
         log.exception("run %s crashed", run_id)
         status, error = "failed", f"internal error: {type(exc).__name__}"
-    if status == "succeeded" and checkpoints is not None:
-        checkpoints.clear()
-    await ctx.emit(
+    if ctx.failures:  # an observer failed, even if a step handler caught it on the way
+        status, error = "failed", ctx.failures[0].user_message
+    if checkpoints is not None:
+        if status == "succeeded":
+            checkpoints.clear()
+        else:  # keep what finished inside the failed step (loop iterations, nested steps)
+            checkpoints.write(done, scope, ctx.finished)
+    finished = await ctx.emit_final(
         RunFinished(
             run_id=run_id,
             status=status,
@@ -536,6 +670,7 @@ async def run_pipeline(
             cost=ctx.run_meter.cost,
         )
     )
+    status, error = finished.status, finished.error
     return RunOutcome(
         run_id=run_id,
         status=status,
@@ -549,10 +684,12 @@ async def run_pipeline(
 
 
 __all__ = [
+    "OptionalObserver",
     "PipelineError",
     "RunContext",
     "RunOutcome",
     "check_condition",
+    "optional_observer",
     "render_step",
     "run_pipeline",
     "run_step",

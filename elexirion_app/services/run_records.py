@@ -7,19 +7,29 @@ stale-run sweep and resume.
   row per provider attempt. A heartbeat task refreshes ``Run.heartbeat_at`` while it runs.
   Writes use SQLAlchemy Core; a step's LLM-call rows and its final state share one
   transaction.
+- Writes never run on the event loop: each recorder has one writer thread, so a run's writes
+  keep their order while a SQLite lock wait only stalls that run, not the worker. They stay
+  write-ahead: a step's ``running`` write is awaited before its provider call; its final
+  write is queued at once (not awaited) and, the writer being FIFO, is in the database before
+  the next step's ``running`` write completes and before the run is reported finished.
+- A failed write is never swallowed: it raises, which fails the run (``ObserverError`` names
+  the recorder). A failed heartbeat write fails the run at its next event.
 - ``sweep_stale(session, older_than_s)`` marks running runs without a recent heartbeat (and
   their running steps) ``interrupted``.
 - ``load_resume`` / ``resume_run`` continue an interrupted or failed run: results of finished
-  steps are reused, so their provider calls are never repeated.
+  units (top-level steps, steps inside loop iterations and nested pipelines, by their path)
+  are reused, so their provider calls are never repeated.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +45,7 @@ from elexirion_app.core.events import (
     RunEvent,
     RunFinished,
     RunStarted,
+    StepDelta,
     StepFinished,
     StepStarted,
 )
@@ -139,6 +150,12 @@ class RunRecorder:
     _step_ids: dict[str, int] = field(default_factory=dict)
     _pending_calls: list[dict[str, Any]] = field(default_factory=list)
     _heartbeat: asyncio.Task[None] | None = None
+    _writer: ThreadPoolExecutor | None = None
+    _in_flight: list[asyncio.Future[None]] = field(default_factory=list)
+    _unwritten_calls: list[dict[str, Any]] = field(default_factory=list)
+    # The first failed write (set on the writer thread); raised once into the run.
+    _failure: Exception | None = None
+    _failure_raised: bool = False
 
     def __post_init__(self) -> None:
         self.engine = self.engine or get_engine()
@@ -149,20 +166,104 @@ class RunRecorder:
         return self.engine
 
     async def __call__(self, event: RunEvent) -> None:
-        if isinstance(event, StepStarted):
-            self._step_started(event)
-        elif isinstance(event, LLMCallFinished):
-            self._pending_calls.append(self._call_row(event))
-        elif isinstance(event, StepFinished):
-            self._step_finished(event)
-        elif isinstance(event, RunStarted):
-            self._run_started(event)
-            self._start_heartbeat()
-        elif isinstance(event, RunFinished):
-            await self._stop_heartbeat()
-            self._run_finished(event)
+        if isinstance(event, StepDelta):
+            return  # the most frequent event: nothing to record
+        try:
+            if isinstance(event, RunFinished):
+                await self._finish(event)
+                return
+            self._raise_failure()
+            if isinstance(event, StepStarted):
+                # Awaited: the step is ``running`` in the database before its provider call
+                # (and, the writer being FIFO, the step before it is finished there too).
+                await self._write(self._step_started, event)
+            elif isinstance(event, LLMCallFinished):
+                self._pending_calls.append(self._call_row(event))
+            elif isinstance(event, StepFinished):
+                calls, self._pending_calls = self._pending_calls, []
+                # Not awaited: written at once on the writer thread, in order, before the
+                # next step's ``running`` write completes; a failure fails the run there.
+                self._write_soon(self._step_finished_keeping_calls, event, calls)
+            elif isinstance(event, RunStarted):
+                self._run_id = event.run_id
+                await self._write(self._run_started, event)
+                self._start_heartbeat()
+        except Exception as exc:
+            if exc is self._failure:
+                self._failure_raised = True
+            raise
 
-    # --- run ---------------------------------------------------------------------------
+    async def _finish(self, event: RunFinished) -> None:
+        await self._stop_heartbeat()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)  # failures: _failure
+        self._in_flight.clear()
+        failure = None if self._failure_raised else self._failure
+        if failure is not None and event.status == "succeeded":
+            detail = str(failure).strip().splitlines()[0] if str(failure).strip() else ""
+            event = replace(
+                event,
+                status="failed",
+                error=f"run recording failed: {type(failure).__name__}: {detail}"[:500],
+            )
+        calls = [*self._unwritten_calls, *self._pending_calls]
+        self._unwritten_calls, self._pending_calls = [], []
+        try:  # attempted even after a failed write: the run must not stay "running"
+            await self._submit(self._run_finished, (event, calls), final=True)
+        finally:
+            self.close()
+        if failure is not None:
+            raise failure
+
+    # --- the writer thread -------------------------------------------------------------
+
+    def _submit(
+        self, fn: Callable[..., None], args: tuple[Any, ...], *, final: bool = False
+    ) -> asyncio.Future[None]:
+        """Queue one write on this recorder's writer thread (FIFO: writes keep their order)."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-recorder")
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._writer, functools.partial(self._guarded, fn, args, final))
+
+    def _guarded(self, fn: Callable[..., None], args: tuple[Any, ...], final: bool) -> None:
+        """On the writer thread: after a failed write only the final one is still tried."""
+        if self._failure is not None and not final:
+            raise self._failure
+        try:
+            fn(*args)
+        except Exception as exc:
+            if self._failure is None:
+                self._failure = exc
+            raise
+
+    async def _write(self, fn: Callable[..., None], *args: Any) -> None:
+        """One write on the writer thread, waited for."""
+        await self._submit(fn, args)
+
+    def _write_soon(self, fn: Callable[..., None], *args: Any) -> None:
+        """One write on the writer thread, not waited for (its failure is kept in _failure)."""
+        future = self._submit(fn, args)
+        self._in_flight.append(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: asyncio.Future[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._in_flight.remove(future)
+        if not future.cancelled():
+            future.exception()  # retrieved: the failure is raised through _failure instead
+
+    def close(self) -> None:
+        """Let the writer thread go (after the writes already submitted)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=False)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None and not self._failure_raised:
+            self._failure_raised = True
+            raise self._failure
+
+    # --- run (these run on the writer thread) -------------------------------------------
 
     def _run_started(self, event: RunStarted) -> None:
         now = utcnow()
@@ -230,10 +331,10 @@ class RunRecorder:
                 ).all():
                     self._step_ids[r.name] = r.id
 
-    def _run_finished(self, event: RunFinished) -> None:
+    def _run_finished(self, event: RunFinished, calls: list[dict[str, Any]]) -> None:
         now = utcnow()
         with self._engine.begin() as conn:
-            self._flush_calls(conn)
+            self._insert_calls(conn, calls)
             totals = conn.execute(
                 select(
                     func.coalesce(func.sum(CALL.c.cost_usd), 0),
@@ -291,7 +392,7 @@ class RunRecorder:
             else:
                 conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
 
-    def _step_finished(self, event: StepFinished) -> None:
+    def _step_finished(self, event: StepFinished, calls: list[dict[str, Any]]) -> None:
         now = utcnow()
         values = {
             "status": event.status,
@@ -306,7 +407,7 @@ class RunRecorder:
         if isinstance(answered_by, str) and answered_by:
             values["model"] = answered_by[:100]  # who answered (e.g. the offline model)
         with self._engine.begin() as conn:
-            self._flush_calls(conn)
+            self._insert_calls(conn, calls)
             step_id = self._step_ids.get(event.step)
             if step_id is None:
                 result = conn.execute(
@@ -317,6 +418,15 @@ class RunRecorder:
                 self._step_ids[event.step] = _new_id(result)
             else:
                 conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
+
+    def _step_finished_keeping_calls(
+        self, event: StepFinished, calls: list[dict[str, Any]]
+    ) -> None:
+        try:
+            self._step_finished(event, calls)
+        except Exception:
+            self._unwritten_calls.extend(calls)  # the final write may still record them
+            raise
 
     # --- LLM calls -----------------------------------------------------------------------
 
@@ -341,10 +451,10 @@ class RunRecorder:
             "created_at": utcnow(),
         }
 
-    def _flush_calls(self, conn: Connection) -> None:
-        if self._pending_calls:
-            conn.execute(_INSERT_CALL, self._pending_calls)
-            self._pending_calls = []
+    @staticmethod
+    def _insert_calls(conn: Connection, calls: list[dict[str, Any]]) -> None:
+        if calls:
+            conn.execute(_INSERT_CALL, calls)
 
     # --- heartbeat -----------------------------------------------------------------------
 
@@ -363,14 +473,20 @@ class RunRecorder:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             try:
-                with self._engine.begin() as conn:
-                    conn.execute(
-                        update(RUN)
-                        .where(RUN.c.id == self._run_id, RUN.c.status == "running")
-                        .values(heartbeat_at=utcnow())
-                    )
+                await self._write(self._touch)
             except Exception:
-                log.warning("heartbeat for run %s failed", self._run_id, exc_info=True)
+                # Not swallowed: the writer keeps it in _failure and the run's next event
+                # raises it (which fails the run).
+                log.error("heartbeat of run %s failed", self._run_id, exc_info=True)
+                return
+
+    def _touch(self) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(RUN)
+                .where(RUN.c.id == self._run_id, RUN.c.status == "running")
+                .values(heartbeat_at=utcnow())
+            )
 
 
 # --- sweep and resume ------------------------------------------------------------------------
@@ -430,12 +546,13 @@ def load_resume(session: Session, run_id: str) -> ResumeInfo:
         )
     if not run.pipeline_yaml:
         raise Conflict(f"run {run_id} has no stored pipeline to resume")
+    # Every finished unit, nested ones too (their rows have position -1; name = their path).
     rows = session.execute(
         select(STEP.c.name, STEP.c.result, STEP.c.status)
-        .where(STEP.c.run_id == run_id, STEP.c.position >= 0)
-        .order_by(STEP.c.position)
+        .where(STEP.c.run_id == run_id, STEP.c.status.in_(REUSABLE_STEP_STATUSES))
+        .order_by(STEP.c.position, STEP.c.id)
     ).all()
-    results = {r.name: r.result for r in rows if r.status in REUSABLE_STEP_STATUSES}
+    results = {r.name: r.result for r in rows}
     return ResumeInfo(
         run_id=run_id,
         status=run.status,
@@ -482,13 +599,28 @@ async def run_recorded(
         return await run_pipeline(doc, observers=[recorder, *observers], user_id=user_id, **kwargs)
     except ElexirionError as exc:
         if kwargs.get("run_id") and recorder._run_id is None:
-            with recorder._engine.begin() as conn:
-                conn.execute(
-                    update(RUN)
-                    .where(RUN.c.id == kwargs["run_id"], RUN.c.status == "queued")
-                    .values(status="failed", error=exc.user_message, finished_at=utcnow())
-                )
+            await asyncio.to_thread(
+                _mark_refused, recorder._engine, str(kwargs["run_id"]), exc.user_message
+            )
         raise
+    finally:
+        recorder.close()
+
+
+def _mark_refused(engine: Engine, run_id: str, reason: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(RUN)
+            .where(RUN.c.id == run_id, RUN.c.status == "queued")
+            .values(status="failed", error=reason, finished_at=utcnow())
+        )
+
+
+def _sweep_and_load(engine: Engine, run_id: str, stale_after_s: float) -> ResumeInfo:
+    with Session(engine) as session:
+        sweep_stale(session, stale_after_s)
+        session.commit()
+        return load_resume(session, run_id)
 
 
 async def resume_run(
@@ -509,10 +641,7 @@ async def resume_run(
     from elexirion_app.pipelines.loader import load_text
 
     engine = engine or get_engine()
-    with Session(engine) as session:
-        sweep_stale(session, stale_after_s)
-        session.commit()
-        info = load_resume(session, run_id)
+    info = await asyncio.to_thread(_sweep_and_load, engine, run_id, stale_after_s)
     base_dir = Path(info.pipeline_path).resolve().parent if info.pipeline_path else None
     doc = load_text(
         info.pipeline_yaml, filename=info.pipeline_path or "<stored>", base_dir=base_dir

@@ -3,6 +3,15 @@
 Each iteration runs its steps in a child scope: the loop context ``{<iterator>, index, total,
 first, last, level, parent}`` is ``scope.loop`` (so ``{{loop.item}}`` works), step results are
 iteration-local, and the run's variables are shared (``set_variable`` changes persist).
+
+``batch_size`` (for_loop): the items are processed in batches of that many, one batch after
+the other; inside a batch the iterations run one by one, or concurrently (up to
+``max_parallel``) with ``parallel: true``. Results stay in item order; the result then also
+carries ``batches_processed``. A ``break_condition`` met in a batch stops the loop after that
+batch (at once when not parallel).
+
+Every iteration's steps are resumable units (``loop[2].inner``, see the executor): a resume
+re-enters the loop and reuses what finished.
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from elexirion_app.core.errors import ElexirionError, StepError
+from elexirion_app.core.errors import ElexirionError, ObserverError, StepError
 from elexirion_app.pipelines.scope import Scope
 from elexirion_app.pipelines.steps.util import (
     MISSING,
@@ -46,6 +55,18 @@ def _items(value: Any, source: Any, name: str) -> list[Any]:
     raise StepError(name, f"data_source {source!r} is not a list (got {type(value).__name__})")
 
 
+def _batch_size(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        size = int(str(value).strip())
+    except ValueError:
+        size = 0
+    if isinstance(value, bool) or size < 1:
+        raise StepError(name, f"batch_size must be a positive integer (got {value!r})")
+    return size
+
+
 def _level(scope: Scope) -> int:
     return int(scope.loop.get("level", 0)) + 1 if scope.loop else 0
 
@@ -58,6 +79,7 @@ async def run_for_loop(ctx: RunContext, step: dict[str, Any], scope: Scope, name
     items = _items(resolve_source(source, scope), source, name)
     body = list(step.get("steps") or [])
     break_on_error = bool(step.get("break_on_error", True))
+    batch_size = _batch_size(step.get("batch_size"), name)
     total = len(items)
     level = _level(scope)
 
@@ -80,6 +102,8 @@ async def run_for_loop(ctx: RunContext, step: dict[str, Any], scope: Scope, name
             return {"index": index, "item": item, "success": True, "skipped": True, "results": {}}
         try:
             results = await ctx.run_steps(body, child, prefix=f"{name}[{index}].")
+        except ObserverError:
+            raise  # the run itself cannot go on: never a failed iteration
         except ElexirionError as exc:
             if break_on_error:
                 raise StepError(name, f"iteration {index} failed: {exc.user_message}") from exc
@@ -95,30 +119,48 @@ async def run_for_loop(ctx: RunContext, step: dict[str, Any], scope: Scope, name
             entry["break"] = True
         return entry
 
-    iterations: list[dict[str, Any]] = []
-    if step.get("parallel"):
-        limit = max(1, min(int(step.get("max_parallel") or DEFAULT_MAX_PARALLEL), MAX_PARALLEL_CAP))
-        semaphore = asyncio.Semaphore(limit)
+    parallel = bool(step.get("parallel"))
+    limit = max(1, min(int(step.get("max_parallel") or DEFAULT_MAX_PARALLEL), MAX_PARALLEL_CAP))
+    semaphore = asyncio.Semaphore(limit)
 
-        async def guarded(index: int, item: Any) -> dict[str, Any]:
-            async with semaphore:
-                return await one(index, item)
+    async def guarded(index: int, item: Any) -> dict[str, Any]:
+        async with semaphore:
+            return await one(index, item)
 
-        iterations = await gather_or_cancel(guarded(i, x) for i, x in enumerate(items))
-    else:
-        for index, item in enumerate(items):
+    async def run_batch(batch: list[tuple[int, Any]]) -> tuple[list[dict[str, Any]], bool]:
+        """The batch's iterations in order, and whether a break condition was met."""
+        if parallel:
+            done = await gather_or_cancel(guarded(i, x) for i, x in batch)
+            return done, any(it.get("break") for it in done)
+        done = []
+        for index, item in batch:
             entry = await one(index, item)
-            iterations.append(entry)
+            done.append(entry)
             if entry.get("break"):
-                break
+                return done, True
+        return done, False
+
+    indexed = list(enumerate(items))
+    size = batch_size or max(total, 1)
+    iterations: list[dict[str, Any]] = []
+    batches = 0
+    for start in range(0, total, size):
+        done, broke = await run_batch(indexed[start : start + size])
+        iterations.extend(done)
+        batches += 1
+        if broke:
+            break
     completed = sum(1 for it in iterations if it["success"])
-    return {
+    result = {
         "success": all(it["success"] for it in iterations),
         "iterations": iterations,
         "total_items": total,
         "completed_items": completed,
         "broke_early": any(it.get("break") for it in iterations),
     }
+    if batch_size is not None:
+        result["batches_processed"] = batches
+    return result
 
 
 async def run_while_loop(ctx: RunContext, step: dict[str, Any], scope: Scope, name: str) -> Any:

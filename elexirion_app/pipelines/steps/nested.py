@@ -4,6 +4,9 @@
 pick results (``"step"`` or ``{path: "step.a.b", as: "x"}``); ``config``: ``inherit_context``,
 ``max_depth`` (10), ``max_total_steps``, ``timeout_seconds``. Cycles of pipeline files are
 refused before they run.
+
+Every step of the child pipeline is a resumable unit (``nested>inner``, see the executor): a
+resume re-enters the nested pipeline and reuses the steps that finished.
 """
 
 from __future__ import annotations

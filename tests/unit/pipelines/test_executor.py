@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from elexirion_app.core.events import (
     StepStarted,
 )
 from elexirion_app.core.types import Usage
-from elexirion_app.pipelines.executor import RunOutcome, run_pipeline
+from elexirion_app.pipelines.executor import RunOutcome, optional_observer, run_pipeline
 from tests.unit.pipelines.engine_fakes import CountingProvider, doc
 
 
@@ -94,12 +95,92 @@ async def test_events_follow_the_lifecycle(tmp_path: Path) -> None:
     assert all(e.run_id == "run-1" for e in events)
 
 
-async def test_a_broken_observer_never_breaks_the_run(tmp_path: Path) -> None:
+async def test_an_observer_that_raises_fails_the_run_and_stops_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(event: Any) -> None:
-        raise RuntimeError("observer bug")
+        if isinstance(event, StepFinished) and event.step == "first":
+            raise RuntimeError("observer bug")
 
-    outcome = await run(TWO_STEPS, tmp_path, observers=[broken])
+    seen: list[Any] = []
+    provider = CountingProvider()
+    with caplog.at_level(logging.ERROR, logger="elexirion_app.pipelines.executor"):
+        outcome = await run(
+            TWO_STEPS, tmp_path, provider_for=provider, observers=[broken, seen.append]
+        )
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert "observer" in outcome.error and "broken" in outcome.error
+    assert "RuntimeError: observer bug" in outcome.error
+    assert "StepFinished(first)" in outcome.error
+    assert provider.calls == 1 and "second" not in outcome.steps  # nothing after it ran
+    logged = [r for r in caplog.records if "observer bug" in r.getMessage()]
+    assert logged and logged[0].exc_info is not None  # with its traceback
+    finished = [e for e in seen if isinstance(e, RunFinished)]
+    assert [e.status for e in finished] == ["failed"]  # nobody is told it succeeded
+
+
+async def test_an_observer_failing_at_run_start_runs_nothing(tmp_path: Path) -> None:
+    def broken(event: Any) -> None:
+        if isinstance(event, RunStarted):
+            raise OSError("disk full")
+
+    provider = CountingProvider()
+    outcome = await run(TWO_STEPS, tmp_path, provider_for=provider, observers=[broken])
+    assert outcome.status == "failed" and "OSError: disk full" in (outcome.error or "")
+    assert provider.calls == 0 and outcome.steps == {}
+
+
+async def test_an_observer_failing_on_the_last_event_fails_the_outcome(tmp_path: Path) -> None:
+    def broken(event: Any) -> None:
+        if isinstance(event, RunFinished):
+            raise RuntimeError("could not write the end")
+
+    seen: list[Any] = []
+    outcome = await run(TWO_STEPS, tmp_path, observers=[broken, seen.append])
+    assert outcome.status == "failed" and "could not write the end" in (outcome.error or "")
+    assert seen[-1].status == "failed"  # observers after it learn the real outcome
+
+
+async def test_observer_failure_is_not_an_ignorable_loop_iteration(tmp_path: Path) -> None:
+    yaml_text = """
+workflow:
+  name: loop_observed
+  steps:
+    - name: each
+      type: for_loop
+      iterator: x
+      data_source: "{{inputs.xs}}"
+      break_on_error: false
+      steps:
+        - name: say
+          type: claude
+          prompt: [{type: static, content: "{{loop.x}}"}]
+"""
+
+    def broken(event: Any) -> None:
+        if isinstance(event, StepStarted) and event.step == "each[0].say":
+            raise RuntimeError("recorder down")
+
+    provider = CountingProvider()
+    outcome = await run(
+        yaml_text, tmp_path, provider_for=provider, observers=[broken], inputs={"xs": [1, 2]}
+    )
+    assert outcome.status == "failed" and "recorder down" in (outcome.error or "")
+    assert provider.calls == 0  # no iteration went on after the failure
+
+
+async def test_an_optional_observer_may_fail_without_failing_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def progress_feed(event: Any) -> None:
+        raise RuntimeError("page went away")
+
+    with caplog.at_level(logging.WARNING, logger="elexirion_app.pipelines.executor"):
+        outcome = await run(TWO_STEPS, tmp_path, observers=[optional_observer(progress_feed)])
     assert outcome.status == "succeeded"
+    warned = [r for r in caplog.records if "progress_feed" in r.getMessage()]
+    assert warned and all(r.exc_info is not None for r in warned)
 
 
 async def test_conditions_skip_steps_with_reason(tmp_path: Path) -> None:

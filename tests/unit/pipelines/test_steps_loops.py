@@ -306,3 +306,111 @@ workflow:
         "j-plan",
         "j-complexity",
     ]
+
+
+class TracingProvider(CountingProvider):
+    """Logs when each call starts and ends (to see batch boundaries)."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0.01)
+        self.log: list[tuple[str, str]] = []
+
+    async def stream(self, request: Any) -> Any:
+        self.log.append(("start", request.prompt))
+        async for event in super().stream(request):
+            yield event
+        self.log.append(("end", request.prompt))
+
+
+async def test_batch_size_runs_parallel_iterations_batch_by_batch(tmp_path: Path) -> None:
+    yaml_text = """
+workflow:
+  name: batches
+  steps:
+    - name: each
+      type: for_loop
+      iterator: n
+      data_source: "{{inputs.items}}"
+      parallel: true
+      max_parallel: 10
+      batch_size: 3
+      steps:
+        - name: call
+          type: claude
+          prompt: [{type: static, content: "n={{loop.n}}"}]
+"""
+    provider = TracingProvider()
+    outcome = await run(
+        yaml_text, tmp_path, provider_for=provider, inputs={"items": list(range(7))}
+    )
+    assert outcome.status == "succeeded", outcome.error
+    loop = outcome.steps["each"]
+    assert loop["batches_processed"] == 3 and loop["completed_items"] == 7
+    assert [it["index"] for it in loop["iterations"]] == list(range(7))  # in item order
+    assert provider.max_active == 3  # a batch at a time, even though max_parallel is 10
+    batch_of = {f"n={n}": n // 3 for n in range(7)}
+    for batch in range(2):
+        last_end = max(
+            i for i, (kind, p) in enumerate(provider.log) if kind == "end" and batch_of[p] == batch
+        )
+        first_next = min(
+            i
+            for i, (kind, p) in enumerate(provider.log)
+            if kind == "start" and batch_of[p] == batch + 1
+        )
+        assert last_end < first_next  # the next batch starts when this one is done
+
+
+async def test_batch_size_is_capped_by_max_parallel_inside_a_batch(tmp_path: Path) -> None:
+    yaml_text = """
+workflow:
+  name: batches
+  steps:
+    - name: each
+      type: for_loop
+      iterator: n
+      data_source: "{{inputs.items}}"
+      parallel: true
+      max_parallel: 2
+      batch_size: 5
+      steps:
+        - name: call
+          type: claude
+          prompt: [{type: static, content: "n={{loop.n}}"}]
+"""
+    provider = CountingProvider(delay_s=0.01)
+    outcome = await run(
+        yaml_text, tmp_path, provider_for=provider, inputs={"items": list(range(6))}
+    )
+    assert outcome.steps["each"]["batches_processed"] == 2
+    assert provider.max_active == 2
+
+
+async def test_sequential_batches_and_break(tmp_path: Path) -> None:
+    yaml_text = """
+workflow:
+  name: seq_batches
+  steps:
+    - name: each
+      type: for_loop
+      iterator: n
+      data_source: "{{inputs.items}}"
+      batch_size: "{{inputs.size}}"
+      break_condition: "loop.n >= 3"
+      steps:
+        - name: call
+          type: claude
+          prompt: [{type: static, content: "n={{loop.n}}"}]
+"""
+    provider = CountingProvider()
+    outcome = await run(
+        yaml_text, tmp_path, provider_for=provider, inputs={"items": [1, 2, 3, 4, 5], "size": 2}
+    )
+    assert [r.prompt for r in provider.requests] == ["n=1", "n=2", "n=3"]
+    loop = outcome.steps["each"]
+    assert loop["batches_processed"] == 2 and loop["broke_early"] is True
+    assert loop["total_items"] == 5 and loop["completed_items"] == 3
+
+    outcome = await run(yaml_text, tmp_path, inputs={"items": [1], "size": 0})
+    assert outcome.status == "failed"
+    assert "batch_size must be a positive integer" in (outcome.error or "")

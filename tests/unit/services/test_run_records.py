@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from elexirion_app.core.errors import Conflict, InputError, NotFound
@@ -269,3 +272,231 @@ async def test_queued_run_refused_before_start_is_marked_failed(
     with Session(engine) as s:
         run = s.get(Run, "q2")
         assert run is not None and run.status == "failed" and "x" in (run.error or "")
+
+
+# --- failures are loud ------------------------------------------------------------------------
+
+
+async def test_a_failed_record_write_fails_the_run(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = get_engine(db_url)
+    real = RunRecorder._step_finished
+
+    def failing(self: RunRecorder, event: Any, calls: Any) -> None:
+        if event.step == "first":
+            raise OperationalError("UPDATE step_run", {}, Exception("disk I/O error"))
+        real(self, event, calls)
+
+    monkeypatch.setattr(RunRecorder, "_step_finished", failing)
+    provider = CountingProvider()
+    outcome = await _run(engine, provider, tmp_path)
+    assert outcome.status == "failed"
+    assert "RunRecorder" in (outcome.error or "") and "disk I/O error" in (outcome.error or "")
+    assert provider.calls == 1  # "second" never started: its write-ahead could not be trusted
+    with Session(engine) as s:
+        run = s.exec(select(Run)).one()
+        assert run.status == "failed" and "RunRecorder" in (run.error or "")
+        # the LLM call of "first" was not lost with the failed write: the final one kept it
+        assert [c.step_name for c in s.exec(select(LLMCall))] == ["first"]
+
+
+async def test_a_dropped_table_fails_the_run_loudly(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+
+    def drop_calls_table(event: Any) -> None:
+        if isinstance(event, StepStarted) and event.step == "first":
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DROP TABLE llm_call")
+
+    provider = CountingProvider()
+    outcome = await _run(engine, provider, tmp_path, observers=[drop_calls_table])
+    assert outcome.status == "failed"
+    assert "RunRecorder" in (outcome.error or "") and "no such table" in (outcome.error or "")
+    assert provider.calls == 1
+    with Session(engine) as s:
+        run = s.exec(select(Run)).one()
+        assert run.status != "succeeded"  # nothing claims success (the sweep will end it)
+
+
+async def test_a_failed_heartbeat_fails_the_run(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = get_engine(db_url)
+
+    def touch(self: RunRecorder) -> None:
+        raise OperationalError("UPDATE run", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(RunRecorder, "_touch", touch)
+    provider = CountingProvider(delay_s=0.05)
+    outcome = await _run(engine, provider, tmp_path, heartbeat_s=0.01)
+    assert outcome.status == "failed" and "database is locked" in (outcome.error or "")
+    assert provider.calls < 3
+    with Session(engine) as s:
+        assert s.exec(select(Run)).one().status == "failed"
+
+
+# --- the event loop stays free while a write waits for SQLite's lock --------------------------
+
+
+async def test_recorder_writes_do_not_block_the_event_loop(db_url: str, tmp_path: Path) -> None:
+    engine = get_engine(db_url)
+    db_path = db_url.split("///", 1)[1]
+    locked, release, released = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_write_lock() -> None:
+        conn = sqlite3.connect(db_path, timeout=10)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(timeout=1.0)  # ~1 s unless the ticker proves the loop is free sooner
+            conn.rollback()
+        finally:
+            conn.close()
+            released.set()
+
+    ticks_while_locked = 0
+    stop = False
+
+    async def ticker() -> None:
+        nonlocal ticks_while_locked
+        while not stop:
+            await asyncio.sleep(0.01)
+            if locked.is_set() and not released.is_set():
+                ticks_while_locked += 1
+                if ticks_while_locked >= 30:
+                    release.set()
+
+    holder = threading.Thread(target=hold_write_lock)
+    holder.start()
+    while not locked.is_set():
+        await asyncio.sleep(0.001)
+    ticking = asyncio.create_task(ticker())
+    running = asyncio.create_task(_run(engine, CountingProvider(), tmp_path, heartbeat_s=0))
+    while not released.is_set():
+        await asyncio.sleep(0.005)
+    was_waiting = not running.done()
+    outcome = await running
+    stop = True
+    await ticking
+    holder.join()
+    assert was_waiting  # the recorder really was stuck behind the lock
+    assert ticks_while_locked >= 30  # ...while the loop went on ticking
+    assert outcome.status == "succeeded"  # and the write went through once the lock was free
+
+
+# --- resume: loop iterations and nested steps are units -------------------------------------
+
+LOOP_PIPELINE = """
+workflow:
+  name: loop_resume
+  steps:
+    - name: init
+      type: set_variable
+      variables: {count: 0}
+    - name: each
+      type: for_loop
+      iterator: x
+      data_source: "{{inputs.xs}}"
+      steps:
+        - name: bump
+          type: set_variable
+          variables: {count: "{{state.count + 1}}"}
+        - name: ask
+          type: claude
+          prompt: [{type: static, content: "item {{loop.x}} count {{state.count}}"}]
+    - name: after
+      type: claude
+      prompt: [{type: static, content: "done {{state.count}}"}]
+"""
+
+NESTED_PIPELINE = """
+workflow:
+  name: nested_resume
+  steps:
+    - name: before
+      type: claude
+      prompt: [{type: static, content: "simple test"}]
+    - name: child
+      type: pipeline
+      pipeline:
+        name: inner
+        steps:
+          - name: one
+            type: claude
+            prompt: [{type: static, content: "inner one"}]
+          - name: two
+            type: claude
+            prompt:
+              - type: static
+                content: "inner two after:"
+              - type: previous_response
+                step: one
+    - name: after
+      type: claude
+      prompt: [{type: static, content: "the end"}]
+"""
+
+
+async def _run_text(engine: Any, text: str, provider: Any, tmp_path: Path, **kw: Any) -> Any:
+    return await run_recorded(
+        load_text(text),
+        pipeline_yaml=text,
+        engine=engine,
+        provider_for=provider,
+        workspace=tmp_path / "ws",
+        output_dir=tmp_path / "out",
+        heartbeat_s=0,
+        **kw,
+    )
+
+
+async def test_resume_of_a_loop_repeats_only_the_failed_iteration(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = get_engine(db_url)
+    failing = CountingProvider(fail=lambda r: r.prompt.startswith("item c"))
+    first = await _run_text(
+        engine, LOOP_PIPELINE, failing, tmp_path, inputs={"xs": ["a", "b", "c"]}
+    )
+    assert first.status == "failed" and "each" in (first.error or "")
+    assert [r.prompt for r in failing.requests] == [
+        "item a count 1",
+        "item b count 2",
+        "item c count 3",
+    ]
+
+    counting = CountingProvider()
+    resumed = await resume_run(first.run_id, engine=engine, provider_for=counting, heartbeat_s=0)
+    assert resumed.status == "succeeded", resumed.error
+    # iterations 1 and 2 are not billed again; the state they built is the same as before
+    assert [r.prompt for r in counting.requests] == ["item c count 3", "done 3"]
+    loop = resumed.steps["each"]
+    assert [it["item"] for it in loop["iterations"]] == ["a", "b", "c"]
+    assert loop["iterations"][0]["results"]["ask"]["text"].startswith("Mock response for")
+    with Session(engine) as s:
+        rows = {r.name: r.status for r in s.exec(select(StepRun))}
+        assert rows["each[0].ask"] == rows["each[2].ask"] == rows["each"] == "succeeded"
+        names = [c.step_name for c in s.exec(select(LLMCall).order_by(LLMCall.id))]
+        assert names == ["each[0].ask", "each[1].ask", "each[2].ask", "each[2].ask", "after"]
+
+
+async def test_resume_of_a_nested_pipeline_keeps_its_finished_steps(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = get_engine(db_url)
+    failing = CountingProvider(fail=lambda r: r.prompt.startswith("inner two"))
+    first = await _run_text(engine, NESTED_PIPELINE, failing, tmp_path, inputs={})
+    assert first.status == "failed" and failing.calls == 3
+
+    counting = CountingProvider()
+    resumed = await resume_run(first.run_id, engine=engine, provider_for=counting, heartbeat_s=0)
+    assert resumed.status == "succeeded", resumed.error
+    prompts = [r.prompt for r in counting.requests]
+    assert "inner one" not in prompts and "simple test" not in prompts
+    # the retried inner step gets the first step's stored answer, exactly as the first time
+    assert prompts == [failing.requests[2].prompt, "the end"]
+    assert resumed.steps["child"]["one"]["text"] == "Mock response for: inner one..."
+    with Session(engine) as s:
+        calls = [c.step_name for c in s.exec(select(LLMCall).order_by(LLMCall.id))]
+        assert calls == ["before", "child>one", "child>two", "child>two", "after"]
