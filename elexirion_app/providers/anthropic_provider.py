@@ -27,6 +27,15 @@ When every retry is spent the typed errors of ``core.errors`` are raised: ``Rate
 ``ProviderTimeout``, ``ProviderConnectionError``, ``ProviderAuthError`` (401/403) and
 ``ProviderResponseError`` (truncated, malformed, error event, other 4xx).
 
+Extended thinking
+-----------------
+A request with a ``thinking_budget`` (``providers.base.ThinkingRequest``) sends
+``thinking={"type": "enabled", "budget_tokens": N}`` (``max_tokens`` raised to ``N +
+max_tokens`` when it would not exceed the budget). ``thinking`` blocks (``thinking_delta`` +
+``signature_delta``) and ``redacted_thinking`` blocks are kept out of the answer text and sent
+back verbatim in the tool loop, as the API requires. Thinking tokens go to ``Usage.thinking``
+and out of ``Usage.output`` (see ``_split_thinking``).
+
 Tool loop
 ---------
 ``request.allowed_tools`` minus ``disallowed_tools`` (of Read, Glob, Grep, LS, Write, Edit) are
