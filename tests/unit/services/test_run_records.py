@@ -500,3 +500,40 @@ async def test_resume_of_a_nested_pipeline_keeps_its_finished_steps(
     with Session(engine) as s:
         calls = [c.step_name for c in s.exec(select(LLMCall).order_by(LLMCall.id))]
         assert calls == ["before", "child>one", "child>two", "child>two", "after"]
+
+
+WHILE_PIPELINE = """
+workflow:
+  name: while_resume
+  steps:
+    - name: init
+      type: set_variable
+      variables: {i: 0}
+    - name: rounds
+      type: while_loop
+      condition: "state.i < 3"
+      max_iterations: 10
+      steps:
+        - name: inc
+          type: set_variable
+          variables: {i: "{{state.i + 1}}"}
+        - name: ask
+          type: claude
+          prompt: [{type: static, content: "round {{state.i}}"}]
+"""
+
+
+async def test_resume_of_a_while_loop_repeats_only_the_failed_iteration(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = get_engine(db_url)
+    failing = CountingProvider(fail=lambda r: r.prompt == "round 3")
+    first = await _run_text(engine, WHILE_PIPELINE, failing, tmp_path, inputs={})
+    assert first.status == "failed" and failing.calls == 3
+
+    counting = CountingProvider()
+    resumed = await resume_run(first.run_id, engine=engine, provider_for=counting, heartbeat_s=0)
+    assert resumed.status == "succeeded", resumed.error
+    assert [r.prompt for r in counting.requests] == ["round 3"]
+    assert resumed.steps["rounds"]["iterations"] == 3
+    assert resumed.steps["rounds"]["condition_met"] is True
