@@ -328,7 +328,7 @@ async def test_a_failed_heartbeat_fails_the_run(
         raise OperationalError("UPDATE run", {}, Exception("database is locked"))
 
     monkeypatch.setattr(RunRecorder, "_touch", touch)
-    provider = CountingProvider(delay_s=0.05)
+    provider = CountingProvider(delay_s=0.1)
     outcome = await _run(engine, provider, tmp_path, heartbeat_s=0.01)
     assert outcome.status == "failed" and "database is locked" in (outcome.error or "")
     assert provider.calls < 3
@@ -349,7 +349,9 @@ async def test_recorder_writes_do_not_block_the_event_loop(db_url: str, tmp_path
         try:
             conn.execute("BEGIN IMMEDIATE")
             locked.set()
-            release.wait(timeout=1.0)  # ~1 s unless the ticker proves the loop is free sooner
+            # Held until the ticker proves the loop is free (or 3 s: the writer's busy timeout
+            # is 5 s, so even a blocked loop gets its write through afterwards).
+            release.wait(timeout=3.0)
             conn.rollback()
         finally:
             conn.close()
