@@ -14,6 +14,9 @@ PUBLIC_URL = os.environ.get("ELEXIRION_PUBLIC_URL", f"http://localhost:{PORT}")
 _data_dir = Path(os.environ.get("ELEXIRION_DATA_DIR") or ROOT / "data")
 _db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{_data_dir / 'elexirion.db'}"
 _bun = ROOT / ".tools" / "node_modules" / ".bin" / "bun"
+# Largest websocket message (bytes). Reflex's default (1 MB) drops the connection silently on
+# a pasted 1 MB text; at 4 MB the handler answers "too long" itself. Still a cap before work.
+os.environ.setdefault("REFLEX_SOCKET_MAX_HTTP_BUFFER_SIZE", str(4 * 1024 * 1024))
 
 _kwargs: dict = {}
 if _bun.exists():

@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _reflex_client import VAR_SUFFIX, ReflexClient  # noqa: E402
+from tests.support.reflex_client import VAR_SUFFIX, ReflexClient  # noqa: E402
 
 from tests.support import appserver  # noqa: E402
 

@@ -7,8 +7,9 @@ from starlette.applications import Starlette
 
 from elexirion_app.api import auth_routes
 from elexirion_app.api.security_headers import security_headers
+from elexirion_app.api.upload_guard import guard_uploads
 from elexirion_app.services import startup
-from elexirion_app.web import identity, routes
+from elexirion_app.web import errors, identity, routes
 from elexirion_app.web.pages.chat import chat_page
 from elexirion_app.web.pages.login import login_page
 from elexirion_app.web.pages.register import register_page
@@ -20,10 +21,12 @@ from elexirion_app.web.state.runs import RunsState
 from elexirion_app.web.state.workspace import WorkspaceState
 
 # The theme is configured in rxconfig.py. The auth routes (which alone set the HttpOnly session
-# cookie) are mounted in front of Reflex's backend; security headers wrap every response.
+# cookie) are mounted in front of Reflex's backend; /_upload needs a live session bound to the
+# tab and a body under the cap before a byte is read; security headers wrap every response.
 app = rx.App(
     stylesheets=["/styles.css"],
-    api_transformer=[Starlette(routes=auth_routes.ROUTES), security_headers],
+    api_transformer=[Starlette(routes=auth_routes.ROUTES), guard_uploads, security_headers],
+    backend_exception_handler=errors.backend_exception_handler,
 )
 identity.install(app)
 app.register_lifespan_task(startup.on_startup)

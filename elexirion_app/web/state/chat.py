@@ -164,7 +164,7 @@ class ChatState(rx.State):
         return user_id
 
     @rx.event
-    async def select_conversation(self, conversation_id: Any) -> Any:
+    async def select_conversation(self, conversation_id: Any = None) -> Any:
         if self.streaming:
             return None
         user_id = await self._guard()
@@ -201,11 +201,11 @@ class ChatState(rx.State):
             self.has_more, self.editing_id = False, 0
 
     @rx.event
-    def start_rename(self, conversation_id: Any) -> None:
+    def start_rename(self, conversation_id: Any = None) -> None:
         self.renaming_id = parse_id(conversation_id) or 0
 
     @rx.event
-    async def rename(self, form_data: dict[str, Any]) -> Any:
+    async def rename(self, form_data: Any = None) -> Any:
         cid = self.renaming_id
         self.renaming_id = 0
         user_id = await self._act(
@@ -216,7 +216,7 @@ class ChatState(rx.State):
         return None if isinstance(user_id, int) else user_id
 
     @rx.event
-    async def delete_conversation(self, conversation_id: Any) -> Any:
+    async def delete_conversation(self, conversation_id: Any = None) -> Any:
         if self.streaming:
             return None
         cid = parse_id(conversation_id)
@@ -233,7 +233,7 @@ class ChatState(rx.State):
         return None
 
     @rx.event
-    async def switch_sibling(self, message_id: Any, step: Any) -> Any:
+    async def switch_sibling(self, message_id: Any = None, step: Any = None) -> Any:
         if self.streaming:
             return None
         user_id = await self._act(lambda s, uid: chat.switch_sibling(s, uid, message_id, step))
@@ -246,7 +246,7 @@ class ChatState(rx.State):
         return None if isinstance(user_id, int) else user_id
 
     @rx.event
-    def start_edit(self, message_id: Any) -> None:
+    def start_edit(self, message_id: Any = None) -> None:
         if not self.streaming:
             self.editing_id = parse_id(message_id) or 0
 
@@ -294,17 +294,17 @@ class ChatState(rx.State):
         return await self._begin_stream(user_id, turn, reload=reload)
 
     @rx.event
-    async def send(self, form_data: dict[str, Any]) -> Any:
+    async def send(self, form_data: Any = None) -> Any:
         text = _form_text(form_data, "message")
         cid = self.conversation_id or None
         return await self._turn(lambda s, uid: chat.start_turn(s, uid, cid, text), reload=False)
 
     @rx.event
-    async def regenerate(self, message_id: Any) -> Any:
+    async def regenerate(self, message_id: Any = None) -> Any:
         return await self._turn(lambda s, uid: chat.regenerate(s, uid, message_id))
 
     @rx.event
-    async def save_edit(self, form_data: dict[str, Any]) -> Any:
+    async def save_edit(self, form_data: Any = None) -> Any:
         mid, text = self.editing_id, _form_text(form_data, "text")
         return await self._turn(lambda s, uid: chat.edit_and_resend(s, uid, mid, text))
 

@@ -1,4 +1,5 @@
-"""A minimal Reflex websocket client for benchmarks (python-socketio, like ``.web/utils/state.js``).
+"""A minimal Reflex websocket client for tests and benchmarks (python-socketio, like
+``.web/utils/state.js``). It can carry a session cookie on the handshake, as a browser does.
 
 The browser connects socket.io at ``/_event`` (path and namespace) with ``query: {token}``
 and emits ``"event"`` packets ``{name, payload, router_data}``; the server pushes ``"event"``
@@ -43,9 +44,13 @@ def _counting_ws_class(on_frame: Callable[[str | bytes, float], None]) -> type:
 class ReflexClient:
     """One browser tab: a token, a socket.io connection and a mirror of the pushed state."""
 
-    def __init__(self, base_url: str, token: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, token: str | None = None, *, cookie: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token or str(uuid.uuid4())
+        self.cookie = cookie  # the ``Cookie`` header sent on the websocket handshake
+        self.raw_frames: list[str] = []
         self.state: dict[str, dict[str, Any]] = {}
         self.frontend_events: list[dict[str, Any]] = []
         self.bytes_received = 0
@@ -63,6 +68,7 @@ class ReflexClient:
         )
         await self.sio.connect(
             f"{self.base_url}?token={self.token}",
+            headers={"Cookie": self.cookie} if self.cookie else {},
             transports=["websocket"],
             socketio_path="/_event",
             namespaces=[NAMESPACE],
@@ -108,6 +114,8 @@ class ReflexClient:
 
     def _on_frame(self, data: str | bytes, arrived: float) -> None:
         self.frames_received += 1
+        if isinstance(data, str):
+            self.raw_frames.append(data)
         self.bytes_received += len(data.encode()) if isinstance(data, str) else len(data)
         # Engine.IO MESSAGE (4) carrying a Socket.IO EVENT (2): 42/_event,["event",{...}]
         if not isinstance(data, str) or not data.startswith("42"):

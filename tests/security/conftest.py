@@ -1,0 +1,105 @@
+"""The served app (``reflex run --env prod``) on its own port, attacked as two users and
+anonymously over real HTTP and websocket clients."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import appserver
+from tests.support.reflex_client import ReflexClient
+
+PORT = int(os.environ.get("ELEXIRION_SECURITY_PORT", "3151"))
+PASSWORD = "password-123"
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    data: Path
+    log: Path
+    pid: int
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.data / "app.db")
+
+    def count(self, sql: str, *args: object) -> int:
+        with self.db() as conn:
+            return int(conn.execute(sql, args).fetchone()[0])
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    cookie: str  # the Cookie header value: "elx_session=<token>"
+    token: str
+    user_id: int
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    data = tmp_path_factory.mktemp("security")
+    env = appserver.app_env(
+        data, PORT, ELEXIRION_CHAT_TOKEN_DELAY_S="0", ELEXIRION_LIMIT_REGISTER_CLIENT="12/minute"
+    )
+    proc = appserver.start_app(env, PORT, data / "reflex.log")
+    try:
+        yield Served(f"http://localhost:{PORT}", data, data / "reflex.log", proc.pid)
+    finally:
+        appserver.stop(proc)
+
+
+def register(served: Served, email: str | None = None) -> Account:
+    email = email or f"u{uuid.uuid4().hex[:10]}@example.com"
+    resp = httpx.post(
+        f"{served.url}/auth/register",
+        data={"email": email, "password": PASSWORD},
+        headers={"Accept": "application/json"},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    token = resp.cookies["elx_session"]
+    return Account(email, f"elx_session={token}", token, int(resp.json()["user"]["id"]))
+
+
+@pytest.fixture(scope="session")
+def alice(served: Served) -> Account:
+    return register(served)
+
+
+@pytest.fixture(scope="session")
+def bob(served: Served) -> Account:
+    return register(served)
+
+
+def state_names() -> dict[str, str]:
+    from elexirion_app.web.state.auth import AuthState
+    from elexirion_app.web.state.chat import ChatState
+    from elexirion_app.web.state.runs import RunsState
+    from elexirion_app.web.state.workspace import WorkspaceState
+
+    return {
+        "auth": AuthState.get_full_name(),
+        "chat": ChatState.get_full_name(),
+        "runs": RunsState.get_full_name(),
+        "workspace": WorkspaceState.get_full_name(),
+    }
+
+
+async def connect(
+    served: Served, account: Account | None, token: str | None = None
+) -> ReflexClient:
+    """A tab: websocket with ``account``'s cookie (none: anonymous), hydrated like a browser."""
+    import reflex as rx
+
+    client = ReflexClient(served.url, token, cookie=account.cookie if account else None)
+    await client.connect()
+    await client.emit(f"{rx.State.get_full_name()}.hydrate", {}, "/chat")
+    return client

@@ -1,0 +1,202 @@
+"""The authorization matrix: every registered event handler is listed here, and each is
+called by an anonymous tab and by a second user holding the first user's ids, with forged
+payloads. A handler added to the app but not to ``HANDLERS`` fails this suite (issue 7 item 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import reflex as rx
+
+from tests.security.conftest import Account, Served, connect
+from tests.support.reflex_client import ReflexClient
+
+# Reflex's own handlers (hydration, on_load, client storage, frontend error reports).
+REFLEX_INTERNAL = {
+    "reflex___state____state": {"hydrate", "hydrate_and_load", "set_is_hydrated", "setvar"},
+    "reflex___state____state.reflex___state____frontend_event_exception_state": {
+        "handle_frontend_exception",
+        "setvar",
+    },
+    "reflex___state____state.reflex___state____on_load_internal_state": {
+        "on_load_internal",
+        "set_is_hydrated",
+        "setvar",
+    },
+    "reflex___state____state.reflex___state____update_vars_internal_state": {
+        "setvar",
+        "update_vars_internal",
+    },
+    "reflex___state____state.reflex___istate___shared____shared_state_base_internal": {"setvar"},
+}
+P = "reflex___state____state.elexirion_app___web___state___"
+# Ours: the handler and the page it is called from.
+HANDLERS: dict[str, dict[str, str]] = {
+    P + "auth____auth_state": {"check_login": "/chat", "load_auth_page": "/login", "setvar": "/"},
+    P + "chat____chat_state": dict.fromkeys(
+        [
+            "cancel_edit",
+            "delete_conversation",
+            "load",
+            "load_earlier",
+            "new_conversation",
+            "regenerate",
+            "rename",
+            "save_edit",
+            "select_conversation",
+            "send",
+            "setvar",
+            "start_edit",
+            "start_rename",
+            "stop",
+            "stream_reply",
+            "switch_sibling",
+        ],
+        "/chat",
+    ),
+    P + "runs____runs_state": {"load_detail": "/runs/view", "load_list": "/runs", "setvar": "/"},
+    P + "workspace____workspace_state": {
+        "delete": "/workspace",
+        "load": "/workspace",
+        "setvar": "/",
+        "upload": "/workspace",
+        "use_folder": "/workspace",
+    },
+}
+ONE_MB = "x" * (1024 * 1024)
+FORGED: list[Any] = [10**30, "²", ONE_MB, {"nested": [1, {"a": None}]}, None, -1, 3.5, True]
+
+
+def _registered() -> dict[str, set[str]]:
+    import elexirion_app.elexirion_app  # noqa: F401  (registers every state)
+
+    out: dict[str, set[str]] = {}
+
+    def walk(cls: type[rx.State]) -> None:
+        out[cls.get_full_name()] = set(cls.event_handlers)
+        for sub in cls.get_substates():
+            walk(sub)
+
+    walk(rx.State)
+    return out
+
+
+def _params(state: str, handler: str) -> list[str]:
+    import elexirion_app.elexirion_app  # noqa: F401
+
+    cls = rx.State.get_class_substate(state)
+    fn = cls.event_handlers[handler].fn
+    return [p for p in list(inspect.signature(fn).parameters)[1:]]
+
+
+def test_every_registered_handler_is_in_the_matrix() -> None:
+    expected = {**REFLEX_INTERNAL, **{k: set(v) for k, v in HANDLERS.items()}}
+    assert _registered() == expected
+
+
+def _payloads(params: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{}, {"unexpected": 1}]
+    for value in FORGED:
+        out.append({p: value for p in params})
+    if params:
+        out.append({params[0]: {"message": ONE_MB, "title": "\u202eevil", "text": 10**30}})
+    return out
+
+
+def _bad_frames(client: ReflexClient) -> list[str]:
+    return [
+        f[:300]
+        for f in client.raw_frames
+        if "An error occurred" in f or "Traceback" in f or "Contact the website" in f
+    ]
+
+
+async def _battery(served: Served, account: Account | None) -> list[str]:
+    client = await connect(served, account)
+    bad: list[str] = []
+    try:
+        for state, handlers in HANDLERS.items():
+            for handler, page in handlers.items():
+                for payload in _payloads(_params(state, handler)):
+                    await client.emit(f"{state}.{handler}", payload, page)
+                await asyncio.sleep(0.05)
+        await client.emit(f"{P}auth____auth_state.check_login", {}, "/chat")  # still alive?
+        await asyncio.sleep(2)
+        bad = _bad_frames(client)
+    finally:
+        await client.close()
+    return bad
+
+
+async def test_forged_payloads_anonymous(served: Served) -> None:
+    assert await _battery(served, None) == []
+
+
+async def test_forged_payloads_logged_in(served: Served, bob: Account) -> None:
+    assert await _battery(served, bob) == []
+    assert "event handler failed" not in served.log.read_text()
+
+
+async def test_second_user_with_first_users_ids_gets_nothing(
+    served: Served, alice: Account, bob: Account
+) -> None:
+    secret = "alice's quarterly numbers 90210"
+    owner = await connect(served, alice)
+    try:
+        await owner.emit(f"{P}chat____chat_state.load", {}, "/chat")
+        await owner.emit(f"{P}chat____chat_state.send", {"form_data": {"message": secret}}, "/chat")
+        await owner.wait_for(
+            lambda: (
+                len(owner.var(P + "chat____chat_state", "tail") or []) >= 2
+                and owner.var(P + "chat____chat_state", "streaming") is False
+            ),
+            90,
+        )
+    finally:
+        await owner.close()
+    with served.db() as conn:
+        conv = conn.execute(
+            "select id, title from conversation where user_id = ? order by id desc",
+            (alice.user_id,),
+        ).fetchone()
+        msgs = conn.execute(
+            "select id, role, content from message where conversation_id = ?", (conv[0],)
+        ).fetchall()
+        run = conn.execute("select id from run where user_id = ?", (alice.user_id,)).fetchone()
+    user_msg = next(m[0] for m in msgs if m[1] == "user")
+    reply = next(m[0] for m in msgs if m[1] == "assistant")
+    thief = await connect(served, bob)
+    chat = P + "chat____chat_state"
+    try:
+        await thief.emit(f"{chat}.load", {}, f"/chat?c={conv[0]}")
+        for handler, payload in [
+            ("select_conversation", {"conversation_id": conv[0]}),
+            ("start_rename", {"conversation_id": conv[0]}),
+            ("rename", {"form_data": {"title": "pwned"}}),
+            ("switch_sibling", {"message_id": reply, "step": 1}),
+            ("regenerate", {"message_id": reply}),
+            ("start_edit", {"message_id": user_msg}),
+            ("save_edit", {"form_data": {"text": "pwned"}}),
+            ("delete_conversation", {"conversation_id": conv[0]}),
+        ]:
+            await thief.emit(f"{chat}.{handler}", payload, "/chat")
+        if run is not None:
+            await thief.emit(f"{P}runs____runs_state.load_detail", {}, f"/runs/view?id={run[0]}")
+        await thief.emit(f"{P}auth____auth_state.check_login", {}, "/chat")
+        await asyncio.sleep(3)
+        assert not any(secret in f for f in thief.raw_frames)
+        assert not any(alice.email in f for f in thief.raw_frames)
+        assert _bad_frames(thief) == []
+    finally:
+        await thief.close()
+    with served.db() as conn:
+        after = conn.execute(
+            "select id, title from conversation where id = ?", (conv[0],)
+        ).fetchone()
+        count = conn.execute(
+            "select count(*) from message where conversation_id = ?", (conv[0],)
+        ).fetchone()[0]
+    assert after == conv and count == len(msgs)  # not renamed, deleted or extended
