@@ -177,6 +177,8 @@ CLAUDE_OPTION_KEYS = frozenset(
         "cwd",
         "model",
         "fallback_model",
+        "max_thinking_tokens",
+        "thinking",
         "output_format",
         "timeout_ms",
         "timeout_seconds",
@@ -1280,10 +1282,19 @@ def _check_relative(ctx: Ctx, raw: str, path: tuple[Any, ...], *, severity: str 
     """Workspace paths must be relative and stay inside (templated parts are skipped)."""
     literal = re.sub(r"\{\{.*?\}\}", "x", raw)
     parts = re.split(r"[\\/]+", literal)
-    if literal.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:[\\/]", literal):
+    if literal.startswith("/"):
+        # Allowed when it resolves inside the run's workspace (checked when the step runs):
+        # pipeline_ex users pass CODE_FILE=/abs/path/in/workspace.
         ctx.add(
             path,
-            f"absolute path {raw!r} is outside the workspace",
+            f"absolute path {raw!r} must lie inside the run's workspace",
+            "prefer a path relative to the workspace",
+            "warning",
+        )
+    elif literal.startswith(("\\", "~")) or re.match(r"^[A-Za-z]:[\\/]", literal):
+        ctx.add(
+            path,
+            f"path {raw!r} is outside the workspace",
             "use a path relative to the workspace",
             severity,
         )

@@ -532,11 +532,13 @@ workflow:
         (11, "steps[1].operations[0].condition"),
         (12, "steps[1].operations[1].operation"),
         (13, "steps[1].operations[2].function"),
-        (17, "steps[2].source"),
         (18, "steps[2].destination"),
         (21, "steps[3].operation"),
     ]
-    assert "absolute path" in errs[3].message and "'..'" in errs[4].message
+    assert "'..'" in errs[3].message
+    # An absolute path may lie inside the workspace: checked at run time, a warning here.
+    warned = [p for p in check(text) if p.severity == "warning" and p.line == 17]
+    assert warned and "inside the run's workspace" in warned[0].message
 
 
 def test_output_to_file_must_stay_inside() -> None:
