@@ -24,11 +24,13 @@ endef
 run: deps bun migrate
 	$(BIN)/reflex run --env prod --single-port
 
-## test: lint, type-check, unit and browser tests (installs Chromium from apt if missing)
+## test: lint, type-check, unit tests, the security suite against the served app (websocket and
+## HTTP clients), and browser tests (installs Chromium from apt if missing)
 # Unit and browser tests run in separate processes: Playwright's sync API keeps an event loop
 # running in the main thread, which the asyncio tests cannot share.
 test: deps bun chromium lint typecheck
 	$(call pytest_in,tests/unit)
+	$(call pytest_in,tests/security)
 	$(call pytest_in,tests/integration)
 
 lint: deps

@@ -50,9 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests.support.reflex_client import VAR_SUFFIX, ReflexClient  # noqa: E402
-
 from tests.support import appserver  # noqa: E402
+from tests.support.reflex_client import VAR_SUFFIX, ReflexClient  # noqa: E402
 
 RATE = 50.0  # tokens per second from the fake model
 P95_GOAL_MS = 100.0

@@ -20,8 +20,8 @@ from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 from elexirion_app.config import get_settings
 from elexirion_app.core.errors import ConfigError
