@@ -10,7 +10,9 @@ import re
 import unicodedata
 from typing import Any
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_BIDI_ONLY = re.compile(f"[{_BIDI}]")
 _SPACES = re.compile(r"\s+")
 
 
@@ -23,5 +25,6 @@ def clean_title(value: Any, max_chars: int) -> str:
     """One clean line of at most ``max_chars`` characters ("" for non-text)."""
     if not isinstance(value, str):
         return ""
-    text = _SPACES.sub(" ", _UNSAFE.sub(" ", unicodedata.normalize("NFC", value))).strip()
+    text = _BIDI_ONLY.sub("", unicodedata.normalize("NFC", value))
+    text = _SPACES.sub(" ", _UNSAFE.sub(" ", text)).strip()
     return text[:max_chars].rstrip()
