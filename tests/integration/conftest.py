@@ -21,14 +21,9 @@ SCREENSHOTS = ROOT / "screenshots"
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("appdata")
-    env = appserver.app_env(
-        data, PORT, ELEXIRION_CHAT_TOKEN_DELAY_S="0.03", ELEXIRION_LIMIT_REGISTER_CLIENT="60/minute"
-    )
-    proc = appserver.start_app(env, PORT, data / "reflex.log")
-    try:
+    limits = {"ELEXIRION_LIMIT_REGISTER_CLIENT": "60/minute"}
+    with appserver.serving(data, PORT, ELEXIRION_CHAT_TOKEN_DELAY_S="0.03", **limits):
         yield f"http://localhost:{PORT}"
-    finally:
-        appserver.stop(proc)
 
 
 @pytest.fixture(scope="session")

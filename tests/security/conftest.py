@@ -46,14 +46,9 @@ class Account:
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("security")
-    env = appserver.app_env(
-        data, PORT, ELEXIRION_CHAT_TOKEN_DELAY_S="0", ELEXIRION_LIMIT_REGISTER_CLIENT="12/minute"
-    )
-    proc = appserver.start_app(env, PORT, data / "reflex.log")
-    try:
+    limits = {"ELEXIRION_LIMIT_REGISTER_CLIENT": "12/minute"}
+    with appserver.serving(data, PORT, ELEXIRION_CHAT_TOKEN_DELAY_S="0", **limits) as proc:
         yield Served(f"http://localhost:{PORT}", data, data / "reflex.log", proc.pid)
-    finally:
-        appserver.stop(proc)
 
 
 def register(served: Served, email: str | None = None) -> Account:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,16 @@ def start_app(
         stop(proc)
         raise
     return proc
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, port: int, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The app served on ``port`` with its data (and ``reflex.log``) in ``data_dir``."""
+    proc = start_app(app_env(data_dir, port, **extra), port, data_dir / "reflex.log")
+    try:
+        yield proc
+    finally:
+        stop(proc)
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:

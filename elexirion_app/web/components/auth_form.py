@@ -18,7 +18,6 @@ def auth_card(
     password_autocomplete: str,
     footer: rx.Component,
     action: str,
-    confirm: bool = False,
 ) -> rx.Component:
     """A form the browser posts to ``action`` (a server route that sets the HttpOnly cookie)."""
     intro = [rx.text(subtitle, size="2", color_scheme="gray")] if subtitle else []
@@ -45,21 +44,6 @@ def auth_card(
                     required=True,
                     width="100%",
                     auto_complete=password_autocomplete,
-                ),
-                *(
-                    [
-                        rx.text("Repeat the password", size="2", weight="medium"),
-                        rx.input(
-                            name="confirm",
-                            id=f"{prefix}-confirm",
-                            type="password",
-                            required=True,
-                            width="100%",
-                            auto_complete="new-password",
-                        ),
-                    ]
-                    if confirm
-                    else []
                 ),
                 rx.button(submit, id=f"{prefix}-submit", type="submit", width="100%"),
                 footer,
