@@ -50,6 +50,7 @@ def test_gemini_tier_above_200k_applies_to_whole_call() -> None:
 
 
 def test_unknown_model_costs_zero_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    pricing._warn_unknown.cache_clear()  # it warns once per model per process
     with caplog.at_level(logging.WARNING, logger="elexirion_app.core.pricing"):
         assert pricing.cost("no-such-model-xyz", Usage(input=10, output=10)) == Decimal(0)
     assert "no-such-model-xyz" in caplog.text
