@@ -344,6 +344,7 @@ class Turn:
     prev_text: str = ""
     parsed_upto: int = 0
     latencies_ms: dict[int, float] = field(default_factory=dict)
+    arrivals: dict[int, float] = field(default_factory=dict)  # seq -> arrival (epoch s)
     frame_latencies_ms: list[float] = field(default_factory=list)  # newest chunk per frame
     first_chunk_s: float | None = None
     max_seq: int = -1
@@ -393,6 +394,7 @@ class Turn:
             self.stream_ooo += 1
         self.max_seq = max(self.max_seq, seq)
         self.latencies_ms[seq] = latency
+        self.arrivals[seq] = arrived
         if self.first_chunk_s is None:
             self.first_chunk_s = arrived - self.sent_at
         return latency
