@@ -12,12 +12,12 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from http.cookies import CookieError, SimpleCookie
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
+from starlette.requests import cookie_parser
 
 from elexirion_app.core.errors import Conflict, InputError, InvalidCredentials
 from elexirion_app.db.models import AppUser, AuthSession, utcnow
@@ -135,23 +135,14 @@ def create_session(session: Session, user_id: int, days: int = 14) -> str:
 
 
 def token_from_cookie_header(header: str | None) -> str | None:
-    """The session token in a ``Cookie:`` request header, or None (absent or malformed)."""
+    """The session token in a ``Cookie:`` request header, or None (absent or malformed).
+
+    Parsed as browsers send it (Starlette's lenient parser): a malformed cookie of some other
+    site on the same host must not hide ours, as it does with ``http.cookies``."""
     if not header or len(header) > 16_384:
         return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        # One malformed cookie of another site must not hide ours: fall back to a plain split.
-        for part in header.split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == SESSION_COOKIE and value:
-                return value if len(value) <= MAX_TOKEN_CHARS else None
-        return None
-    morsel = jar.get(SESSION_COOKIE)
-    if morsel is None or not morsel.value or len(morsel.value) > MAX_TOKEN_CHARS:
-        return None
-    return morsel.value
+    value = cookie_parser(header).get(SESSION_COOKIE, "")
+    return value if value and len(value) <= MAX_TOKEN_CHARS else None
 
 
 def user_for_token(session: Session, token: str | None) -> UserInfo | None:

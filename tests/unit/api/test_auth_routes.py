@@ -1,0 +1,183 @@
+"""The auth routes: the only places the HttpOnly session cookie is set or cleared; limits
+before any password check; forms from other origins refused (issue 7 items 2, 4)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from elexirion_app.api import auth_routes
+from elexirion_app.config import get_settings
+from elexirion_app.db.engine import session_scope
+from elexirion_app.services import auth, rate_limits, tab_bindings
+
+JSON = {"Accept": "application/json"}
+
+
+@pytest.fixture
+def client(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    rate_limits.reset()
+    app = Starlette(routes=auth_routes.ROUTES)
+    with TestClient(app, base_url="http://localhost:3000", follow_redirects=False) as c:
+        yield c
+    rate_limits.reset()
+
+
+def test_register_sets_an_httponly_strict_cookie_and_stores_only_its_hash(
+    client: TestClient,
+) -> None:
+    resp = client.post("/auth/register", data={"email": "a@example.com", "password": "pw-123456"})
+    assert resp.status_code == 303 and resp.headers["location"] == "/chat"
+    cookie = resp.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain http public URL
+    token = resp.cookies["elx_session"]
+    with session_scope() as s:
+        assert auth.user_for_token(s, token) is not None
+        from sqlmodel import select
+
+        from elexirion_app.db.models import AuthSession
+
+        stored = s.exec(select(AuthSession.token_hash)).all()
+    assert token not in stored and auth.hash_token(token) in stored
+
+
+def test_cookie_is_secure_behind_an_https_public_url(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELEXIRION_PUBLIC_URL", "https://elx.example")
+    get_settings.cache_clear()
+    resp = client.post("/auth/register", data={"email": "s@example.com", "password": "pw-123456"})
+    assert "Secure" in resp.headers["set-cookie"]
+
+
+def test_errors_come_back_as_codes_or_json(client: TestClient) -> None:
+    client.post("/auth/register", data={"email": "b@example.com", "password": "pw-123456"})
+    again = client.post("/auth/register", data={"email": "b@example.com", "password": "pw-123456"})
+    assert again.status_code == 303 and again.headers["location"] == "/register?error=exists"
+    wrong = client.post(
+        "/auth/login", data={"email": "b@example.com", "password": "nope-nope"}, headers=JSON
+    )
+    assert wrong.status_code == 401
+    assert wrong.json() == {"error": {"code": "credentials", "message": "Wrong email or password."}}
+    assert "set-cookie" not in wrong.headers
+    short = client.post("/auth/register", data={"email": "c@example.com", "password": "x"})
+    assert short.headers["location"] == "/register?error=password"
+    huge = client.post("/auth/login", content=b"a=" + b"x" * 100_000, headers=JSON)
+    assert huge.status_code == 400
+    junk = client.post(
+        "/auth/login",
+        content=b"[1, 2]",
+        headers={**JSON, "content-type": "application/json"},
+    )
+    assert junk.status_code == 400
+
+
+def test_forms_from_another_origin_are_refused(client: TestClient) -> None:
+    for route in ("/auth/login", "/auth/register", "/auth/logout"):
+        resp = client.post(
+            route,
+            data={"email": "d@example.com", "password": "pw-123456"},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert resp.status_code == 303 and "error=origin" in resp.headers["location"], route
+    cross = client.post("/auth/login", data={}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert "error=origin" in cross.headers["location"]
+    same = client.post(
+        "/auth/login",
+        data={"email": "d@example.com", "password": "x" * 9},
+        headers={"Origin": "http://localhost:3000"},
+    )
+    assert "error=credentials" in same.headers["location"]
+
+
+def test_logout_revokes_and_clears(client: TestClient) -> None:
+    resp = client.post("/auth/register", data={"email": "e@example.com", "password": "pw-123456"})
+    token = resp.cookies["elx_session"]
+    out = client.post("/auth/logout", headers={"Cookie": f"elx_session={token}"})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert 'elx_session=""' in out.headers["set-cookie"] or "Max-Age=0" in out.headers["set-cookie"]
+    with session_scope() as s:
+        assert auth.user_for_token(s, token) is None
+
+
+def test_account_limit_holds_across_spellings_of_the_email(client: TestClient) -> None:
+    client.post("/auth/register", data={"email": "f@example.com", "password": "pw-123456"})
+    for spelling in (
+        "f@example.com",
+        "F@EXAMPLE.COM",
+        " f@example.com ",
+        "f@Example.com",
+        "F@example.com",
+    ):
+        client.post("/auth/login", data={"email": spelling, "password": "wrong-pw"}, headers=JSON)
+    right = client.post(
+        "/auth/login", data={"email": "f@example.com", "password": "pw-123456"}, headers=JSON
+    )
+    assert right.status_code == 429
+    assert right.json()["error"]["code"] == "limited"
+    assert int(right.headers["retry-after"]) >= 1
+
+
+def test_forwarded_for_counts_only_behind_trusted_proxies() -> None:
+    headers = {"x-forwarded-for": "1.1.1.1, 2.2.2.2"}
+    assert rate_limits.client_address(("9.9.9.9", 1), headers, 0) == "9.9.9.9"
+    assert rate_limits.client_address(("9.9.9.9", 1), headers, 1) == "2.2.2.2"
+    assert rate_limits.client_address(("9.9.9.9", 1), headers, 2) == "1.1.1.1"
+    assert rate_limits.client_address(("9.9.9.9", 1), headers, 3) == "9.9.9.9"
+
+
+def test_session_token_from_cookie_headers() -> None:
+    assert auth.token_from_cookie_header("a=1; elx_session=tok; b=2") == "tok"
+    assert auth.token_from_cookie_header('x="unterminated; elx_session=tok') == "tok"
+    assert auth.token_from_cookie_header("elx_session=" + "t" * 300) is None
+    assert auth.token_from_cookie_header("x" * 20_000) is None
+    assert auth.token_from_cookie_header(None) is None
+
+
+# --- several workers: Redis holds the counts and the tab bindings ----------------------
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _redis_up() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
+async def test_workers_share_limits_and_tab_bindings_through_redis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", REDIS)
+    monkeypatch.setenv("ELEXIRION_LIMIT_LOGIN_ACCOUNT", "3/minute")
+    get_settings.cache_clear()
+    rate_limits.reset()
+    tab_bindings.reset_local()
+    key = uuid.uuid4().hex
+    try:
+        first = rate_limits.get_limits()
+        for _ in range(3):
+            assert (await first.hit("login_account", key)).allowed
+        rate_limits.reset()  # "another worker": a new limiter over the same Redis
+        second = rate_limits.get_limits()
+        assert second is not first
+        verdict = await second.check("login_account", key)
+        assert not verdict.allowed and verdict.retry_after_s >= 1
+        await tab_bindings.bind(f"tab-{key}", "session-hash")
+        tab_bindings.reset_local()
+        assert await tab_bindings.bound_session(f"tab-{key}") == "session-hash"
+    finally:
+        rate_limits.reset()
+        tab_bindings.reset_local()
+        get_settings.cache_clear()
