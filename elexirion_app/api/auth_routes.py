@@ -149,8 +149,8 @@ async def login(request: Request) -> Response:
     verdict = await limits.check("login_account", account)
     if not verdict.allowed:
         return _limited(request, page, verdict.retry_after_s)
-    try:  # argon2 and the database off the event loop
-        user, token = await asyncio.to_thread(_check_login, email, form.get("password", ""))
+    try:  # argon2 and the database off the event loop, on the password pool
+        user, token = await auth.run_password_work(_check_login, email, form.get("password", ""))
     except InvalidCredentials as exc:
         await limits.hit("login_account", account)
         return _fail(request, page, "credentials", 401, exc.user_message)
@@ -175,7 +175,7 @@ async def register(request: Request) -> Response:
     if not verdict.allowed:
         return _limited(request, page, verdict.retry_after_s)
     try:
-        user, token = await asyncio.to_thread(_register, form.get("email", ""), password)
+        user, token = await auth.run_password_work(_register, form.get("email", ""), password)
     except Conflict as exc:
         return _fail(request, page, "exists", 409, exc.user_message)
     except InputError as exc:

@@ -6,12 +6,19 @@ only their SHA-256 is stored, so a database leak does not leak live sessions.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import logging
+import os
 import re
 import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -23,6 +30,7 @@ from elexirion_app.core.errors import Conflict, InputError, InvalidCredentials
 from elexirion_app.db.models import AppUser, AuthSession, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _hasher = PasswordHasher()
 # The HttpOnly cookie that carries the session token; set and cleared only by server routes.
@@ -48,6 +56,38 @@ class UserInfo:
 def _info(user: AppUser) -> UserInfo:
     assert user.id is not None
     return UserInfo(user.id, user.email, user.display_name or user.email, user.is_admin)
+
+
+# Password hashing is CPU-heavy (argon2id, ~250 ms and 64 MB here). It runs on its own small
+# pool, never the shared default executor: a burst of logins queued there delayed every chat
+# stream of the worker by seconds (bench/login_during_chat.py), because Reflex and our
+# handlers use that pool for their quick database and state work.
+_password_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _password_pool
+    with _pool_lock:
+        if _password_pool is None:
+            workers = max(1, int(os.environ.get("ELEXIRION_PASSWORD_THREADS", "1") or 1))
+            _password_pool = ThreadPoolExecutor(
+                workers, thread_name_prefix="argon2", initializer=_lower_priority
+            )
+        return _password_pool
+
+
+def _lower_priority() -> None:
+    """Hash at a lower CPU priority than the event loop (Linux: per-thread nice)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError) as exc:  # not Linux, or not permitted: same priority
+        log.info("password threads keep normal priority: %s", exc)
+
+
+async def run_password_work(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` (which hashes or verifies a password) on the password pool."""
+    return await asyncio.get_running_loop().run_in_executor(_pool(), functools.partial(fn, *args))
 
 
 def hash_password(password: str) -> str:

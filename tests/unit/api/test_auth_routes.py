@@ -181,3 +181,22 @@ async def test_workers_share_limits_and_tab_bindings_through_redis(
         rate_limits.reset()
         tab_bindings.reset_local()
         get_settings.cache_clear()
+
+
+def test_password_hashing_runs_on_its_own_pool(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the default executor the chat and Reflex share (bench/login_during_chat.py)."""
+    import threading
+
+    seen: list[str] = []
+    real = auth.verify_password
+
+    def spy(password_hash: str, password: str) -> bool:
+        seen.append(threading.current_thread().name)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", spy)
+    client.post("/auth/register", data={"email": "p@example.com", "password": "pw-123456"})
+    client.post("/auth/login", data={"email": "p@example.com", "password": "pw-123456"})
+    assert seen and all(name.startswith("argon2") for name in seen)
