@@ -45,8 +45,10 @@ def _wants_json(request: Request) -> bool:
 
 def _same_origin(request: Request) -> bool:
     """A browser form must come from our own pages; clients without Origin are scripts."""
-    origin = request.headers.get("origin") or ""
-    if not origin or origin == "null":
+    origin = request.headers.get("origin")
+    if origin == "null":  # a sandboxed frame or a privacy redirect: never our own page
+        return False
+    if not origin:
         return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
     allowed = {urlsplit(get_settings().public_url).netloc, request.headers.get("host", "")}
     return urlsplit(origin).netloc in allowed
@@ -146,16 +148,18 @@ async def login(request: Request) -> Response:
     verdict = await limits.hit("login_client", _client(request))
     if not verdict.allowed:
         return _limited(request, page, verdict.retry_after_s)
-    verdict = await limits.check("login_account", account)
+    # The account's slot is taken before the password is checked, atomically: concurrent
+    # tries cannot all pass a check first. A successful login gives the slots back.
+    verdict = await limits.hit("login_account", account)
     if not verdict.allowed:
         return _limited(request, page, verdict.retry_after_s)
     try:  # argon2 and the database off the event loop, on the password pool
         user, token = await auth.run_password_work(_check_login, email, form.get("password", ""))
     except InvalidCredentials as exc:
-        await limits.hit("login_account", account)
         return _fail(request, page, "credentials", 401, exc.user_message)
     except ElexirionError as exc:
         return _fail(request, page, "server", 400, exc.user_message)
+    await limits.clear("login_account", account)
     log.info("user %s logged in", user.id)
     return _signed_in(request, user, token)
 

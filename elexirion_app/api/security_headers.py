@@ -48,6 +48,17 @@ def inline_script_hashes(html_files: Iterable[Path]) -> list[str]:
     return sorted(hashes)
 
 
+def _websocket_sources() -> str:
+    """The app's own websocket origin (the frontend connects to the public URL): ws: and
+    wss: to any host would be an exfiltration channel for injected script."""
+    from urllib.parse import urlsplit
+
+    from elexirion_app.config import get_settings
+
+    netloc = urlsplit(get_settings().public_url).netloc
+    return f"ws://{netloc} wss://{netloc}" if netloc else ""
+
+
 @lru_cache(maxsize=1)
 def content_security_policy(build_dir: Path = BUILD_DIR) -> str:
     hashes = inline_script_hashes(build_dir.rglob("*.html")) if build_dir.is_dir() else []
@@ -57,7 +68,7 @@ def content_security_policy(build_dir: Path = BUILD_DIR) -> str:
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
-        "connect-src 'self' ws: wss:",
+        f"connect-src 'self' {_websocket_sources()}",
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",

@@ -25,7 +25,7 @@ from elexirion_app.agent.catalogue import PipelineEntry, load_catalogue
 from elexirion_app.agent.router import RouteDecision, route
 from elexirion_app.agent.session import RunSummary, build_context, summarise_run
 from elexirion_app.config import PROJECT_ROOT, get_settings
-from elexirion_app.core.errors import ElexirionError, NotFound
+from elexirion_app.core.errors import Conflict, ElexirionError, NotFound
 from elexirion_app.core.paths import pipeline_file
 from elexirion_app.core.types import ChatMessage, Usage
 from elexirion_app.db.engine import session_scope
@@ -134,7 +134,28 @@ async def agent_reply(user_id: int, reply_id: int, provider: Provider) -> AsyncI
     clear error for any failure (bugs included, logged with their traceback), ``stopped``
     when the task is cancelled."""
     # Database and file reads off the event loop: other sessions keep streaming meanwhile.
-    turn = await asyncio.to_thread(_load_turn, user_id, reply_id)
+    try:
+        turn = await asyncio.to_thread(_load_turn, user_id, reply_id)
+    except (Conflict, NotFound):
+        raise  # not this caller's reply to answer: nothing is touched
+    except Exception as exc:  # e.g. the database is locked: the claim rolled back
+        if not isinstance(exc, ElexirionError):
+            log.exception("loading the turn of reply %s failed", reply_id)
+        text = "**Error:** the reply could not start. Please try again."
+        failed = await asyncio.to_thread(chat.fail_open_reply, user_id, reply_id, text)
+        if failed is not None:
+            yield AgentEvent("final", final=failed)
+        return
+    try:
+        async for event in _reply(user_id, reply_id, turn, provider):
+            yield event
+    finally:
+        chat.clear_stop(reply_id)
+
+
+async def _reply(
+    user_id: int, reply_id: int, turn: _Turn, provider: Provider
+) -> AsyncIterator[AgentEvent]:
     meta: dict[str, Any] = {}
     finished = False
     try:

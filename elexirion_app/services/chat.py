@@ -459,6 +459,19 @@ def sweep_orphaned_replies(session: Session, older_than_s: float | None = None) 
     return count
 
 
+def fail_open_reply(user_id: int, message_id: int, text: str) -> MessageView | None:
+    """End a reply that is still open with ``text`` as its error (None: already ended)."""
+    with session_scope() as session:
+        msg = owned_message(session, user_id, message_id)
+        if msg.status not in OPEN_STATUSES:
+            return None
+        msg.content, msg.status = text, "error"
+        session.add(msg)
+        session.flush()
+        assert msg.id is not None
+        return _view(msg, *_sibling_positions(session, msg.conversation_id, [msg])[msg.id])
+
+
 def request_stop(session: Session, user_id: int, message_id: Any) -> None:
     msg = owned_message(session, user_id, _as_id(message_id))
     if msg.status in OPEN_STATUSES:

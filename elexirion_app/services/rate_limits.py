@@ -66,13 +66,17 @@ class Limits:
         return Verdict(retry == 0, retry)
 
     async def hit(self, scope: str, key: str) -> Verdict:
-        """Count one try; refused (and not counted) when a window is already full."""
-        retry = await self._retry(scope, key)
-        if retry:
-            return Verdict(False, retry)
+        """Count one try, atomically per window (a burst of concurrent tries cannot all pass
+        a check before any is counted): refused when a window is already full."""
         for item in self.rules[scope]:
-            await self.limiter.hit(item, scope, key)
+            if not await self.limiter.hit(item, scope, key):
+                return Verdict(False, max(1, await self._retry(scope, key)))
         return Verdict(True)
+
+    async def clear(self, scope: str, key: str) -> None:
+        """Forget ``key``'s tries in ``scope`` (a successful login clears its failures)."""
+        for item in self.rules[scope]:
+            await self.limiter.clear(item, scope, key)
 
 
 def _rules() -> dict[str, list[RateLimitItem]]:
@@ -96,12 +100,21 @@ def get_limits() -> Limits:
     if url not in _instances:
         storage: Storage
         if url:
-            uri = "async+" + url if not url.startswith("async+") else url
-            storage = storage_from_string(uri, implementation="redispy")  # type: ignore[assignment]
+            storage = storage_from_string(storage_uri(url), implementation="redispy")  # type: ignore[assignment]
         else:
             storage = MemoryStorage()
         _instances[url] = Limits(storage, _rules())
     return _instances[url]
+
+
+def storage_uri(redis_url: str) -> str:
+    """The ``limits`` async storage URI of a Redis URL (``redis://``, ``rediss://``,
+    ``unix://``, as Reflex accepts them)."""
+    if redis_url.startswith("async+"):
+        return redis_url
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url[len("unix://") :]
+    return "async+" + redis_url
 
 
 def reset() -> None:

@@ -51,6 +51,18 @@ async def resolve(cookie: str) -> tuple[auth.UserInfo | None, str]:
     return user, (auth.hash_token(token) if token and user else "")
 
 
+async def _reset_tree(root: BaseState) -> None:
+    """Reset every substate of the tab, loaded or not. The Redis state manager loads only
+    the substates an event needs: a plain ``reset()`` would leave the others — another
+    user's conversation — in Redis, to be sent on the next hydrate."""
+    pending = list(type(root).get_substates())
+    while pending:
+        cls = pending.pop()
+        await root.get_state(cls)
+        pending.extend(cls.get_substates())
+    root.reset()
+
+
 class IdentityMiddleware(Middleware):
     """Bind each event to the user of its own connection's session cookie."""
 
@@ -62,7 +74,7 @@ class IdentityMiddleware(Middleware):
         if auth_state._bound_user_id != new_id:
             if auth_state._bound_user_id:
                 log.info("tab rebound from user %s to %s", auth_state._bound_user_id, new_id)
-            root.reset()  # every substate: nothing of the previous user survives
+            await _reset_tree(root)  # every substate: nothing of the previous user survives
             auth_state = await root.get_state(AuthState)
         auth_state._bound_user_id = new_id
         auth_state._bound_session = session_hash

@@ -200,3 +200,55 @@ def test_password_hashing_runs_on_its_own_pool(
     client.post("/auth/register", data={"email": "p@example.com", "password": "pw-123456"})
     client.post("/auth/login", data={"email": "p@example.com", "password": "pw-123456"})
     assert seen and all(name.startswith("argon2") for name in seen)
+
+
+async def test_a_burst_of_concurrent_wrong_passwords_is_counted_atomically(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the attacker's pass: every request of a burst passed the account check
+    before any failure was counted (20 at once: 20 passwords checked; limit 5)."""
+    import asyncio
+    from collections import Counter
+
+    import httpx
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    rate_limits.reset()
+    app = Starlette(routes=auth_routes.ROUTES)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:3000") as c:
+        await c.post("/auth/register", data={"email": "g@example.com", "password": "pw-123456"})
+        answers = await asyncio.gather(
+            *(
+                c.post(
+                    "/auth/login",
+                    data={"email": "g@example.com", "password": f"wrong-{i}"},
+                    headers=JSON,
+                )
+                for i in range(20)
+            )
+        )
+    assert Counter(a.status_code for a in answers) == {401: 5, 429: 15}
+    rate_limits.reset()
+
+
+def test_a_successful_login_clears_the_accounts_failures(client: TestClient) -> None:
+    client.post("/auth/register", data={"email": "h@example.com", "password": "pw-123456"})
+    for _ in range(4):
+        client.post("/auth/login", data={"email": "h@example.com", "password": "bad-pw"})
+    ok = client.post("/auth/login", data={"email": "h@example.com", "password": "pw-123456"})
+    assert ok.headers["location"] == "/chat"
+    for _ in range(4):  # a fresh allowance after the success
+        bad = client.post("/auth/login", data={"email": "h@example.com", "password": "bad-pw"})
+        assert "error=credentials" in bad.headers["location"]
+
+
+def test_null_origin_is_refused(client: TestClient) -> None:
+    resp = client.post("/auth/login", data={}, headers={"Origin": "null"})
+    assert "error=origin" in resp.headers["location"]
+
+
+def test_limits_storage_for_every_redis_url_reflex_accepts() -> None:
+    assert rate_limits.storage_uri("redis://h:6379/0") == "async+redis://h:6379/0"
+    assert rate_limits.storage_uri("rediss://h:6380") == "async+rediss://h:6380"
+    assert rate_limits.storage_uri("unix:///run/r.sock") == "async+redis+unix:///run/r.sock"

@@ -361,3 +361,21 @@ def test_odd_folder_values_are_refused_not_crashing(db_url: str) -> None:
     for folder in ("/tmp/\x00x", "x" * 100_000, "²"):
         with pytest.raises(PermissionDenied):
             workspace.resolve_workspace(1, folder)
+
+
+def test_a_zip_of_half_a_million_folders_is_refused_before_parsing(db_url: str) -> None:
+    """Found by the attacker's pass: folder entries counted as 0 files, and parsing the
+    central directory cost 300 MB and seconds per upload."""
+    import io
+    import zipfile
+
+    from elexirion_app.core.errors import InputError
+    from elexirion_app.services import workspace as ws
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(ws.MAX_ZIP_ENTRIES + 1):
+            zf.writestr(zipfile.ZipInfo(f"d{i}/"), b"")
+    with pytest.raises(InputError, match="entries"):
+        ws.save_file(1, "dirs.zip", buf.getvalue())
+    assert ws.list_files(ws.workspace_dir(1)) == []
