@@ -63,11 +63,15 @@ class _Turn:
 
 
 def _load_turn(user_id: int, reply_id: int) -> _Turn:
-    """Claim the placeholder (once: a replay gets ``Conflict``) and load what answers it."""
+    """Load what answers the placeholder, then claim it (once: a replay gets ``Conflict``).
+    The claim is the transaction's only write and comes last, so SQLite's one write lock is
+    held for an instant, not for the reads."""
     with session_scope() as session:
-        reply = chat.claim_reply(session, user_id, reply_id)
-        if reply.parent_id is None:
+        reply = chat.owned_message(session, user_id, reply_id)
+        if reply.role != "assistant" or reply.parent_id is None:
             raise NotFound("This message does not exist.")
+        if reply.status != "streaming":
+            raise Conflict("This reply has already been answered.")
         asked = chat.owned_message(session, user_id, reply.parent_id)
         assert asked.id is not None
         history = chat.branch_history(session, user_id, asked.id)
@@ -80,6 +84,7 @@ def _load_turn(user_id: int, reply_id: int) -> _Turn:
                 )
             ).all()
         )
+        chat.claim_reply(session, user_id, reply_id)
     previous, runs = None, []
     for mid in ancestors:  # oldest first
         meta = metas.get(mid) or {}

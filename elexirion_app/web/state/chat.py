@@ -316,9 +316,10 @@ class ChatState(rx.State):
         await self._act(lambda s, uid: chat.request_stop(s, uid, reply_id))
         return None
 
-    async def _still_mine(self, user_id: int) -> bool:
-        """False once this tab's state belongs to someone else (token reused elsewhere)."""
-        return await current_user_id(self) == user_id
+    def _still_mine(self, reply_id: int) -> bool:
+        """False once this tab's state was reset because it belongs to someone else now (the
+        identity middleware resets the whole tree): a cheap check, made at every flush."""
+        return self._active_reply_id == reply_id
 
     @rx.event(background=True)
     async def stream_reply(self) -> None:
@@ -347,19 +348,19 @@ class ChatState(rx.State):
                     if time.monotonic() - last_flush < FLUSH_INTERVAL_S:
                         continue
                 async with self:
-                    if not await self._still_mine(user_id):
+                    if not self._still_mine(reply_id):
                         shown = False
                         continue
                     self._apply(event, pending)
                 last_flush = time.monotonic()
         except ElexirionError as exc:
             async with self:
-                if await self._still_mine(user_id):
+                if self._still_mine(reply_id):
                     self.error = exc.user_message
         except Exception:  # a bug: logged with its traceback, the user gets a clear line
             log.exception("streaming reply %s failed", reply_id)
             async with self:
-                if await self._still_mine(user_id):
+                if self._still_mine(reply_id):
                     self.error = "The reply failed. Please try again."
         finally:
             async with self:
