@@ -15,7 +15,6 @@ Every other path (websockets included) passes through untouched. The cap is
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 
@@ -23,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from elexirion_app.db.engine import session_scope
+from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.services import auth, tab_bindings
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ def _too_large(cap: int) -> JSONResponse:
 async def _check(headers: Headers, cap: int) -> JSONResponse | None:
     """The refusal for these request headers, or None when the upload may proceed."""
     cookie_token = auth.token_from_cookie_header(headers.get("cookie"))
-    user = await asyncio.to_thread(_user_for, cookie_token) if cookie_token else None
+    user = await in_db_thread(_user_for, cookie_token) if cookie_token else None
     if cookie_token is None or user is None:
         return _refusal(401, "unauthenticated", "Log in to upload files.")
     tab_token = headers.get("reflex-client-token") or ""

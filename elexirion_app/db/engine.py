@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -16,6 +20,27 @@ from elexirion_app.config import get_settings
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+T = TypeVar("T")
+
+# Our blocking work (database, file walks) runs on this pool, not the event loop's default
+# executor: Reflex's state manager writes every changed tab state through the default one, so
+# turns waiting there for SQLite's single write lock held up every chat stream's flushes.
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            workers = max(1, int(os.environ.get("ELEXIRION_DB_THREADS", "4") or 4))
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="elx-db")
+        return _pool
+
+
+async def in_db_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run blocking ``fn(*args, **kwargs)`` off the event loop, on our own thread pool."""
+    call = functools.partial(fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_executor(), call)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

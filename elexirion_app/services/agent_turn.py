@@ -28,7 +28,7 @@ from elexirion_app.config import PROJECT_ROOT, get_settings
 from elexirion_app.core.errors import Conflict, ElexirionError, NotFound
 from elexirion_app.core.paths import pipeline_file
 from elexirion_app.core.types import ChatMessage, Usage
-from elexirion_app.db.engine import session_scope
+from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.db.models import Message
 from elexirion_app.providers.base import Provider
 from elexirion_app.services import chat, pipeline_runs
@@ -140,14 +140,14 @@ async def agent_reply(user_id: int, reply_id: int, provider: Provider) -> AsyncI
     when the task is cancelled."""
     # Database and file reads off the event loop: other sessions keep streaming meanwhile.
     try:
-        turn = await asyncio.to_thread(_load_turn, user_id, reply_id)
+        turn = await in_db_thread(_load_turn, user_id, reply_id)
     except (Conflict, NotFound):
         raise  # not this caller's reply to answer: nothing is touched
     except Exception as exc:  # e.g. the database is locked: the claim rolled back
         if not isinstance(exc, ElexirionError):
             log.exception("loading the turn of reply %s failed", reply_id)
         text = "**Error:** the reply could not start. Please try again."
-        failed = await asyncio.to_thread(chat.fail_open_reply, user_id, reply_id, text)
+        failed = await in_db_thread(chat.fail_open_reply, user_id, reply_id, text)
         if failed is not None:
             yield AgentEvent("final", final=failed)
         return
@@ -164,7 +164,7 @@ async def _reply(
     meta: dict[str, Any] = {}
     finished = False
     try:
-        catalogue = await asyncio.to_thread(catalogue_for, user_id)
+        catalogue = await in_db_thread(catalogue_for, user_id)
         decision = await route(
             turn.text, catalogue, provider=provider, history=turn.history, previous=turn.previous
         )
@@ -221,7 +221,7 @@ async def _save(
     run_id: str | None = None,
 ) -> chat.MessageView:
     """Save the reply off the event loop."""
-    return await asyncio.to_thread(
+    return await in_db_thread(
         chat.save_reply,
         user_id,
         reply_id,
@@ -390,7 +390,7 @@ async def _genesis(
     if result.valid:
         # The model chose the name: one function turns it into a confined, slugged path.
         path = pipeline_file(drafts_dir(user_id), result.name, read_only=(SHIPPED_PIPELINES,))
-        await asyncio.to_thread(path.write_text, result.yaml_text, encoding="utf-8")
+        await in_db_thread(path.write_text, result.yaml_text, encoding="utf-8")
         check = await pipeline_runs.run_draft_offline(user_id, path)
         lines.append(
             f"It validates (after {result.attempts} attempt(s)) and was saved as a draft "

@@ -10,7 +10,6 @@ conversation or message is reported as not found (no existence leak).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from elexirion_app.core.errors import Conflict, ElexirionError, InputError, NotF
 from elexirion_app.core.ids import parse_id
 from elexirion_app.core.text import clean_title
 from elexirion_app.core.types import ChatMessage, LLMRequest, Usage
-from elexirion_app.db.engine import session_scope
+from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.db.models import Conversation, LLMCall, Message, utcnow
 from elexirion_app.providers.base import Provider
 from elexirion_app.providers.choice import chat_choice
@@ -507,7 +506,7 @@ async def stream_reply(
     A retried attempt that already streamed text yields a chunk with ``reset=True``: the
     partial text so far is void.
     """
-    conversation_id, context = await asyncio.to_thread(
+    conversation_id, context = await in_db_thread(
         _reply_context, user_id, assistant_message_id, messages, claimed
     )
     request = LLMRequest(messages=tuple(context), kind="chat", model=chat_choice().override)
@@ -546,7 +545,7 @@ async def stream_reply(
     if error:
         text = f"{text}\n\n**Error:** {error}" if text else f"**Error:** {error}"
     latency = (time.perf_counter() - started) * 1000
-    final = await asyncio.to_thread(
+    final = await in_db_thread(
         save_reply,
         user_id,
         assistant_message_id,

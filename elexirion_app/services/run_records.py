@@ -50,7 +50,7 @@ from elexirion_app.core.events import (
     StepStarted,
 )
 from elexirion_app.core.types import TOKEN_KINDS
-from elexirion_app.db.engine import get_engine
+from elexirion_app.db.engine import get_engine, in_db_thread
 from elexirion_app.db.models import LLMCall, Run, StepRun, utcnow
 
 log = logging.getLogger(__name__)
@@ -599,7 +599,7 @@ async def run_recorded(
         return await run_pipeline(doc, observers=[recorder, *observers], user_id=user_id, **kwargs)
     except ElexirionError as exc:
         if kwargs.get("run_id") and recorder._run_id is None:
-            await asyncio.to_thread(
+            await in_db_thread(
                 _mark_refused, recorder._engine, str(kwargs["run_id"]), exc.user_message
             )
         raise
@@ -641,7 +641,7 @@ async def resume_run(
     from elexirion_app.pipelines.loader import load_text
 
     engine = engine or get_engine()
-    info = await asyncio.to_thread(_sweep_and_load, engine, run_id, stale_after_s)
+    info = await in_db_thread(_sweep_and_load, engine, run_id, stale_after_s)
     base_dir = Path(info.pipeline_path).resolve().parent if info.pipeline_path else None
     doc = load_text(
         info.pipeline_yaml, filename=info.pipeline_path or "<stored>", base_dir=base_dir

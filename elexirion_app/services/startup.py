@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from elexirion_app.config import get_settings
-from elexirion_app.db.engine import session_scope
+from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.services import chat
 
 log = logging.getLogger(__name__)
@@ -24,5 +23,5 @@ def sweep() -> int:
 
 
 async def on_startup() -> None:
-    count = await asyncio.to_thread(sweep)
+    count = await in_db_thread(sweep)
     log.info("startup sweep: %d orphaned replies marked interrupted", count)

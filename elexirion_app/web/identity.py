@@ -11,7 +11,6 @@ user's is shown or acted on. Handlers then ask ``current_user_id(self)``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,7 @@ import reflex as rx
 from reflex.middleware import Middleware
 
 from elexirion_app.core.errors import AuthError
-from elexirion_app.db.engine import session_scope
+from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.services import auth, tab_bindings
 from elexirion_app.web.state.auth import AuthState
 
@@ -47,7 +46,7 @@ def cookie_header(state: BaseState) -> str:
 async def resolve(cookie: str) -> tuple[auth.UserInfo | None, str]:
     """The user and session hash of a ``Cookie`` header (database checked off the loop)."""
     token = auth.token_from_cookie_header(cookie)
-    user = await asyncio.to_thread(_lookup, token) if token else None
+    user = await in_db_thread(_lookup, token) if token else None
     return user, (auth.hash_token(token) if token and user else "")
 
 

@@ -7,7 +7,6 @@ the user id to the service, which checks ownership of every id the client sent.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -18,7 +17,7 @@ import reflex as rx
 from elexirion_app.config import get_settings
 from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.ids import parse_id
-from elexirion_app.db.engine import session_scope
+from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.providers.choice import chat_choice, chat_provider
 from elexirion_app.services import agent_turn, chat
 from elexirion_app.web import routes
@@ -100,7 +99,7 @@ class ChatState(rx.State):
             with session_scope() as session:
                 return chat.list_conversations(session, user_id)
 
-        rows = await asyncio.to_thread(load)
+        rows = await in_db_thread(load)
         self.conversations = [{"id": str(c.id), "title": c.title} for c in rows]
 
     async def _load_thread(self, user_id: int, conversation_id: int) -> None:
@@ -110,7 +109,7 @@ class ChatState(rx.State):
             with session_scope() as session:
                 return chat.thread(session, user_id, conversation_id, window)
 
-        view = await asyncio.to_thread(load)
+        view = await in_db_thread(load)
         self.messages = [_msg(m) for m in view.messages]
         self.tail = []
         self.has_more = view.has_more
@@ -157,7 +156,7 @@ class ChatState(rx.State):
                 action(session, user_id)
 
         try:
-            await asyncio.to_thread(run)
+            await in_db_thread(run)
             self.error = ""
         except ElexirionError as exc:
             self.error = exc.user_message
@@ -287,7 +286,7 @@ class ChatState(rx.State):
                 return make_turn(session, user_id)  # type: ignore[no-any-return]
 
         try:
-            turn = await asyncio.to_thread(start)  # keep other sessions' streams flowing
+            turn = await in_db_thread(start)  # keep other sessions' streams flowing
         except ElexirionError as exc:
             self.error = exc.user_message
             return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
 import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError
-from elexirion_app.db.engine import session_scope
+from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.services import runs
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
@@ -89,7 +88,7 @@ class RunsState(rx.State):
             with session_scope() as session:
                 return runs.list_runs(session, user_id)
 
-        self.runs = [_row(v) for v in await asyncio.to_thread(load)]
+        self.runs = [_row(v) for v in await in_db_thread(load)]
         return None
 
     @rx.event
@@ -105,7 +104,7 @@ class RunsState(rx.State):
                 return runs.get_run(session, user_id, run_id)
 
         try:
-            view = await asyncio.to_thread(load)
+            view = await in_db_thread(load)
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
