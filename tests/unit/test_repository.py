@@ -183,3 +183,12 @@ def test_the_format_doc_covers_every_step_type_and_field_the_validator_knows() -
     }
     assert not {g: m for g, m in missing.items() if m}
     assert "## Where we deliberately differ from pipeline_ex" in text
+
+
+def test_gitignore_has_every_line_reflex_would_add() -> None:
+    """On a fresh checkout Reflex rewrites .gitignore unless each of its default lines is
+    there verbatim (``.web`` is not ``.web/``); CI then finds the work tree changed."""
+    from reflex_base.constants import GitIgnore
+
+    lines = {ln.strip() for ln in (ROOT / ".gitignore").read_text().splitlines()}
+    assert set(GitIgnore.DEFAULTS) <= lines
