@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis
 
-from tests.security.conftest import PASSWORD, Account, Served, connect, state_names
+from tests.security.conftest import Served, connect, register, state_names
 from tests.support import appserver
 
 PORT = int(os.environ.get("ELEXIRION_SECURITY_REDIS_PORT", "3152"))
@@ -42,21 +41,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         _redis().flushdb()
 
 
-def _register(served: Served) -> Account:
-    email = f"w{uuid.uuid4().hex[:10]}@example.com"
-    resp = httpx.post(
-        f"{served.url}/auth/register",
-        data={"email": email, "password": PASSWORD},
-        headers={"Accept": "application/json"},
-        timeout=30,
-    )
-    assert resp.status_code == 200, resp.text
-    token = resp.cookies["elx_session"]
-    return Account(email, f"elx_session={token}", token, int(resp.json()["user"]["id"]))
-
-
 async def test_a_reply_streams_to_its_end_on_redis(shared: Served) -> None:
-    alice = _register(shared)
+    alice = register(shared)
     client = await connect(shared, alice)
     try:
         await client.emit(f"{CHAT}.load", {}, "/chat")
@@ -74,7 +60,7 @@ async def test_a_reply_streams_to_its_end_on_redis(shared: Served) -> None:
 
 
 async def test_a_tab_token_alone_yields_nothing_on_redis(shared: Served) -> None:
-    alice, bob = _register(shared), _register(shared)
+    alice, bob = register(shared), register(shared)
     secret = "redis secret plan 4711"
     victim = await connect(shared, alice)
     token = victim.token
@@ -106,7 +92,7 @@ async def test_a_tab_token_alone_yields_nothing_on_redis(shared: Served) -> None
 
 
 async def test_workers_share_the_login_limit(shared: Served) -> None:
-    victim = _register(shared)
+    victim = register(shared)
     async with httpx.AsyncClient(base_url=shared.url, timeout=60) as client:
         codes = [
             (
