@@ -71,6 +71,7 @@ BENCH_LIMITS = {
     "ELEXIRION_LIMIT_LOGIN_CLIENT": "10000/minute",
     "ELEXIRION_LIMIT_REGISTER_CLIENT": "10000/minute",
     "ELEXIRION_LIMIT_LOGIN_ACCOUNT": "10000/minute",
+    "ELEXIRION_LIMIT_LOGIN_ACCOUNT_CLIENT": "10000/minute",
 }
 TOKEN_RE = re.compile(r"⟦(\d+)@(\d+\.\d+)⟧")
 ROUTER_MARK = "You route the messages"

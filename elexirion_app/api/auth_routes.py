@@ -6,7 +6,8 @@ A client that asks for JSON (``Accept: application/json``) gets JSON with a real
 (401, 409, 429 with ``Retry-After``) instead of the redirect.
 
 Brute force is limited before any password is checked (``services/rate_limits``): failed
-logins per account, attempts per client address, registrations per client address. Forms
+logins per account and client address (tight) and per account (loose, against spread-out
+guessing), attempts per client address, registrations per client address. Forms
 posted from another origin are refused (login CSRF).
 """
 
@@ -145,20 +146,24 @@ async def login(request: Request) -> Response:
         return _fail(request, page, "server", 400, exc.user_message)
     email = form.get("email", "")
     account = rate_limits.account_key(email)
-    verdict = await limits.hit("login_client", _client(request))
+    client = _client(request)
+    verdict = await limits.hit("login_client", client)
     if not verdict.allowed:
         return _limited(request, page, verdict.retry_after_s)
-    # The account's slot is taken before the password is checked, atomically: concurrent
-    # tries cannot all pass a check first. A successful login gives the slots back.
-    verdict = await limits.hit("login_account", account)
-    if not verdict.allowed:
-        return _limited(request, page, verdict.retry_after_s)
+    # The account's slots are taken before the password is checked, atomically: concurrent
+    # tries cannot all pass a check first. A successful login gives them back.
+    pair = f"{account}|{client}"
+    for scope, key in (("login_account_client", pair), ("login_account", account)):
+        verdict = await limits.hit(scope, key)
+        if not verdict.allowed:
+            return _limited(request, page, verdict.retry_after_s)
     try:  # argon2 and the database off the event loop, on the password pool
         user, token = await auth.run_password_work(_check_login, email, form.get("password", ""))
     except InvalidCredentials as exc:
         return _fail(request, page, "credentials", 401, exc.user_message)
     except ElexirionError as exc:
         return _fail(request, page, "server", 400, exc.user_message)
+    await limits.clear("login_account_client", pair)
     await limits.clear("login_account", account)
     log.info("user %s logged in", user.id)
     return _signed_in(request, user, token)

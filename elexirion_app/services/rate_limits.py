@@ -4,7 +4,10 @@ Memory storage with one worker; Redis storage when ``REDIS_URL`` is set, so ever
 counts the same attempts. Each limit is a list of windows ("5/minute;20/hour"): crossing the
 short one makes the client wait a minute, repeating it crosses the long one — the backoff.
 
-- ``login_account``: failed logins per account (the email, hashed), whoever sends them;
+- ``login_account_client``: failed logins per account *from one client address* — the tight
+  limit; it cannot be used to lock the owner out from their own address;
+- ``login_account``: failed logins per account from all addresses together — looser, it caps a
+  guesser spread over many addresses;
 - ``login_client``: login attempts per client address;
 - ``register_client``: registrations per client address.
 """
@@ -27,11 +30,13 @@ from elexirion_app.config import get_settings
 from elexirion_app.core.errors import ConfigError
 
 DEFAULTS = {
-    "login_account": "5/minute;20/hour",
+    "login_account_client": "5/minute;20/hour",
+    "login_account": "50/hour;200/day",
     "login_client": "20/minute;200/hour",
     "register_client": "5/minute;30/hour",
 }
 _ENV = {
+    "login_account_client": "ELEXIRION_LIMIT_LOGIN_ACCOUNT_CLIENT",
     "login_account": "ELEXIRION_LIMIT_LOGIN_ACCOUNT",
     "login_client": "ELEXIRION_LIMIT_LOGIN_CLIENT",
     "register_client": "ELEXIRION_LIMIT_REGISTER_CLIENT",

@@ -252,3 +252,46 @@ def test_limits_storage_for_every_redis_url_reflex_accepts() -> None:
     assert rate_limits.storage_uri("redis://h:6379/0") == "async+redis://h:6379/0"
     assert rate_limits.storage_uri("rediss://h:6380") == "async+rediss://h:6380"
     assert rate_limits.storage_uri("unix:///run/r.sock") == "async+redis+unix:///run/r.sock"
+
+
+async def _login_from(app: Starlette, address: str, email: str, password: str) -> int:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:3000") as c:
+        resp = await c.post(
+            "/auth/login", data={"email": email, "password": password}, headers=JSON
+        )
+        return resp.status_code
+
+
+async def test_a_guesser_cannot_lock_the_owner_out_from_her_own_address(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    rate_limits.reset()
+    app = Starlette(routes=auth_routes.ROUTES)
+    with session_scope() as s:
+        auth.register(s, "owner@example.com", "pw-123456")
+    codes = [await _login_from(app, "10.0.0.66", "owner@example.com", "guess") for _ in range(7)]
+    assert codes == [401] * 5 + [429] * 2  # the guesser's address is stopped
+    assert await _login_from(app, "10.0.0.1", "owner@example.com", "pw-123456") == 200
+    rate_limits.reset()
+
+
+async def test_guessing_spread_over_many_addresses_hits_the_account_cap(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("ELEXIRION_LIMIT_LOGIN_ACCOUNT", "12/hour")
+    rate_limits.reset()
+    app = Starlette(routes=auth_routes.ROUTES)
+    with session_scope() as s:
+        auth.register(s, "spread@example.com", "pw-123456")
+    codes = [
+        await _login_from(app, f"10.1.0.{i}", "spread@example.com", "guess")
+        for i in range(6)
+        for _ in range(3)
+    ]
+    assert codes.count(401) == 12 and codes.count(429) == 6
+    rate_limits.reset()
