@@ -6,7 +6,7 @@ import logging
 
 from elexirion_app.config import get_settings
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.services import chat
+from elexirion_app.services import chat, workspace
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +25,5 @@ def sweep() -> int:
 async def on_startup() -> None:
     count = await in_db_thread(sweep)
     log.info("startup sweep: %d orphaned replies marked interrupted", count)
+    staged = await in_db_thread(workspace.sweep_staging)
+    log.info("startup sweep: %d abandoned upload staging folders removed", staged)

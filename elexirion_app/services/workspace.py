@@ -23,6 +23,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -276,6 +277,24 @@ def _staging_dir(user_id: int) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{user_id}-", dir=base))
     except OSError as exc:
         raise _fs_error("the upload", exc) from exc
+
+
+def sweep_staging(older_than_s: float = 3600.0) -> int:
+    """Remove staging folders a dead process left behind (older than ``older_than_s``: a
+    live upload in another worker is younger). Returns how many were removed."""
+    base = get_settings().data_dir / "workspaces" / ".staging"
+    if not base.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for entry in base.iterdir():
+        try:
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, onerror=_log_cleanup_error)
+                removed += 1
+        except OSError as exc:
+            log.error("could not sweep staging path %s: %s", entry, exc)
+    return removed
 
 
 def _copy_limited(src: IO[bytes], dst: IO[bytes], limit: int, too_big: str) -> int:

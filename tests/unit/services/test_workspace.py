@@ -379,3 +379,14 @@ def test_a_zip_of_half_a_million_folders_is_refused_before_parsing(db_url: str) 
     with pytest.raises(InputError, match="entries"):
         ws.save_file(1, "dirs.zip", buf.getvalue())
     assert ws.list_files(ws.workspace_dir(1)) == []
+
+
+def test_startup_sweeps_abandoned_staging_folders(db_url: str, tmp_path: Path) -> None:
+    base = tmp_path / "workspaces" / ".staging"
+    old, young = base / "3-old", base / "4-young"
+    for folder in (old, young):
+        folder.mkdir(parents=True)
+        (folder / "file").write_bytes(b"x" * 10)
+    os.utime(old, (0, 0))
+    assert workspace.sweep_staging(older_than_s=3600) == 1
+    assert not old.exists() and young.exists()
