@@ -33,7 +33,12 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     except redis.RedisError as exc:
         pytest.fail(f"the multi-worker tests need Redis on 127.0.0.1:6379: {exc}")
     data = tmp_path_factory.mktemp("redis-workers")
-    env = {"REDIS_URL": REDIS_URL, "GRANIAN_WORKERS": "2", "ELEXIRION_CHAT_TOKEN_DELAY_S": "0"}
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "GRANIAN_WORKERS": "2",
+        "ELEXIRION_CHAT_TOKEN_DELAY_S": "0",
+        "ELEXIRION_LIMIT_REGISTER_CLIENT": "100/minute",
+    }
     try:
         with appserver.serving(data, PORT, **env) as proc:
             yield Served(f"http://localhost:{PORT}", data, data / "reflex.log", proc.pid)
@@ -105,3 +110,40 @@ async def test_workers_share_the_login_limit(shared: Served) -> None:
             for _ in range(12)
         ]
     assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+
+
+async def _back_to_back(shared: Served, replies: int) -> int:
+    """One tab sending each message the moment the previous reply ended; how many turns saw
+    ``streaming`` go False before their reply's final message."""
+    client = await connect(shared, register(shared))
+    early_stops = 0
+    try:
+        await client.emit(f"{CHAT}.load", {}, "/chat")
+        await client.wait_for(lambda: client.var(CHAT, "conversations") is not None, 30)
+        for i in range(replies):
+            before = len(client.var(CHAT, "tail") or [])
+            flags: list[bool] = []
+
+            def watch(update: dict, _arrived: float, flags: list[bool] = flags) -> None:
+                changed = (update.get("delta") or {}).get(CHAT) or {}
+                if "streaming_rx_state_" in changed:
+                    flags.append(bool(changed["streaming_rx_state_"]))
+
+            client.listeners.append(watch)
+            await client.emit(f"{CHAT}.send", {"form_data": {"message": f"hello {i}"}}, "/chat")
+            await client.wait_for(lambda n=before + 2: len(client.var(CHAT, "tail") or []) >= n, 90)
+            client.listeners.remove(watch)
+            if False in flags[:-1] or (flags and flags[0] is False):
+                early_stops += 1
+            assert client.var(CHAT, "tail")[-1]["status"] == "complete"
+    finally:
+        await client.close()
+    return early_stops
+
+
+async def test_back_to_back_replies_each_stream_to_their_end(shared: Served) -> None:
+    """Sending the next message the moment a reply ends: the previous reply's background
+    task must not clear the new turn's ``streaming`` flag (found by the login bench on Redis:
+    2-4 of 40 replies ended without their final message on the page)."""
+    early = await asyncio.gather(*(_back_to_back(shared, 5) for _ in range(8)))
+    assert sum(early) == 0, early

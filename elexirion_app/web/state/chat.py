@@ -374,6 +374,9 @@ class ChatState(rx.State):
             self.streaming_text, self.streaming_note = "", ""
             self.progress_head, self.progress_steps = "", []
             self.streaming = False
+            # Done: the next turn may start at once, and this task's ``finally`` must not
+            # touch the ``streaming`` flag that turn sets.
+            self._active_reply_id = 0
         elif event.kind == "delta":
             if event.reset:
                 self.streaming_text = ""
