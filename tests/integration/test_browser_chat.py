@@ -32,6 +32,9 @@ def test_register_login_stream_reload(page: Page, app_url: str, shots: Path) -> 
     email = f"u{uuid.uuid4().hex[:8]}@example.com"
     register(page, app_url, email)
     expect(page.locator("#offline-banner")).to_contain_text("Offline demo model")
+    # The session cookie is HttpOnly: the page's scripts cannot read it.
+    assert any(c["name"] == "elx_session" and c["httpOnly"] for c in page.context.cookies())
+    assert "elx_session" not in page.evaluate("document.cookie")
 
     page.click("#logout")
     expect(page).to_have_url(re.compile(r"/login/?$"), timeout=20_000)
