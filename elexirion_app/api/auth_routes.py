@@ -56,8 +56,11 @@ def _same_origin(request: Request) -> bool:
 
 
 def _client(request: Request) -> str:
+    # Every X-Forwarded-For line, in order: a proxy that adds its own line (rather than
+    # appending to the client's) must not leave the client's forged first line in charge.
+    forwarded = ", ".join(request.headers.getlist("x-forwarded-for"))
     return rate_limits.client_address(
-        request.client, dict(request.headers), get_settings().trusted_proxies
+        request.client, {"x-forwarded-for": forwarded}, get_settings().trusted_proxies
     )
 
 

@@ -43,6 +43,26 @@ async def in_db_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_executor(), call)
 
 
+# Uploads and zip extraction can take seconds of a thread: a pool of their own, so they can
+# never hold up the quick database work every event needs (the identity check above all).
+_file_pool: ThreadPoolExecutor | None = None
+
+
+def _file_executor() -> ThreadPoolExecutor:
+    global _file_pool
+    with _lock:
+        if _file_pool is None:
+            workers = max(1, int(os.environ.get("ELEXIRION_FILE_THREADS", "2") or 2))
+            _file_pool = ThreadPoolExecutor(workers, thread_name_prefix="elx-files")
+        return _file_pool
+
+
+async def in_file_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run slow file work (uploads, zip extraction, workspace walks) on the file pool."""
+    call = functools.partial(fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_file_executor(), call)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

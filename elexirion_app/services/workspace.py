@@ -14,6 +14,7 @@ Everything here is blocking file or database work: web handlers call it via
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import logging
@@ -49,6 +50,7 @@ MAX_FILES = 2000
 MAX_ZIP_RATIO = 100  # uncompressed / compressed, per member
 MAX_NAME_BYTES = 255  # one path component, UTF-8 (the usual file-system limit)
 MAX_PATH_BYTES = 1024  # a whole relative path, UTF-8
+MAX_DEPTH = 32  # folders in a path: a/a/a/… 400 deep made every check quadratic and slow
 MAX_FOLDER_CHARS = 4096
 CHUNK_BYTES = 1024 * 1024
 
@@ -223,6 +225,8 @@ def _safe_name(name: object) -> str:
     if not parts or ".." in parts or normalized.startswith(("/", "~")):
         raise WorkspaceError(f"{_display(name)!r} would be written outside the workspace")
     rel = "/".join(parts)
+    if len(parts) > MAX_DEPTH:
+        raise InputError(f"{_display(rel)} is nested more than {MAX_DEPTH} folders deep.")
     try:
         encoded = [p.encode("utf-8") for p in parts]
     except UnicodeEncodeError:
@@ -260,10 +264,19 @@ _locks_guard = threading.Lock()
 _user_locks: dict[int, threading.Lock] = {}
 
 
-def _user_lock(user_id: int) -> threading.Lock:
-    """One writer at a time per user in this process (quota check and move are one step)."""
+@contextlib.contextmanager
+def _user_lock(user_id: int) -> Iterator[None]:
+    """One writer at a time per user in this process (quota check and move are one step).
+    A second upload of the same user is refused at once instead of holding a worker thread
+    while it waits."""
     with _locks_guard:
-        return _user_locks.setdefault(user_id, threading.Lock())
+        lock = _user_locks.setdefault(user_id, threading.Lock())
+    if not lock.acquire(blocking=False):
+        raise InputError("Another upload of yours is being saved; try again in a moment.")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _log_cleanup_error(_fn: Any, path: str, exc_info: Any) -> None:
@@ -323,9 +336,10 @@ def _check_target(root: Path, rel: str) -> Path:
     """The confined target of ``rel``; refused when a file/folder of the other kind is there."""
     target = resolve_in_workspace(root, rel)
     top = root.resolve()
-    for parent in reversed(target.parents):
-        if parent == top or top not in parent.parents:
-            continue
+    parts = target.relative_to(top).parts
+    parent = top
+    for part in parts[:-1]:  # each folder on the way once (linear in the depth)
+        parent = parent / part
         if parent.exists() and not parent.is_dir():
             where = parent.relative_to(top).as_posix()
             raise InputError(
@@ -463,6 +477,8 @@ def _plan_zip(archive: zipfile.ZipFile, shown: str) -> list[tuple[zipfile.ZipInf
         parts = rel.split("/")
         folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
         plan.append((m, rel))
+    if len(folders) > MAX_FILES:
+        raise InputError(f"{shown} makes more than {MAX_FILES:,} folders.")
     clashes = sorted(files & folders)
     if clashes:
         raise InputError(f"{_display(clashes[0])} is both a file and a folder in the zip.")

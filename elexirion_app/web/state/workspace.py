@@ -17,7 +17,7 @@ import reflex as rx
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from elexirion_app.core.errors import ElexirionError, InputError
-from elexirion_app.db.engine import in_db_thread
+from elexirion_app.db.engine import in_file_thread
 from elexirion_app.services import workspace
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
@@ -72,7 +72,7 @@ class WorkspaceState(rx.State):
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T | None:
         """Run ``fn`` in a thread; a failure becomes ``self.error`` (None returned)."""
         try:
-            return await in_db_thread(fn, *args)
+            return await in_file_thread(fn, *args)
         except ElexirionError as exc:
             self.error = exc.user_message
         except OSError:

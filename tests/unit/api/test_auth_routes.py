@@ -295,3 +295,21 @@ async def test_guessing_spread_over_many_addresses_hits_the_account_cap(
     ]
     assert codes.count(401) == 12 and codes.count(429) == 6
     rate_limits.reset()
+
+
+def test_a_forged_first_forwarded_for_line_does_not_choose_the_address(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the second attacker pass: with a proxy that adds its own X-Forwarded-For
+    line, ``dict(headers)`` kept the client's forged first line."""
+    from starlette.requests import Request
+
+    monkeypatch.setenv("ELEXIRION_TRUSTED_PROXIES", "1")
+    get_settings.cache_clear()
+    scope = {
+        "type": "http",
+        "headers": [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"10.0.0.5")],
+        "client": ("172.16.0.1", 1234),
+    }
+    assert auth_routes._client(Request(scope)) == "10.0.0.5"
+    get_settings.cache_clear()

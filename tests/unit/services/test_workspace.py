@@ -390,3 +390,52 @@ def test_startup_sweeps_abandoned_staging_folders(db_url: str, tmp_path: Path) -
     os.utime(old, (0, 0))
     assert workspace.sweep_staging(older_than_s=3600) == 1
     assert not old.exists() and young.exists()
+
+
+def test_deeply_nested_zips_are_refused_quickly(db_url: str) -> None:
+    """Found by the second attacker pass: 200 empty files 400 folders deep took 100 s of a
+    server thread (the clash check was quadratic in the depth) and made 80,000 folders the
+    quota did not count."""
+    import io
+    import time
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(200):
+            zf.writestr("/".join(["a"] * 100) + f"/f{i}.txt", b"")
+    started = time.process_time()
+    with pytest.raises(InputError, match="deep"):
+        workspace.save_file(1, "deep.zip", buf.getvalue())
+    assert time.process_time() - started < 5  # CPU, not wall: refused before any walk
+    wide = io.BytesIO()
+    with zipfile.ZipFile(wide, "w") as zf:
+        for i in range(workspace.MAX_FILES // 3 + 50):  # fewer files than the cap, 3 folders each
+            zf.writestr(f"a{i}/b{i}/c{i}/f.txt", b"")
+    with pytest.raises(InputError, match="folders"):
+        workspace.save_file(1, "wide.zip", wide.getvalue())
+    assert workspace.list_files(workspace.workspace_dir(1)) == []
+
+
+def test_a_second_concurrent_upload_of_the_same_user_is_refused_not_queued(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    real = workspace._check_quota
+
+    def slow(*args: object, **kwargs: object) -> None:
+        entered.set()
+        release.wait(10)
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workspace, "_check_quota", slow)
+    first = threading.Thread(target=workspace.save_file, args=(1, "a.txt", b"a"))
+    first.start()
+    assert entered.wait(10)
+    with pytest.raises(InputError, match="Another upload"):
+        workspace.save_file(1, "b.txt", b"b")
+    release.set()
+    first.join(10)
+    assert [f.path for f in workspace.list_files(workspace.workspace_dir(1))] == ["a.txt"]
