@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import os
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,50 +13,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from elexirion_app.config import get_settings
+from elexirion_app.core.threads import WorkPool
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 T = TypeVar("T")
 
-# Our blocking work (database, file walks) runs on this pool, not the event loop's default
-# executor: Reflex's state manager writes every changed tab state through the default one, so
-# turns waiting there for SQLite's single write lock held up every chat stream's flushes.
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            workers = max(1, int(os.environ.get("ELEXIRION_DB_THREADS", "4") or 4))
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="elx-db")
-        return _pool
-
-
-async def in_db_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run blocking ``fn(*args, **kwargs)`` off the event loop, on our own thread pool."""
-    call = functools.partial(fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_executor(), call)
-
-
-# Uploads and zip extraction can take seconds of a thread: a pool of their own, so they can
-# never hold up the quick database work every event needs (the identity check above all).
-_file_pool: ThreadPoolExecutor | None = None
-
-
-def _file_executor() -> ThreadPoolExecutor:
-    global _file_pool
-    with _lock:
-        if _file_pool is None:
-            workers = max(1, int(os.environ.get("ELEXIRION_FILE_THREADS", "2") or 2))
-            _file_pool = ThreadPoolExecutor(workers, thread_name_prefix="elx-files")
-        return _file_pool
-
-
-async def in_file_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run slow file work (uploads, zip extraction, workspace walks) on the file pool."""
-    call = functools.partial(fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_file_executor(), call)
+# Quick database work (every event's identity check, chat loads, saves) and slow file work
+# (uploads, zip extraction) on pools of their own: see ``core/threads``.
+DB_POOL = WorkPool("elx-db", "ELEXIRION_DB_THREADS", 4)
+FILE_POOL = WorkPool("elx-files", "ELEXIRION_FILE_THREADS", 2)
+in_db_thread = DB_POOL.run
+in_file_thread = FILE_POOL.run
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -6,8 +6,6 @@ only their SHA-256 is stored, so a database leak does not leak live sessions.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hashlib
 import logging
 import os
@@ -15,7 +13,6 @@ import re
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -27,6 +24,7 @@ from sqlmodel import Session, func, select
 from starlette.requests import cookie_parser
 
 from elexirion_app.core.errors import Conflict, InputError, InvalidCredentials
+from elexirion_app.core.threads import WorkPool
 from elexirion_app.db.models import AppUser, AuthSession, utcnow
 
 log = logging.getLogger(__name__)
@@ -62,21 +60,6 @@ def _info(user: AppUser) -> UserInfo:
 # pool, never the shared default executor: a burst of logins queued there delayed every chat
 # stream of the worker by seconds (bench/login_during_chat.py), because Reflex and our
 # handlers use that pool for their quick database and state work.
-_password_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _password_pool
-    with _pool_lock:
-        if _password_pool is None:
-            workers = max(1, int(os.environ.get("ELEXIRION_PASSWORD_THREADS", "1") or 1))
-            _password_pool = ThreadPoolExecutor(
-                workers, thread_name_prefix="argon2", initializer=_lower_priority
-            )
-        return _password_pool
-
-
 def _lower_priority() -> None:
     """Hash at a lower CPU priority than the event loop (Linux: per-thread nice)."""
     try:
@@ -85,9 +68,12 @@ def _lower_priority() -> None:
         log.info("password threads keep normal priority: %s", exc)
 
 
+_PASSWORDS = WorkPool("argon2", "ELEXIRION_PASSWORD_THREADS", 1, initializer=_lower_priority)
+
+
 async def run_password_work(fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` (which hashes or verifies a password) on the password pool."""
-    return await asyncio.get_running_loop().run_in_executor(_pool(), functools.partial(fn, *args))
+    return await _PASSWORDS.run(fn, *args)
 
 
 def hash_password(password: str) -> str:
