@@ -18,7 +18,7 @@ _SPACES = re.compile(r"\s+")
 
 def strip_unsafe(text: str) -> str:
     """``text`` without control characters or bidi controls (newlines and tabs included)."""
-    return _UNSAFE.sub("", unicodedata.normalize("NFC", text))
+    return _UNSAFE.sub("", text)
 
 
 def clean_title(value: Any, max_chars: int) -> str:

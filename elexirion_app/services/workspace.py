@@ -19,7 +19,6 @@ import errno
 import io
 import logging
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -40,6 +39,7 @@ from elexirion_app.core.errors import (
     WorkspaceError,
 )
 from elexirion_app.core.paths import resolve_in_workspace
+from elexirion_app.core.text import strip_unsafe
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ CHUNK_BYTES = 1024 * 1024
 
 # C0 and C1 controls, DEL, and the bidi marks/embeddings/overrides/isolates that can make a
 # name display as something else ("evil\u202egnp.exe").
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -207,7 +206,7 @@ def _used_bytes(root: Path) -> int:
 
 
 def _display(name: object, limit: int = 80) -> str:
-    text = _INVISIBLE.sub("", name) if isinstance(name, str) else repr(name)
+    text = strip_unsafe(name) if isinstance(name, str) else repr(name)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -217,7 +216,7 @@ def _safe_name(name: object) -> str:
         raise InputError("A file name must be text.")
     if len(name) > 4 * MAX_PATH_BYTES:
         raise InputError(f"The name {_display(name)} is too long.")
-    cleaned = _INVISIBLE.sub("", name)
+    cleaned = strip_unsafe(name)
     if not cleaned.strip():
         raise InputError("A file has no name.")
     normalized = cleaned.replace("\\", "/")
