@@ -200,3 +200,51 @@ async def test_second_user_with_first_users_ids_gets_nothing(
             "select count(*) from message where conversation_id = ?", (conv[0],)
         ).fetchone()[0]
     assert after == conv and count == len(msgs)  # not renamed, deleted or extended
+
+
+# --- HTTP routes of our own (the auth routes; /_upload is Reflex's, guarded) ------------------
+
+ROUTES = {"/auth/login": "POST", "/auth/register": "POST", "/auth/logout": "POST"}
+
+
+def test_every_http_route_is_in_the_matrix() -> None:
+    from elexirion_app.api import auth_routes
+
+    assert {r.path: sorted(r.methods or []) for r in auth_routes.ROUTES} == {
+        p: [m] for p, m in ROUTES.items()
+    }
+
+
+def test_http_routes_answer_forged_requests_cleanly(served: Served) -> None:
+    """Malformed bodies on every route, anonymous, with a live and with a forged cookie. The
+    rate-limited routes get only bodies refused before a try is counted (the brute-force
+    tests that run later need the address's allowance)."""
+    import httpx
+
+    from tests.security.conftest import register
+
+    someone = register(served)
+    forged: list[dict[str, Any]] = [
+        {"content": b"\xff\xfe not utf-8", "headers": {"content-type": "application/json"}},
+        {"content": b"[1, 2, 3]", "headers": {"content-type": "application/json"}},
+        {
+            "content": b'{"email": 1e400, "password": ["x"]}',
+            "headers": {"content-type": "application/json"},
+        },
+        {"data": {"email": "²" * 10_000, "password": "x" * 10_000}},
+        {"content": b"e=" + b"x" * 200_000},
+    ]
+    refused_before_counting = [forged[0], forged[1], forged[4]]
+    for path in ROUTES:
+        battery = forged if path == "/auth/logout" else refused_before_counting
+        for cookie in (None, someone.cookie, "elx_session=" + "f" * 300):
+            for request in battery:
+                headers = {"Accept": "application/json", **request.get("headers", {})}
+                if cookie:
+                    headers["Cookie"] = cookie
+                body = {k: v for k, v in request.items() if k != "headers"}
+                resp = httpx.post(f"{served.url}{path}", headers=headers, timeout=30, **body)
+                assert resp.status_code < 500, (path, resp.status_code, resp.text[:200])
+                assert "Traceback" not in resp.text
+    # GET on a POST route is refused, not served.
+    assert httpx.get(f"{served.url}/auth/logout").status_code in (404, 405)
