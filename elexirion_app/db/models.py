@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Numeric, Text
+from sqlalchemy import JSON, Column, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -92,6 +92,9 @@ class Run(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
+    # The library pipeline and the version of it that ran (None: a file or an inline YAML).
+    pipeline_id: int | None = Field(default=None, index=True)
+    pipeline_version: int | None = None
 
 
 class StepRun(SQLModel, table=True):
@@ -136,3 +139,46 @@ class LLMCall(SQLModel, table=True):
     cost_usd: Decimal = Field(default=Decimal("0"), sa_column=Column(Numeric(14, 8)))
     latency_ms: float = 0.0
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class PipelineDoc(SQLModel, table=True):
+    """A pipeline in a user's library; its content lives in ``PipelineVersion`` rows.
+
+    ``draft_yaml`` is the working copy the editor autosaves between versions; ``layout`` keeps
+    node positions the user dragged (not part of the YAML, so the file stays theirs).
+    """
+
+    __tablename__ = "pipeline_doc"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_pipeline_doc_user_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    name: str = Field(max_length=100)  # the library key: a slug, also the draft file's name
+    # From the current version's YAML (``workflow.name``, ``description``, step count).
+    title: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=500)
+    step_count: int = 0
+    errors: int = 0
+    source: str = Field(default="blank", max_length=100)  # blank|template:X|copy:X|import|genesis
+    current_version: int = 0
+    draft_yaml: str = Field(default="", sa_column=Column(Text, nullable=False))
+    layout: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class PipelineVersion(SQLModel, table=True):
+    """One saved version (append-only; a rollback is a new version equal to an old one)."""
+
+    __tablename__ = "pipeline_version"
+    __table_args__ = (UniqueConstraint("pipeline_id", "number", name="uq_pipeline_version_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pipeline_id: int = Field(foreign_key="pipeline_doc.id", index=True)
+    number: int
+    yaml: str = Field(default="", sa_column=Column(Text, nullable=False))
+    label: str = Field(default="", max_length=100)
+    message: str = Field(default="", max_length=500)
+    errors: int = 0  # validation errors when saved (a draft with errors can be saved, not run)
+    created_by: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)

@@ -24,18 +24,17 @@ from elexirion_app.agent import genesis
 from elexirion_app.agent.catalogue import PipelineEntry, load_catalogue
 from elexirion_app.agent.router import RouteDecision, route
 from elexirion_app.agent.session import RunSummary, build_context, summarise_run
-from elexirion_app.config import PROJECT_ROOT, get_settings
 from elexirion_app.core.errors import Conflict, ElexirionError, NotFound
 from elexirion_app.core.paths import pipeline_file
 from elexirion_app.core.types import ChatMessage, Usage
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.db.models import Message
 from elexirion_app.providers.base import Provider
-from elexirion_app.services import chat, pipeline_runs
+from elexirion_app.services import chat, pipeline_runs, pipeline_store
 
 log = logging.getLogger(__name__)
 
-SHIPPED_PIPELINES = PROJECT_ROOT / "pipelines"
+SHIPPED_PIPELINES = pipeline_store.SHIPPED_DIR
 
 
 @dataclass(frozen=True)
@@ -48,9 +47,12 @@ class AgentEvent:
 
 
 def drafts_dir(user_id: int) -> Path:
-    path = get_settings().data_dir / "pipelines" / str(user_id)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return pipeline_store.user_dir(user_id)
+
+
+def _register(user_id: int, path: Path, text: str) -> str:
+    with session_scope() as session:
+        return pipeline_store.register_generated(session, user_id, path, text)
 
 
 @dataclass(frozen=True)
@@ -391,12 +393,13 @@ async def _genesis(
         # The model chose the name: one function turns it into a confined, slugged path.
         path = pipeline_file(drafts_dir(user_id), result.name, read_only=(SHIPPED_PIPELINES,))
         await in_db_thread(path.write_text, result.yaml_text, encoding="utf-8")
+        name = await in_db_thread(_register, user_id, path, result.yaml_text)
         check = await pipeline_runs.run_draft_offline(user_id, path)
         lines.append(
-            f"It validates (after {result.attempts} attempt(s)) and was saved as a draft "
-            f"(`{path.name}`); an offline trial run {check}."
+            f"It validates (after {result.attempts} attempt(s)) and was saved to your "
+            f"pipelines as `{name}`; an offline trial run {check}."
         )
-        meta = {**meta, "draft": path.name}
+        meta = {**meta, "draft": path.name, "pipeline": name}
     else:
         status = "error"
         lines.append(

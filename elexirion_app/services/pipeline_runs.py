@@ -119,6 +119,7 @@ async def run_for_user(
     *,
     run_id: str | None = None,
     conversation_id: int | None = None,
+    pipeline_version: tuple[int, int] | None = None,
 ) -> RunOutcome:
     """Validate and run ``pipeline_path`` as ``user_id`` with run records written ahead.
 
@@ -137,6 +138,7 @@ async def run_for_user(
         pipeline_path=str(pipeline_path),
         user_id=user_id,
         observers=observers,
+        pipeline_version=pipeline_version,
         inputs=inputs,
         run_id=run_id,
         workspace=workspace.current_workspace(user_id),

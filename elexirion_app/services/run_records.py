@@ -146,6 +146,9 @@ class RunRecorder:
     heartbeat_s: float = 5.0
     workspace: str | None = None
     output_dir: str | None = None
+    # The library pipeline and version that runs (recorded on the run row).
+    pipeline_id: int | None = None
+    pipeline_version: int | None = None
     _run_id: str | None = None
     _step_ids: dict[str, int] = field(default_factory=dict)
     _pending_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -280,6 +283,8 @@ class RunRecorder:
                         pipeline_yaml=self.pipeline_yaml,
                         workspace=self.workspace,
                         output_dir=self.output_dir,
+                        pipeline_id=self.pipeline_id,
+                        pipeline_version=self.pipeline_version,
                         inputs=_json_safe(event.inputs),
                         status="running",
                         cost_usd=Decimal("0"),
@@ -301,6 +306,8 @@ class RunRecorder:
                             for k, v in (
                                 ("workspace", self.workspace),
                                 ("output_dir", self.output_dir),
+                                ("pipeline_id", self.pipeline_id),
+                                ("pipeline_version", self.pipeline_version),
                             )
                             if v is not None
                         },
@@ -576,6 +583,7 @@ async def run_recorded(
     observers: Iterable[Any] = (),
     user_id: int | None = None,
     heartbeat_s: float = 5.0,
+    pipeline_version: tuple[int, int] | None = None,
     **kwargs: Any,
 ) -> Any:
     """``run_pipeline`` with a ``RunRecorder`` attached (returns its ``RunOutcome``).
@@ -594,6 +602,8 @@ async def run_recorded(
         heartbeat_s=heartbeat_s,
         workspace=str(Path(workspace).resolve()) if workspace is not None else None,
         output_dir=str(Path(output_dir).resolve()) if output_dir is not None else None,
+        pipeline_id=pipeline_version[0] if pipeline_version else None,
+        pipeline_version=pipeline_version[1] if pipeline_version else None,
     )
     try:
         return await run_pipeline(doc, observers=[recorder, *observers], user_id=user_id, **kwargs)

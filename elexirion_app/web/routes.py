@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 INDEX = "/"
 LOGIN = "/login"
 REGISTER = "/register"
@@ -9,6 +11,9 @@ CHAT = "/chat"
 RUNS = "/runs"
 RUN_VIEW = "/runs/view"
 WORKSPACE = "/workspace"
+PIPELINES = "/pipelines"
+PIPELINE_EDIT = "/pipelines/edit"
+RUN_TRACE = "/runs/trace"
 PUBLIC = frozenset({LOGIN, REGISTER})
 # Server routes (not pages): the only places the HttpOnly session cookie is set or cleared.
 AUTH_LOGIN = "/auth/login"
@@ -22,3 +27,11 @@ def chat_conversation(conversation_id: int) -> str:
 
 def run_view(run_id: str) -> str:
     return f"{RUN_VIEW}?id={run_id}"
+
+
+def pipeline_edit(name: str, *, shipped: bool = False) -> str:
+    return f"{PIPELINE_EDIT}?{'shipped' if shipped else 'name'}={quote(name, safe='/')}"
+
+
+def run_trace(run_id: str) -> str:
+    return f"{RUN_TRACE}?id={run_id}"

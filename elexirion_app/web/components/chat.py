@@ -175,6 +175,15 @@ def message_bubble(msg: ChatMsg) -> rx.Component:
                 size="2",
             ),
         ),
+        rx.cond(
+            msg.pipeline != "",
+            rx.link(
+                "Open in editor →",
+                href=routes.PIPELINE_EDIT + "?name=" + msg.pipeline,
+                class_name="pipeline-link",
+                size="2",
+            ),
+        ),
         data_role=msg.role,
         data_status=msg.status,
         data_message_id=msg.id,

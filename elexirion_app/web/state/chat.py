@@ -41,6 +41,8 @@ class ChatMsg:
     sibling_count: int = 1
     run_id: str = ""
     note: str = ""
+    # A pipeline the reply wrote into the user's library ("Open in editor").
+    pipeline: str = ""
 
 
 @dataclasses.dataclass
@@ -64,6 +66,7 @@ def _msg(view: chat.MessageView) -> ChatMsg:
         sibling_count=view.sibling_count,
         run_id=view.run_id,
         note=str(view.meta.get("note") or ""),
+        pipeline=str(view.meta.get("pipeline") or ""),
     )
 
 
