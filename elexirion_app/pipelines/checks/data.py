@@ -33,8 +33,10 @@ from elexirion_app.pipelines.checks.tables import (
     AGGREGATE_FUNCTIONS,
     CONVERT_FORMATS,
     FILE_OPS,
+    MAP_EXPRESSIONS,
     SET_SCOPES,
     SET_VARIABLE_RESULT,
+    SORT_ORDERS,
     TRANSFORM_OPS,
 )
 
@@ -166,11 +168,11 @@ def _check_operation(ctx: Ctx, op: Any, path: tuple[Any, ...]) -> None:
     if name == "aggregate":
         check_enum(ctx, op, "function", AGGREGATE_FUNCTIONS, path)
     if name == "sort":
-        check_enum(ctx, op, "order", ("asc", "desc"), path)
+        check_enum(ctx, op, "order", SORT_ORDERS, path)
     if name == "map" and "mapping" not in op and "expression" not in op:
         ctx.add(path, "a map operation needs 'mapping' or 'expression'")
     if name == "map" and "expression" in op:
-        check_enum(ctx, op, "expression", ("uppercase", "lowercase"), path)
+        check_enum(ctx, op, "expression", MAP_EXPRESSIONS, path)
     if name == "join" and isinstance(op.get("right_source"), str):
         check_data_source(ctx, op["right_source"], (*path, "right_source"), strict_missing=False)
 

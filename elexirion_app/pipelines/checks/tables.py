@@ -1,207 +1,138 @@
-"""The tables validation knows: step types and their families, known keys, enum values, limits.
+"""The tables validation knows, derived from the typed spec (``pipelines/spec/models.py``).
 
-Every check module reads these names from here (through ``checks.context``'s imports or
-directly); ``pipelines/validate.py`` re-exports them for older callers.
+Step types and their families, the known keys of every section, the enum values and the
+fields each operation needs are read from the pydantic models (field names and aliases,
+``Literal`` values, the spec's ``x-*`` metadata) — nothing here is typed a second time. Only
+what is about results or limits rather than the YAML's structure is written here
+(``SET_VARIABLE_RESULT``, ``LOOP_CONTEXT_KEYS``, the caps).
+
+Every check module reads these names from here; ``pipelines/validate.py`` re-exports them.
 """
 
 from __future__ import annotations
 
-STEP_TYPES = (
-    "set_variable",
-    "claude",
-    "gemini",
-    "parallel_claude",
-    "gemini_instructor",
-    "claude_smart",
-    "claude_session",
-    "claude_extract",
-    "claude_batch",
-    "claude_robust",
-    "for_loop",
-    "while_loop",
-    "data_transform",
-    "file_ops",
-    "pipeline",
+from elexirion_app.pipelines.spec import introspect as si
+from elexirion_app.pipelines.spec.models import (
+    IGNORED_STEP_KEYS,
+    OPERATION_MODELS,
+    PROMPT_PART_MODELS,
+    STEP_MODELS,
+    AggregateOp,
+    ClaudeOptions,
+    ClaudeStep,
+    Defaults,
+    EnhancedClaudeStep,
+    ExtractionConfig,
+    FileOpsStep,
+    ForLoopStep,
+    GeminiStep,
+    MapOp,
+    ParallelClaudeStep,
+    RetryConfig,
+    SetVariableStep,
+    SortOp,
+    StepBase,
+    WhileLoopStep,
+    Workflow,
 )
+
+__all__ = [
+    "AGGREGATE_FUNCTIONS",
+    "BACKOFF",
+    "CLAUDE_OPTION_KEYS",
+    "CLAUDE_TYPES",
+    "COMMON_STEP_KEYS",
+    "CONVERT_FORMATS",
+    "DEFAULTS_KEYS",
+    "ENHANCED_KEYS",
+    "ENHANCED_TYPES",
+    "EXTRACTION_FORMATS",
+    "FALLBACK_ACTIONS",
+    "FILE_OPS",
+    "GEMINI_TYPES",
+    "IGNORED_STEP_KEYS",
+    "LLM_TYPES",
+    "LOOP_CONTEXT_KEYS",
+    "LOOP_TYPES",
+    "MAP_EXPRESSIONS",
+    "MAX_NESTED_DEPTH",
+    "MAX_WHILE_ITERATIONS",
+    "NO_PROMPT_TYPES",
+    "OUTPUT_FORMATS",
+    "POST_PROCESSING",
+    "PRESETS",
+    "PROMPT_PART_FIELDS",
+    "SET_SCOPES",
+    "SET_VARIABLE_RESULT",
+    "SORT_ORDERS",
+    "STEP_KEYS",
+    "STEP_MODEL_BY_TYPE",
+    "STEP_TYPES",
+    "TEST_STEP_TYPES",
+    "TOP_IGNORED",
+    "TOP_KEYS",
+    "TRANSFORM_OPS",
+]
+
+# --- step types and families ------------------------------------------------------------
+
+STEP_MODEL_BY_TYPE = {si.tag(model): model for model in STEP_MODELS}
 # pipeline_ex's test-suite step (echoes ``value``); its test fixtures use it.
-TEST_STEP_TYPES = ("test_echo",)
-CLAUDE_TYPES = frozenset(
-    {"claude", "claude_smart", "claude_session", "claude_extract", "claude_batch", "claude_robust"}
+TEST_STEP_TYPES = tuple(t for t, m in STEP_MODEL_BY_TYPE.items() if si.is_test_only(m))
+STEP_TYPES = tuple(t for t in STEP_MODEL_BY_TYPE if t not in TEST_STEP_TYPES)
+ENHANCED_TYPES = frozenset(
+    t for t, m in STEP_MODEL_BY_TYPE.items() if issubclass(m, EnhancedClaudeStep)
 )
-ENHANCED_TYPES = CLAUDE_TYPES - {"claude"}
-GEMINI_TYPES = frozenset({"gemini", "gemini_instructor"})
-LLM_TYPES = CLAUDE_TYPES | GEMINI_TYPES | {"parallel_claude"}
-LOOP_TYPES = frozenset({"for_loop", "while_loop"})
-NO_PROMPT_TYPES = frozenset(
-    {"parallel_claude", "set_variable", "pipeline", "data_transform", "file_ops", *LOOP_TYPES}
-)
+CLAUDE_TYPES = frozenset({si.tag(ClaudeStep)}) | ENHANCED_TYPES
+GEMINI_TYPES = frozenset(t for t, m in STEP_MODEL_BY_TYPE.items() if issubclass(m, GeminiStep))
+LLM_TYPES = CLAUDE_TYPES | GEMINI_TYPES | {si.tag(ParallelClaudeStep)}
+LOOP_TYPES = frozenset({si.tag(ForLoopStep), si.tag(WhileLoopStep)})
+NO_PROMPT_TYPES = frozenset(t for t in STEP_TYPES if "prompt" not in si.keys(STEP_MODEL_BY_TYPE[t]))
 PROMPT_PART_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # type: (required fields, optional fields)
-    "static": (("content",), ()),
-    "file": (("path",), ()),
-    "previous_response": (("step",), ("extract", "strict", "extract_with")),
-    "session_context": ((), ("session_id", "include_last_n")),
-    "claude_continue": ((), ("session_id", "new_prompt")),
+    si.tag(model): (
+        tuple(k for k in si.required_keys(model) if k != si.TAG),
+        tuple(k for k in si.keys(model) if k != si.TAG and k not in si.required_keys(model)),
+    )
+    for model in PROMPT_PART_MODELS
 }
 
 # --- known keys -------------------------------------------------------------------------
 
-TOP_KEYS = frozenset(
-    {
-        "name",
-        "steps",
-        "workspace_dir",
-        "checkpoint_dir",
-        "checkpoint_enabled",
-        "defaults",
-        "global_vars",
-        "gemini_functions",
-        "variables",
-        "inputs",
-        "environment",
-        "description",
-        "version",
-        "metadata",
-    }
-)
-TOP_IGNORED = frozenset(
-    {
-        "claude_auth",
-        "input",
-        "hooks",
-        "mcp_servers",
-        "agents",
-        "enable_skills",
-        "setting_sources",
-        "memory_config",
-    }
-)
-DEFAULTS_KEYS = frozenset(
-    {
-        "output_dir",
-        "claude_preset",
-        "gemini_model",
-        "gemini_token_budget",
-        "claude_options",
-        "claude_output_format",
-        "model",
-        "claude_model",
-    }
-)
-COMMON_STEP_KEYS = frozenset({"name", "type", "condition", "output_to_file", "role", "description"})
-IGNORED_STEP_KEYS = frozenset({"output_schema", "options"})
-ENHANCED_KEYS = frozenset(
-    {
-        "prompt",
-        "claude_options",
-        "preset",
-        "permission_mode",
-        "session_id",
-        "timeout_ms",
-        "retry_config",
-        "debug_mode",
-        "cost_tracking",
-        "model",
-    }
-)
+TOP_IGNORED = frozenset(k for k in si.keys(Workflow) if si.is_ignored(Workflow, k))
+TOP_KEYS = frozenset(si.keys(Workflow)) - TOP_IGNORED
+DEFAULTS_KEYS = frozenset(si.keys(Defaults))
+COMMON_STEP_KEYS = frozenset({*si.keys(StepBase), si.TAG})
+ENHANCED_KEYS = frozenset(si.own_keys(EnhancedClaudeStep, StepBase))
 STEP_KEYS: dict[str, frozenset[str]] = {
-    "claude": frozenset({"prompt", "claude_options", "model"}),
-    "gemini": frozenset({"prompt", "model", "token_budget", "functions", "timeout_ms"}),
-    "gemini_instructor": frozenset(
-        {"prompt", "model", "token_budget", "functions", "timeout_ms", "schema", "response_schema"}
-    ),
-    "parallel_claude": frozenset({"parallel_tasks", "max_parallel"}),
-    "claude_smart": ENHANCED_KEYS | {"environment_aware"},
-    "claude_session": ENHANCED_KEYS | {"session_config"},
-    "claude_extract": ENHANCED_KEYS | {"extraction_config"},
-    "claude_batch": ENHANCED_KEYS | {"tasks", "batch_config"},
-    "claude_robust": ENHANCED_KEYS,
-    "set_variable": frozenset({"variables", "scope", "variable", "value"}),
-    "for_loop": frozenset(
-        {
-            "iterator",
-            "data_source",
-            "steps",
-            "parallel",
-            "max_parallel",
-            "break_on_error",
-            "break_condition",
-            "continue_condition",
-            "batch_size",
-        }
-    ),
-    "while_loop": frozenset({"condition", "steps", "max_iterations", "timeout_seconds"}),
-    "data_transform": frozenset({"input_source", "operations", "output_field", "output_format"}),
-    "file_ops": frozenset(
-        {"operation", "source", "destination", "path", "pattern", "files", "format"}
-    ),
-    "pipeline": frozenset({"pipeline_file", "pipeline", "inputs", "outputs", "config"}),
-    "test_echo": frozenset({"value"}),
+    kind: frozenset(si.own_keys(model, StepBase)) for kind, model in STEP_MODEL_BY_TYPE.items()
 }
-CLAUDE_OPTION_KEYS = frozenset(
-    {
-        "max_turns",
-        "allowed_tools",
-        "disallowed_tools",
-        "system_prompt",
-        "append_system_prompt",
-        "verbose",
-        "cwd",
-        "model",
-        "fallback_model",
-        "max_thinking_tokens",
-        "thinking",
-        "output_format",
-        "timeout_ms",
-        "timeout_seconds",
-        "retry_config",
-        "debug_mode",
-        "cost_tracking",
-        "permission_mode",
-        "session_id",
-        "print",
-        "telemetry_enabled",
-        "max_tokens",
-        "temperature",
-    }
-)
-PRESETS = ("development", "production", "analysis", "chat")
-OUTPUT_FORMATS = ("text", "json", "stream_json")
-EXTRACTION_FORMATS = ("text", "json", "structured", "summary", "markdown")
-POST_PROCESSING = (
-    "extract_code_blocks",
-    "extract_recommendations",
-    "extract_links",
-    "extract_key_points",
-    "format_markdown",
-    "generate_summary",
-)
-BACKOFF = ("linear", "exponential", "fixed")
-FALLBACK_ACTIONS = (
-    "graceful_degradation",
-    "use_cached_response",
-    "simplified_prompt",
-    "emergency_response",
-)
-SET_SCOPES = ("global", "session", "loop")
+CLAUDE_OPTION_KEYS = frozenset(si.keys(ClaudeOptions))
+
+# --- enum values ------------------------------------------------------------------------
+
+PRESETS = si.field_values(EnhancedClaudeStep, "preset")
+OUTPUT_FORMATS = si.field_values(ClaudeOptions, "output_format")
+EXTRACTION_FORMATS = si.field_values(ExtractionConfig, "format")
+POST_PROCESSING = si.field_values(ExtractionConfig, "post_processing")  # others: skipped
+BACKOFF = si.field_values(RetryConfig, "backoff_strategy")
+FALLBACK_ACTIONS = si.field_values(RetryConfig, "fallback_action")  # others: warned
+SET_SCOPES = si.field_values(SetVariableStep, "scope")
 TRANSFORM_OPS: dict[str, tuple[str, ...]] = {
-    "filter": ("field", "condition"),
-    "map": ("field",),
-    "aggregate": ("field", "function"),
-    "join": ("left_field", "right_source", "join_key"),
-    "group_by": ("field",),
-    "sort": ("field",),
+    si.tag(model, "operation"): tuple(k for k in si.required_keys(model) if k != "operation")
+    for model in OPERATION_MODELS
 }
-AGGREGATE_FUNCTIONS = ("sum", "average", "count", "max", "min", "first", "last", "unique")
+AGGREGATE_FUNCTIONS = si.field_values(AggregateOp, "function")
+SORT_ORDERS = si.field_values(SortOp, "order")
+MAP_EXPRESSIONS = si.field_values(MapOp, "expression")
+_FILE_OP_REQUIRES = si.field_extra(FileOpsStep, "operation")["x-requires"]
 FILE_OPS: dict[str, tuple[str, ...]] = {
-    "copy": ("source", "destination"),
-    "move": ("source", "destination"),
-    "delete": ("path",),
-    "validate": ("files",),
-    "list": ("path",),
-    "convert": ("source", "destination", "format"),
+    op: tuple(_FILE_OP_REQUIRES[op]) for op in si.field_values(FileOpsStep, "operation")
 }
-CONVERT_FORMATS = ("csv_to_json", "json_to_csv", "yaml_to_json")
+CONVERT_FORMATS = si.field_values(FileOpsStep, "format")
+
+# --- results and limits (not the YAML's structure) --------------------------------------
+
 SET_VARIABLE_RESULT = ("success", "variables_set", "scope", "variable_count")
 MAX_WHILE_ITERATIONS = 1000
 MAX_NESTED_DEPTH = 10

@@ -6,8 +6,11 @@ CONTRACT:
 - ``parse(data) -> Workflow`` — the typed model of a loaded document: either the whole file
   (``{"workflow": {...}}``) or the content of ``workflow:``. Raises ``pydantic.ValidationError``
   when the structure does not fit.
-- The models only describe structure; ``pipelines/validate.py`` stays the judge of a file
-  (references, models, paths, ...) and keeps reporting unknown keys as warnings.
+- The models are the single source of the format's structure: validation's key tables and
+  enum values are derived from them (``pipelines/checks/tables.py``, through
+  ``spec.introspect``), and so are the inspector's forms (``spec.forms``) and the reference in
+  ``docs/pipeline-format.md`` (``spec.docs``). ``pipelines/validate.py`` stays the judge of a
+  file (references, models, paths, ...) and keeps reporting unknown keys as warnings.
 """
 
 from __future__ import annotations

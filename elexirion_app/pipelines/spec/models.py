@@ -3,18 +3,26 @@
 CONTRACT:
 - The models describe the *structure* of a file (which keys, which kinds of values); the checks
   that need the whole pipeline (references, loops, conditions, nested files, models, paths)
-  stay in ``pipelines/validate.py``.
+  stay in ``pipelines/checks/`` (run by ``pipelines/validate.py``).
 - Unknown keys are allowed everywhere (``extra="allow"``): validation reports them as warnings,
   so a real file is never refused for them.
 - Where pipeline_ex files write a ``{{ ... }}`` template in place of a number, a boolean, an
   enum value or a list, the template is accepted too (``Templated[...]``).
 - Every model has a docstring and every field a ``description``: they are the text of the JSON
-  Schema (editor hover, inspector forms) and follow ``docs/pipeline-format.md``.
+  Schema (editor hover, inspector forms) and of the reference in ``docs/pipeline-format.md``.
+- The models are the single source of the key tables and enum values ``pipelines/checks``
+  validates with (``checks/tables.py`` derives them). What validation needs beyond the types
+  is metadata here, also visible in the JSON Schema: ``x-ignored`` (a key accepted and ignored,
+  with a warning), ``deprecated`` with ``x-instead`` (an older spelling), ``x-test-only`` (a
+  step type of pipeline_ex's test suite), ``x-requires`` (the fields each ``file_ops``
+  operation needs); an *open* enum (``Literal[...] | str``) lists the known values of a field
+  whose other values are warned about, not refused. ``IGNORED_STEP_KEYS`` is the one table of
+  keys accepted on every step that are not fields.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -31,6 +39,26 @@ Condition: TypeAlias = str | bool | int | float | list[Any] | dict[str, Any]
 Preset = Literal["development", "production", "analysis", "chat"]
 OutputFormat = Literal["text", "json", "stream_json"]
 Backoff = Literal["linear", "exponential", "fixed"]
+FallbackAction = Literal[
+    "graceful_degradation", "use_cached_response", "simplified_prompt", "emergency_response"
+]
+PostProcessing = Literal[
+    "extract_code_blocks",
+    "extract_recommendations",
+    "extract_links",
+    "extract_key_points",
+    "format_markdown",
+    "generate_summary",
+]
+
+# Field metadata (``json_schema_extra``), read by ``checks/tables.py`` and the forms.
+IGNORED: dict[str, Any] = {"x-ignored": True}
+"""A key accepted and ignored by pipeline_ex and by us (validation warns)."""
+
+
+def deprecated(instead: str) -> dict[str, Any]:
+    """An older spelling still accepted; ``instead`` names what to write now."""
+    return {"deprecated": True, "x-instead": instead}
 
 
 class SpecModel(BaseModel):
@@ -60,9 +88,11 @@ class RetryConfig(SpecModel):
         "(plus `timeout` and `api_error`).",
     )
     retry_on: list[str] | TemplateStr | None = Field(
-        None, description="Another name for `retry_conditions`."
+        None,
+        description="Another name for `retry_conditions`.",
+        json_schema_extra=deprecated("retry_conditions"),
     )
-    fallback_action: str | None = Field(
+    fallback_action: FallbackAction | str | None = Field(
         None,
         description="What happens when the retries run out: graceful_degradation, "
         "use_cached_response, simplified_prompt or emergency_response; without one, "
@@ -195,6 +225,12 @@ Prompt: TypeAlias = Annotated[list[PromptPart | str], Field(min_length=1)] | str
 # --- steps ------------------------------------------------------------------------------
 
 
+IGNORED_STEP_KEYS = frozenset({"output_schema", "options"})
+"""Keys any step may carry that pipeline_ex and we ignore (validation warns); not fields, so
+the JSON Schema and the forms leave them out (``gemini_instructor`` reads ``output_schema``:
+there it is a field)."""
+
+
 class StepBase(SpecModel):
     """Fields every step may have."""
 
@@ -258,6 +294,11 @@ class GeminiInstructorStep(GeminiStep):
     )
     response_schema: dict[str, Any] | None = Field(
         None, description="The JSON schema of the answer (takes precedence over `schema`)."
+    )
+    output_schema: dict[str, Any] | None = Field(
+        None,
+        description="The JSON schema of the answer (used after `response_schema`, "
+        "before `schema`).",
     )
 
 
@@ -347,7 +388,7 @@ class ExtractionConfig(SpecModel):
     format: Literal["text", "json", "structured", "summary", "markdown"] | TemplateStr | None = (
         Field(None, description="text, json, structured, summary or markdown.")
     )
-    post_processing: list[str] | None = Field(
+    post_processing: list[PostProcessing | str] | None = Field(
         None,
         description="Processing steps: extract_code_blocks, extract_recommendations, "
         "extract_links, extract_key_points, format_markdown, generate_summary.",
@@ -424,9 +465,15 @@ class SetVariableStep(StepBase):
         None, description="global (default) or session: the run's variables; loop: the loop's."
     )
     variable: Scalar | None = Field(
-        None, description="Single-variable form (with `value`); prefer `variables`."
+        None,
+        description="Single-variable form (with `value`); prefer `variables`.",
+        json_schema_extra=deprecated("variables"),
     )
-    value: Any = Field(None, description="The value of the single-variable form.")
+    value: Any = Field(
+        None,
+        description="The value of the single-variable form.",
+        json_schema_extra=deprecated("variables"),
+    )
 
 
 class ForLoopStep(StepBase):
@@ -576,7 +623,17 @@ class FileOpsStep(StepBase):
     type: Literal["file_ops"] = Field(description="The step type: `file_ops`.")
     operation: Literal["copy", "move", "delete", "validate", "list", "convert"] = Field(
         description="copy/move (source, destination), delete (path), validate (files), "
-        "list (path, pattern), convert (source, destination, format)."
+        "list (path, pattern), convert (source, destination, format).",
+        json_schema_extra={
+            "x-requires": {
+                "copy": ["source", "destination"],
+                "move": ["source", "destination"],
+                "delete": ["path"],
+                "validate": ["files"],
+                "list": ["path"],
+                "convert": ["source", "destination", "format"],
+            }
+        },
     )
     source: str | None = Field(None, description="The source path, relative to the workspace.")
     destination: str | None = Field(
@@ -647,29 +704,11 @@ class TestEchoStep(StepBase):
     """pipeline_ex's test-only step: returns its `value` (validation warns)."""
 
     __test__ = False  # not a pytest test class
+    model_config = ConfigDict(json_schema_extra={"x-test-only": True})
 
     type: Literal["test_echo"] = Field(description="The step type: `test_echo` (tests only).")
     value: Any = Field(None, description="The value returned as `result`.")
 
-
-STEP_MODELS: tuple[type[StepBase], ...] = (
-    SetVariableStep,
-    ClaudeStep,
-    GeminiStep,
-    ParallelClaudeStep,
-    GeminiInstructorStep,
-    ClaudeSmartStep,
-    ClaudeSessionStep,
-    ClaudeExtractStep,
-    ClaudeBatchStep,
-    ClaudeRobustStep,
-    ForLoopStep,
-    WhileLoopStep,
-    DataTransformStep,
-    FileOpsStep,
-    PipelineStep,
-    TestEchoStep,
-)
 
 Step = Annotated[
     SetVariableStep
@@ -690,6 +729,17 @@ Step = Annotated[
     | TestEchoStep,
     Field(discriminator="type"),
 ]
+
+
+def _members(union: Any) -> tuple[Any, ...]:
+    """The models of an ``Annotated[A | B | ..., Field(discriminator=...)]`` union, in order."""
+    return get_args(get_args(union)[0])
+
+
+STEP_MODELS: tuple[type[StepBase], ...] = _members(Step)
+"""Every step model, in the order of the step union (the order step types are listed in)."""
+PROMPT_PART_MODELS: tuple[type[SpecModel], ...] = _members(PromptPart)
+OPERATION_MODELS: tuple[type[SpecModel], ...] = _members(Operation)
 
 
 # --- the workflow -----------------------------------------------------------------------
@@ -789,17 +839,32 @@ class Workflow(SpecModel):
     steps: Annotated[list[Step], Field(min_length=1)] = Field(
         description="The steps, run in order (a non-empty list)."
     )
-    claude_auth: Any = Field(None, description="Ignored by pipeline_ex and by us.")
-    input: Any = Field(None, description="Ignored by pipeline_ex and by us.")
+    claude_auth: Any = Field(
+        None, description="Ignored by pipeline_ex and by us.", json_schema_extra=IGNORED
+    )
+    input: Any = Field(
+        None, description="Ignored by pipeline_ex and by us.", json_schema_extra=IGNORED
+    )
     hooks: Any = Field(
         None,
         description="Tool hooks; not executed, so a non-empty `hooks:` is refused by validation.",
+        json_schema_extra=IGNORED,
     )
-    mcp_servers: Any = Field(None, description="Ignored by pipeline_ex and by us.")
-    agents: Any = Field(None, description="Ignored by pipeline_ex and by us.")
-    enable_skills: Any = Field(None, description="Ignored by pipeline_ex and by us.")
-    setting_sources: Any = Field(None, description="Ignored by pipeline_ex and by us.")
-    memory_config: Any = Field(None, description="Ignored by pipeline_ex and by us.")
+    mcp_servers: Any = Field(
+        None, description="Ignored by pipeline_ex and by us.", json_schema_extra=IGNORED
+    )
+    agents: Any = Field(
+        None, description="Ignored by pipeline_ex and by us.", json_schema_extra=IGNORED
+    )
+    enable_skills: Any = Field(
+        None, description="Ignored by pipeline_ex and by us.", json_schema_extra=IGNORED
+    )
+    setting_sources: Any = Field(
+        None, description="Ignored by pipeline_ex and by us.", json_schema_extra=IGNORED
+    )
+    memory_config: Any = Field(
+        None, description="Ignored by pipeline_ex and by us.", json_schema_extra=IGNORED
+    )
 
 
 class PipelineFile(SpecModel):
