@@ -13,7 +13,7 @@ from elexirion_app.web import errors, identity, routes
 from elexirion_app.web.pages.chat import chat_page
 from elexirion_app.web.pages.login import login_page
 from elexirion_app.web.pages.register import register_page
-from elexirion_app.web.pages.runs import run_detail_page, runs_page
+from elexirion_app.web.pages.runs import run_detail_page, run_trace_page, runs_page
 from elexirion_app.web.pages.workspace import workspace_page
 from elexirion_app.web.state.auth import AuthState
 from elexirion_app.web.state.chat import ChatState
@@ -49,6 +49,7 @@ PRIVATE_PAGES = [
     (chat_page, routes.INDEX, "ElexirionDSP", ChatState.load),
     (runs_page, routes.RUNS, "Runs · ElexirionDSP", RunsState.load_list),
     (run_detail_page, routes.RUN_VIEW, "Run · ElexirionDSP", RunsState.load_detail),
+    (run_trace_page, routes.RUN_TRACE, "Trace · ElexirionDSP", RunsState.load_trace),
     (workspace_page, routes.WORKSPACE, "Workspace · ElexirionDSP", WorkspaceState.load),
 ]
 for page, route, title, loader in PRIVATE_PAGES:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from elexirion_app.core.errors import NotFound
-from elexirion_app.db.models import LLMCall, Run, StepRun
+from elexirion_app.db.models import LLMCall, PipelineDoc, Run, StepRun
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class RunView:
     failed_calls: int = 0
     steps: list[StepView] = field(default_factory=list)
     inputs: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None  # the library version that ran (None: not from the library)
 
 
 def _money(value: Decimal | None) -> str:
@@ -65,12 +66,31 @@ def _summary(run: Run) -> RunView:
         created_at=run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         duration_s=_duration(run.started_at, run.finished_at),
         inputs=dict(run.inputs or {}),
+        version=run.pipeline_version,
     )
 
 
 def list_runs(session: Session, user_id: int, limit: int = 100) -> list[RunView]:
     rows = session.exec(
         select(Run).where(Run.user_id == user_id).order_by(col(Run.created_at).desc()).limit(limit)
+    ).all()
+    return [_summary(r) for r in rows]
+
+
+def list_runs_of_pipeline(
+    session: Session, user_id: int, name: str, limit: int = 50
+) -> list[RunView]:
+    """Runs of one of the user's library pipelines, newest first."""
+    doc = session.exec(
+        select(PipelineDoc).where(PipelineDoc.user_id == user_id, PipelineDoc.name == name)
+    ).first()
+    if doc is None:
+        raise NotFound("no such pipeline")
+    rows = session.exec(
+        select(Run)
+        .where(Run.user_id == user_id, Run.pipeline_id == doc.id)
+        .order_by(col(Run.created_at).desc())
+        .limit(limit)
     ).all()
     return [_summary(r) for r in rows]
 
@@ -117,4 +137,83 @@ def get_run(session: Session, user_id: int, run_id: Any) -> RunView:
                 for s in steps
             ],
         }
+    )
+
+
+@dataclass(frozen=True)
+class TraceItem:
+    kind: str  # "step" | "call"
+    label: str
+    status: str
+    start_ms: float
+    duration_ms: float
+    detail: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TraceView:
+    run: RunView
+    total_ms: float
+    items: list[TraceItem]
+
+
+def trace(session: Session, user_id: int, run_id: Any) -> TraceView:
+    """A run's steps and their LLM attempts (retries and failures included) on one timeline,
+    in milliseconds from the run's start. An attempt's start is its recorded end minus its
+    latency."""
+    view = get_run(session, user_id, run_id)
+    run = session.get(Run, run_id)
+    assert run is not None
+    steps = session.exec(
+        select(StepRun).where(StepRun.run_id == run_id).order_by(col(StepRun.position))
+    ).all()
+    calls = session.exec(
+        select(LLMCall).where(LLMCall.run_id == run_id).order_by(col(LLMCall.created_at))
+    ).all()
+    origin = run.started_at or run.created_at
+
+    def ms(at: datetime | None) -> float:
+        return max(0.0, (at - origin).total_seconds() * 1000) if at and origin else 0.0
+
+    by_step: dict[str, list[LLMCall]] = {}
+    for c in calls:
+        by_step.setdefault(c.step_name or "", []).append(c)
+    items: list[TraceItem] = []
+    for s in steps:
+        start = ms(s.started_at)
+        end = ms(s.finished_at) if s.finished_at else start
+        items.append(
+            TraceItem(
+                "step",
+                s.name,
+                s.status,
+                start,
+                max(0.0, end - start),
+                f"{s.step_type or 'step'} · {s.model or '—'} · {_money(s.cost_usd)}",
+                s.error or "",
+            )
+        )
+        for c in by_step.pop(s.name, []):
+            items.append(_call_item(c, ms(c.created_at)))
+    for rest in by_step.values():  # attempts of nested steps (loop bodies, sub-pipelines)
+        items.extend(_call_item(c, ms(c.created_at)) for c in rest)
+    total = max([i.start_ms + i.duration_ms for i in items] + [ms(run.finished_at), 1.0])
+    return TraceView(view, total, items)
+
+
+def _call_item(c: LLMCall, end_ms: float) -> TraceItem:
+    tokens = f"{c.input_tokens:,} in / {c.output_tokens:,} out"
+    if c.cache_read_tokens or c.cache_write_tokens:
+        tokens += f", cache {c.cache_read_tokens:,} read / {c.cache_write_tokens:,} write"
+    if c.thinking_tokens:
+        tokens += f", {c.thinking_tokens:,} thinking"
+    return TraceItem(
+        "call",
+        f"{c.step_name or 'call'} · attempt {c.attempt}",
+        c.status,
+        max(0.0, end_ms - c.latency_ms),
+        c.latency_ms,
+        f"{c.provider}/{c.model} · {tokens} · {_money(c.cost_usd)} · {c.latency_ms:,.0f} ms",
+        c.error or "",
     )

@@ -57,7 +57,12 @@ HANDLERS: dict[str, dict[str, str]] = {
         ],
         "/chat",
     ),
-    P + "runs____runs_state": {"load_detail": "/runs/view", "load_list": "/runs", "setvar": "/"},
+    P + "runs____runs_state": {
+        "load_detail": "/runs/view",
+        "load_list": "/runs",
+        "load_trace": "/runs/trace",
+        "setvar": "/",
+    },
     P + "workspace____workspace_state": {
         "delete": "/workspace",
         "load": "/workspace",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from elexirion_app.web import routes
@@ -112,6 +114,11 @@ def run_detail_page() -> rx.Component:
                 rx.hstack(
                     rx.heading(RunsState.run.pipeline, size="6"),
                     status_badge(RunsState.run.status),
+                    rx.link(
+                        "Trace →",
+                        href=routes.RUN_TRACE + "?id=" + RunsState.run.id,
+                        id="open-trace",
+                    ),
                     align="center",
                 ),
                 rx.hstack(
@@ -135,6 +142,87 @@ def run_detail_page() -> rx.Component:
         padding="2em",
         width="100%",
         max_width="1200px",
+        margin_x="auto",
+        spacing="3",
+    )
+
+
+def _lane(i: dict[str, Any]) -> rx.Component:
+    is_step = i["kind"] == "step"
+    return rx.hstack(
+        rx.box(
+            rx.text(i["label"].to_string(), size="1", weight=rx.cond(is_step, "bold", "regular")),
+            width="16em",
+            min_width="16em",
+            padding_left=rx.cond(is_step, "0", "1.2em"),
+            trim="both",
+        ),
+        rx.box(
+            rx.tooltip(
+                rx.box(
+                    position="absolute",
+                    left=i["left"].to(str),
+                    width=i["width"].to(str),
+                    height="100%",
+                    border_radius="3px",
+                    background=rx.match(
+                        i["status"].to(str),
+                        ("failed", "var(--red-9)"),
+                        ("error", "var(--red-9)"),
+                        ("skipped", "var(--gray-7)"),
+                        ("ok", "var(--violet-9)"),
+                        "var(--accent-9)",
+                    ),
+                ),
+                content=i["detail"].to(str),
+            ),
+            position="relative",
+            flex="1",
+            height=rx.cond(is_step, "14px", "9px"),
+            background="var(--gray-a3)",
+            border_radius="3px",
+        ),
+        rx.text(i["span"].to_string(), size="1", color_scheme="gray", width="11em"),
+        rx.cond(
+            i["error"].to(str) != "",
+            rx.tooltip(rx.badge("error", color_scheme="red", size="1"), content=i["error"].to(str)),
+        ),
+        width="100%",
+        align="center",
+        class_name="trace-item",
+        data_kind=i["kind"],
+        data_status=i["status"],
+    )
+
+
+@private_page
+def run_trace_page() -> rx.Component:
+    return rx.vstack(
+        rx.link("← The run", href=routes.RUN_VIEW + "?id=" + RunsState.run.id),
+        error_callout(RunsState.error, "run-error"),
+        rx.cond(
+            RunsState.run.id != "",
+            rx.vstack(
+                rx.hstack(
+                    rx.heading("Trace · ", RunsState.run.pipeline, size="6"),
+                    status_badge(RunsState.run.status),
+                    rx.text(RunsState.trace_total, color_scheme="gray"),
+                    align="center",
+                ),
+                rx.text(
+                    "Steps (bold) and each LLM attempt under them, retries and failures "
+                    "included; hover a bar for model, tokens, cost and latency.",
+                    size="2",
+                    color_scheme="gray",
+                ),
+                rx.vstack(rx.foreach(RunsState.trace_items, _lane), width="100%", id="trace"),
+                width="100%",
+                spacing="3",
+            ),
+        ),
+        padding="2em",
+        width="100%",
+        max_width="1400px",
         margin_x="auto",
         spacing="3",
     )

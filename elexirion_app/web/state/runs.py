@@ -74,6 +74,8 @@ class RunsState(rx.State):
     run_error: str = ""
     calls: str = ""
     error: str = ""
+    trace_items: list[dict[str, Any]] = []
+    trace_total: str = ""
 
     async def _user_id(self) -> int | None:
         return await current_user_id(self)
@@ -125,5 +127,41 @@ class RunsState(rx.State):
                 text=s.text,
             )
             for s in view.steps
+        ]
+        return None
+
+    @rx.event
+    async def load_trace(self) -> Any:
+        """/runs/trace?id=…: steps and LLM attempts on one timeline."""
+        user_id = await self._user_id()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        run_id = self.router.url.query_parameters.get("id", "")
+        self.error, self.trace_items, self.trace_total, self.run = "", [], "", RunRow()
+
+        def load() -> runs.TraceView:
+            with session_scope() as session:
+                return runs.trace(session, user_id, run_id)
+
+        try:
+            view = await in_db_thread(load)
+        except ElexirionError as exc:
+            self.error = exc.user_message
+            return None
+        self.run = _row(view.run)
+        total = view.total_ms
+        self.trace_total = f"{total:,.0f} ms"
+        self.trace_items = [
+            {
+                "kind": i.kind,
+                "label": i.label,
+                "status": i.status,
+                "detail": i.detail,
+                "error": i.error,
+                "left": f"{100 * i.start_ms / total:.2f}%",
+                "width": f"{max(0.4, 100 * i.duration_ms / total):.2f}%",
+                "span": f"{i.start_ms:,.0f} → {i.start_ms + i.duration_ms:,.0f} ms",
+            }
+            for i in view.items
         ]
         return None
