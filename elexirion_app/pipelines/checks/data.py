@@ -153,7 +153,7 @@ def _check_operation(ctx: Ctx, op: Any, path: tuple[Any, ...]) -> None:
         ctx.add(path, "an operation must be a map with 'operation'")
         return
     name = op.get("operation")
-    if name not in TRANSFORM_OPS:
+    if not isinstance(name, str) or name not in TRANSFORM_OPS:
         ctx.add(
             (*path, "operation"),
             f"unknown data_transform operation {name!r}",
@@ -179,7 +179,7 @@ def _check_operation(ctx: Ctx, op: Any, path: tuple[Any, ...]) -> None:
 
 def check_file_ops(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) -> None:
     op = step.get("operation")
-    if op not in FILE_OPS:
+    if not isinstance(op, str) or op not in FILE_OPS:
         ctx.add(
             (*path, "operation") if op is not None else path,
             f"unknown file_ops operation {op!r}"

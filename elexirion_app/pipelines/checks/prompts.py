@@ -61,7 +61,7 @@ def _check_prompt_part(ctx: Ctx, part: Any, path: tuple[Any, ...]) -> None:
         ctx.add(path, f"a prompt part must be a map with 'type', not {kind_of(part)}")
         return
     ptype = part.get("type")
-    if ptype not in PROMPT_PART_FIELDS:
+    if not isinstance(ptype, str) or ptype not in PROMPT_PART_FIELDS:
         ctx.add(
             (*path, "type"),
             f"unknown prompt part type {ptype!r}",

@@ -156,3 +156,40 @@ workflow:
     )
     assert by_path["steps[1].pipeline.steps[0].prompt[0].content"][0] == 24
     assert "only defined inside" in by_path["steps[1].pipeline.steps[0].prompt[0].content"][1]
+
+
+@pytest.mark.parametrize(
+    ("step", "path", "message"),
+    [
+        (
+            "{name: a, type: claude, prompt: [{type: [static]}]}",
+            "steps[0].prompt[0].type",
+            "unknown prompt part type ['static']",
+        ),
+        (
+            "{name: a, type: claude, prompt: [{type: {x: 1}}]}",
+            "steps[0].prompt[0].type",
+            "unknown prompt part type {'x': 1}",
+        ),
+        (
+            "{name: a, type: data_transform, input_source: [1], operations: [{operation: [map]}]}",
+            "steps[0].operations[0].operation",
+            "unknown data_transform operation ['map']",
+        ),
+        (
+            "{name: a, type: file_ops, operation: {copy: 1}}",
+            "steps[0].operation",
+            "unknown file_ops operation {'copy': 1}",
+        ),
+    ],
+)
+def test_a_list_or_map_where_a_name_belongs_is_a_problem_not_a_crash(
+    step: str, path: str, message: str
+) -> None:
+    """These raised TypeError (unhashable) before: the editor validates as the user types."""
+    problems = validate.validate_document(
+        load_text(f"workflow:\n  name: x\n  steps:\n    - {step}\n", "p.yaml")
+    )
+    assert [(p.path, p.message, p.line) for p in validate.errors_of(problems)] == [
+        (path, message, 4)
+    ]
