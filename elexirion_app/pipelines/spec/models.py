@@ -56,6 +56,14 @@ IGNORED: dict[str, Any] = {"x-ignored": True}
 """A key accepted and ignored by pipeline_ex and by us (validation warns)."""
 
 
+UNUSED: dict[str, Any] = {"x-unused": True}
+"""A key accepted (for pipeline_ex's files) that changes nothing: forms put it under Advanced."""
+TEXTAREA: dict[str, Any] = {"x-form": "textarea"}
+"""A long text: forms give it a multi-line box."""
+BASICS: dict[str, Any] = {"x-group": "Basics"}
+"""An optional key that is still one of the first things to fill in (forms' Basics group)."""
+
+
 def deprecated(instead: str) -> dict[str, Any]:
     """An older spelling still accepted; ``instead`` names what to write now."""
     return {"deprecated": True, "x-instead": instead}
@@ -116,9 +124,11 @@ class ClaudeOptions(SpecModel):
         None, description="The tools the model may use (Read, Glob, Grep, LS, Write, Edit)."
     )
     disallowed_tools: list[str] | None = Field(None, description="Tools the model may not use.")
-    system_prompt: str | None = Field(None, description="The system prompt.")
+    system_prompt: str | None = Field(
+        None, description="The system prompt.", json_schema_extra=TEXTAREA
+    )
     append_system_prompt: str | None = Field(
-        None, description="Text appended to the system prompt."
+        None, description="Text appended to the system prompt.", json_schema_extra=TEXTAREA
     )
     cwd: str | None = Field(
         None, description="A folder inside the workspace that the tools start from."
@@ -141,18 +151,32 @@ class ClaudeOptions(SpecModel):
         None, description="Provider retries (`max_retries`, `backoff_strategy`)."
     )
     output_format: OutputFormat | TemplateStr | None = Field(
-        None, description="Accepted for compatibility: text, json or stream_json."
+        None,
+        description="Accepted for compatibility: text, json or stream_json.",
+        json_schema_extra=UNUSED,
     )
-    verbose: Bool | None = Field(None, description="Accepted for compatibility; not used.")
-    permission_mode: str | None = Field(None, description="Accepted for compatibility; not used.")
-    session_id: str | None = Field(None, description="Accepted for compatibility; not used.")
-    debug_mode: Bool | None = Field(None, description="Accepted for compatibility; not used.")
+    verbose: Bool | None = Field(
+        None, description="Accepted for compatibility; not used.", json_schema_extra=UNUSED
+    )
+    permission_mode: str | None = Field(
+        None, description="Accepted for compatibility; not used.", json_schema_extra=UNUSED
+    )
+    session_id: str | None = Field(
+        None, description="Accepted for compatibility; not used.", json_schema_extra=UNUSED
+    )
+    debug_mode: Bool | None = Field(
+        None, description="Accepted for compatibility; not used.", json_schema_extra=UNUSED
+    )
     cost_tracking: Bool | None = Field(
-        None, description="Accepted for compatibility; cost is always tracked."
+        None,
+        description="Accepted for compatibility; cost is always tracked.",
+        json_schema_extra=UNUSED,
     )
-    print: Bool | None = Field(None, description="Accepted for compatibility; not used.")
+    print: Bool | None = Field(
+        None, description="Accepted for compatibility; not used.", json_schema_extra=UNUSED
+    )
     telemetry_enabled: Bool | None = Field(
-        None, description="Accepted for compatibility; not used."
+        None, description="Accepted for compatibility; not used.", json_schema_extra=UNUSED
     )
 
 
@@ -172,7 +196,10 @@ class StaticPart(SpecModel):
     """A fixed text (templates rendered)."""
 
     type: Literal["static"] = Field(description="The part type: `static`.")
-    content: Scalar = Field(description="The text of the part; `{{ ... }}` templates render.")
+    content: Scalar = Field(
+        description="The text of the part; `{{ ... }}` templates render.",
+        json_schema_extra=TEXTAREA,
+    )
 
 
 class FilePart(SpecModel):
@@ -195,7 +222,7 @@ class PreviousResponsePart(SpecModel):
     strict: Bool | None = Field(
         None, description="Fail the step when the `extract` path is missing (instead of nil)."
     )
-    extract_with: Any = Field(None, description="Accepted, not used.")
+    extract_with: Any = Field(None, description="Accepted, not used.", json_schema_extra=UNUSED)
 
 
 class SessionContextPart(SpecModel):
@@ -203,7 +230,9 @@ class SessionContextPart(SpecModel):
 
     type: Literal["session_context"] = Field(description="The part type: `session_context`.")
     session_id: str | None = Field(None, description="The session whose conversation is read.")
-    include_last_n: Int | None = Field(None, description="Accepted, not used.")
+    include_last_n: Int | None = Field(
+        None, description="Accepted, not used.", json_schema_extra=UNUSED
+    )
 
 
 class ClaudeContinuePart(SpecModel):
@@ -211,7 +240,9 @@ class ClaudeContinuePart(SpecModel):
 
     type: Literal["claude_continue"] = Field(description="The part type: `claude_continue`.")
     session_id: str | None = Field(None, description="The session to continue.")
-    new_prompt: str | None = Field(None, description="The text added after the conversation.")
+    new_prompt: str | None = Field(
+        None, description="The text added after the conversation.", json_schema_extra=TEXTAREA
+    )
 
 
 PromptPart = Annotated[
@@ -245,8 +276,10 @@ class StepBase(SpecModel):
         description="A file name inside the output directory; text is written as it is, "
         "other results as indented JSON.",
     )
-    role: Any = Field(None, description="Accepted, not used.")
-    description: Any = Field(None, description="Free text about the step; not used.")
+    role: Any = Field(None, description="Accepted, not used.", json_schema_extra=UNUSED)
+    description: Any = Field(
+        None, description="Free text about the step; not used.", json_schema_extra=UNUSED
+    )
 
 
 class ClaudeStep(StepBase):
@@ -261,6 +294,7 @@ class ClaudeStep(StepBase):
         None,
         description="Checked but not used: the model comes from `claude_options.model` "
         "or the defaults.",
+        json_schema_extra=UNUSED,
     )
 
 
@@ -322,7 +356,9 @@ class ParallelClaudeStep(StepBase):
     parallel_tasks: Annotated[list[ParallelTask], Field(min_length=1)] | TemplateStr = Field(
         description="A non-empty list of tasks {id, prompt, claude_options, output_to_file}."
     )
-    max_parallel: Int | None = Field(None, description="Accepted, not used yet.")
+    max_parallel: Int | None = Field(
+        None, description="Accepted, not used yet.", json_schema_extra=UNUSED
+    )
 
 
 class EnhancedClaudeStep(StepBase):
@@ -333,21 +369,31 @@ class EnhancedClaudeStep(StepBase):
         None, description="Options of the call, deep-merged over the preset's."
     )
     model: str | None = Field(
-        None, description="Checked but not used: the model comes from `claude_options.model`."
+        None,
+        description="Checked but not used: the model comes from `claude_options.model`.",
+        json_schema_extra=UNUSED,
     )
     preset: Preset | TemplateStr | None = Field(
         None,
         description="An option set: development, production, analysis or chat "
         "(default `defaults.claude_preset`, then the type's own).",
     )
-    permission_mode: str | None = Field(None, description="Accepted for compatibility.")
-    session_id: str | None = Field(None, description="Accepted for compatibility.")
+    permission_mode: str | None = Field(
+        None, description="Accepted for compatibility.", json_schema_extra=UNUSED
+    )
+    session_id: str | None = Field(
+        None, description="Accepted for compatibility.", json_schema_extra=UNUSED
+    )
     timeout_ms: Int | None = Field(None, description="Per-call timeout in milliseconds.")
     retry_config: RetryConfig | None = Field(
         None, description="Retries and the fallback when they run out."
     )
-    debug_mode: Bool | None = Field(None, description="Accepted for compatibility.")
-    cost_tracking: Bool | None = Field(None, description="Accepted for compatibility.")
+    debug_mode: Bool | None = Field(
+        None, description="Accepted for compatibility.", json_schema_extra=UNUSED
+    )
+    cost_tracking: Bool | None = Field(
+        None, description="Accepted for compatibility.", json_schema_extra=UNUSED
+    )
 
 
 class ClaudeSmartStep(EnhancedClaudeStep):
@@ -367,8 +413,12 @@ class SessionConfig(SpecModel):
         None, description="Steps sharing this name within a run form one conversation."
     )
     persist: Bool | None = Field(None, description="Keep the conversation.")
-    checkpoint_frequency: Int | None = Field(None, description="Accepted, not used.")
-    continue_on_restart: Bool | None = Field(None, description="Accepted, not used.")
+    checkpoint_frequency: Int | None = Field(
+        None, description="Accepted, not used.", json_schema_extra=UNUSED
+    )
+    continue_on_restart: Bool | None = Field(
+        None, description="Accepted, not used.", json_schema_extra=UNUSED
+    )
     description: str | None = Field(None, description="Free text about the session.")
 
 
@@ -439,6 +489,7 @@ class ClaudeBatchStep(EnhancedClaudeStep):
         None,
         description="The tasks [{task_id?, prompt | file}]; a step-level prompt is put in "
         "front of each.",
+        json_schema_extra=BASICS,
     )
     batch_config: BatchConfig | None = Field(
         None, description="max_parallel, timeout_per_task, consolidate_results."
@@ -460,6 +511,7 @@ class SetVariableStep(StepBase):
         None,
         description="A non-empty map name: value; values render first, and a value that "
         "is exactly one `{{expr}}` keeps its type.",
+        json_schema_extra=BASICS,
     )
     scope: Literal["global", "session", "loop"] | TemplateStr | None = Field(
         None, description="global (default) or session: the run's variables; loop: the loop's."
@@ -598,12 +650,16 @@ class DataTransformStep(StepBase):
         description="The data transformed (the same forms as a for_loop `data_source`)."
     )
     operations: list[Operation] | TemplateStr | None = Field(
-        None, description="The operations, run in order (none: the input passes unchanged)."
+        None,
+        description="The operations, run in order (none: the input passes unchanged).",
+        json_schema_extra=BASICS,
     )
     output_field: str | None = Field(
         None, description="The result key holding the data (default `result`)."
     )
-    output_format: str | None = Field(None, description="Accepted, not used.")
+    output_format: str | None = Field(
+        None, description="Accepted, not used.", json_schema_extra=UNUSED
+    )
 
 
 class FileCheck(SpecModel):
@@ -635,11 +691,17 @@ class FileOpsStep(StepBase):
             }
         },
     )
-    source: str | None = Field(None, description="The source path, relative to the workspace.")
-    destination: str | None = Field(
-        None, description="The destination path, relative to the workspace."
+    source: str | None = Field(
+        None, description="The source path, relative to the workspace.", json_schema_extra=BASICS
     )
-    path: str | None = Field(None, description="The path deleted or listed.")
+    destination: str | None = Field(
+        None,
+        description="The destination path, relative to the workspace.",
+        json_schema_extra=BASICS,
+    )
+    path: str | None = Field(
+        None, description="The path deleted or listed.", json_schema_extra=BASICS
+    )
     pattern: str | None = Field(None, description="The glob that `list` matches (default `*`).")
     files: list[FileCheck | str] | TemplateStr | None = Field(
         None, description="The rules of `validate`: [{path, must_exist, ...}]."
@@ -683,9 +745,12 @@ class PipelineStep(StepBase):
         None,
         description="The pipeline file, relative to this file's folder, then the workspace "
         "(give this or `pipeline`).",
+        json_schema_extra=BASICS,
     )
     pipeline: Workflow | WrappedWorkflow | None = Field(
-        None, description="An inline pipeline with name and steps (give this or pipeline_file)."
+        None,
+        description="An inline pipeline with name and steps (give this or pipeline_file).",
+        json_schema_extra=BASICS,
     )
     inputs: dict[str, Any] | None = Field(
         None, description="The child's inputs, rendered in the parent."
@@ -754,7 +819,9 @@ class Defaults(SpecModel):
     claude_model: str | None = Field(
         None, description="Becomes `claude_options.model` when a step does not set it."
     )
-    model: str | None = Field(None, description="Checked to be a Claude model; not applied.")
+    model: str | None = Field(
+        None, description="Checked to be a Claude model; not applied.", json_schema_extra=UNUSED
+    )
     claude_output_format: OutputFormat | TemplateStr | None = Field(
         None, description="Becomes `claude_options.output_format` when a step does not set it."
     )
