@@ -1,0 +1,282 @@
+"""The reference section of ``docs/pipeline-format.md``, generated from the spec descriptions.
+
+CONTRACT:
+- ``render_reference() -> str``: Markdown tables of every key of the format — the workflow,
+  every step type, every prompt part and every nested map — with the value each key takes and
+  its ``Field(description=...)`` text; deterministic.
+- ``render_document(text) -> str``: ``text`` with everything between ``BEGIN``/``END`` replaced
+  by the reference (the text around the markers is kept as it is); ``DocsError`` when the
+  markers are missing or out of order.
+- ``python -m elexirion_app.pipelines.spec.docs [--check] [--path FILE]`` writes the file
+  (default ``docs/pipeline-format.md``); with ``--check`` it writes nothing and exits 1 when the
+  file is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from elexirion_app.core.errors import ElexirionError
+from elexirion_app.pipelines.spec import introspect as si
+from elexirion_app.pipelines.spec.models import (
+    OPERATION_MODELS,
+    PROMPT_PART_MODELS,
+    STEP_MODELS,
+    PipelineFile,
+    SpecModel,
+    StepBase,
+    TemplateStr,
+    Workflow,
+)
+
+
+def slug(title: str) -> str:
+    """The anchor a Markdown heading gets (GitHub's rule: lowercase, punctuation dropped)."""
+    text = re.sub(r"[^\w\- ]", "", title.strip().lower())
+    return text.replace(" ", "-")
+
+
+BEGIN = "<!-- BEGIN GENERATED -->"
+END = "<!-- END GENERATED -->"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "pipeline-format.md"
+_TAGGED = (
+    (STEP_MODELS, "type", "step"),
+    (PROMPT_PART_MODELS, "type", "prompt part"),
+    (OPERATION_MODELS, "operation", "operation"),
+)
+STEPS_TITLE = "Step types"
+PARTS_TITLE = "Prompt part types"
+OPERATIONS_TITLE = "`data_transform` operations"
+_FAMILY_LINKS = {
+    "step": f"[steps](#{slug(STEPS_TITLE)})",
+    "prompt part": f"[prompt parts](#{slug(PARTS_TITLE)})",
+    "operation": f"[operations](#{slug(OPERATIONS_TITLE)})",
+}
+
+
+class DocsError(ElexirionError):
+    default_message = "The format documentation cannot be generated."
+
+
+def _titles() -> dict[type[SpecModel], str]:
+    """Every model's section title, named by where a user meets it (breadth first)."""
+    titles: dict[type[SpecModel], str] = {}
+    for models, key, what in _TAGGED:
+        for model in models:
+            titles[model] = f"`{si.tag(model, key)}` {what}"
+    titles[Workflow] = "`workflow` map"
+    queue: list[type[SpecModel]] = [Workflow, *STEP_MODELS, *PROMPT_PART_MODELS]
+    while queue:
+        model = queue.pop(0)
+        for key in si.keys(model):
+            for found, where in _models_in(si.field(model, key).annotation):
+                if found not in titles:
+                    titles[found] = f"`{key}` {where}"
+                    queue.append(found)
+    return titles
+
+
+def _models_in(annotation: Any, where: str = "map") -> list[tuple[type[SpecModel], str]]:
+    origin = get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, SpecModel):
+        return [(annotation, where)]
+    if origin is list:
+        where = "item"
+    elif origin is dict:
+        where = "entry"
+    return [m for arg in get_args(annotation) for m in _models_in(arg, where)]
+
+
+def _members(annotation: Any) -> tuple[list[Any], bool, bool]:
+    """(members without None/templates, may be None, may be a template); Annotated unwrapped."""
+    members: list[Any] = []
+    optional = templated = False
+    stack = [annotation]
+    while stack:
+        current = stack.pop(0)
+        if get_origin(current) in (Union, types.UnionType):
+            stack[:0] = list(get_args(current))
+        elif current is type(None):
+            optional = True
+        elif current == TemplateStr:
+            templated = True
+        elif hasattr(current, "__metadata__"):
+            stack.insert(0, get_args(current)[0])
+        else:
+            members.append(current)
+    return members, optional, templated
+
+
+def _value(annotation: Any, titles: dict[type[SpecModel], str]) -> str:
+    """A short description of the values a key takes."""
+    members, _optional, templated = _members(annotation)
+    literals = [v for m in members if get_origin(m) is Literal for v in get_args(m)]
+    words: list[str] = []
+    if literals:
+        words.append("one of " + ", ".join(f"`{v}`" for v in literals))
+    tagged = [m for m in members if isinstance(m, type) and m in titles and _is_tagged(m)]
+    if tagged:
+        words.append(_tag_family(tagged[0]))
+    for member in members:
+        if get_origin(member) is Literal or member in tagged:
+            continue
+        words.append(_one(member, titles))
+    if templated:
+        words.append("a `{{ }}` template")
+    if "a whole number" in words and "a number" in words:
+        words.remove("a whole number")
+    return _join(list(dict.fromkeys(words)))
+
+
+def _is_tagged(model: type) -> bool:
+    return any(model in models for models, _key, _what in _TAGGED)
+
+
+def _tag_family(model: type) -> str:
+    for models, _key, what in _TAGGED:
+        if model in models:
+            return _FAMILY_LINKS[what]
+    return "a map"  # pragma: no cover
+
+
+def _one(member: Any, titles: dict[type[SpecModel], str]) -> str:
+    origin = get_origin(member)
+    if member is str:
+        return "text"
+    if member is bool:
+        return "true/false"
+    if member is int:
+        return "a whole number"
+    if member is float:
+        return "a number"
+    if member is Any:
+        return "any value"
+    if isinstance(member, type) and member in titles:
+        return f"[{titles[member]}](#{slug(titles[member])})"
+    if origin is list:
+        inner = _value(get_args(member)[0], titles) if get_args(member) else "any value"
+        if inner == "any value":
+            return "a list"
+        return f"a list of ({inner})" if " or " in inner else f"a list of {inner}"
+    if origin is dict:
+        args = get_args(member)
+        inner = _value(args[1], titles) if len(args) == 2 else "any value"
+        if inner == "any value":
+            return "a map"
+        return f"a map of name: ({inner})" if " or " in inner else f"a map of name: {inner}"
+    return "a value"
+
+
+def _join(words: list[str]) -> str:
+    if len(words) <= 1:
+        return words[0] if words else "any value"
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _table(
+    model: type[SpecModel], keys: Sequence[str], titles: dict[type[SpecModel], str]
+) -> list[str]:
+    rows = ["| key | value | description |", "| --- | --- | --- |"]
+    for key in keys:
+        info = si.field(model, key)
+        extra = si.field_extra(model, key)
+        value = _value(info.annotation, titles)
+        if info.is_required():
+            value = f"**required**; {value}"
+        description = info.description or ""
+        if extra.get("deprecated"):
+            description += f" *Deprecated: write `{extra.get('x-instead', '')}`.*"
+        rows.append(f"| `{key}` | {_cell(value)} | {_cell(description)} |")
+    return rows
+
+
+def _section(
+    level: str, model: type[SpecModel], keys: Sequence[str], titles: dict[type[SpecModel], str]
+) -> list[str]:
+    doc = " ".join((model.__doc__ or "").split())
+    out = [f"{level} {titles[model]}", "", doc, ""]
+    if si.is_test_only(model):
+        out[2] += " Only pipeline_ex's test fixtures use it; validation warns."
+    if keys:
+        out += [*_table(model, keys, titles), ""]
+    return out
+
+
+def render_reference() -> str:
+    """The generated reference (Markdown, ending with a newline)."""
+    titles = _titles()
+    lines = [
+        "This reference is generated from the descriptions of the typed spec",
+        "(`elexirion_app/pipelines/spec/models.py`) by",
+        "`python -m elexirion_app.pipelines.spec.docs`; do not edit it by hand.",
+        "",
+    ]
+    lines += _section("###", Workflow, si.keys(Workflow), titles)
+    lines += ["### Every step", "", " ".join((StepBase.__doc__ or "").split()), ""]
+    lines += [*_table(StepBase, si.keys(StepBase), titles), ""]
+    lines += [f"### {STEPS_TITLE}", ""]
+    for model in STEP_MODELS:
+        lines += _section("####", model, si.own_keys(model, StepBase), titles)
+    lines += [f"### {PARTS_TITLE}", ""]
+    for model in PROMPT_PART_MODELS:
+        lines += _section("####", model, [k for k in si.keys(model) if k != si.TAG], titles)
+    lines += [f"### {OPERATIONS_TITLE}", ""]
+    for model in OPERATION_MODELS:
+        keys = [k for k in si.keys(model) if k != "operation"]
+        lines += _section("####", model, keys, titles)
+    lines += ["### Maps inside steps and settings", ""]
+    done = {Workflow, PipelineFile, *STEP_MODELS, *PROMPT_PART_MODELS, *OPERATION_MODELS}
+    for model in titles:
+        if model not in done:
+            lines += _section("####", model, si.keys(model), titles)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def render_document(text: str) -> str:
+    """``text`` with the generated reference between the markers."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < 0 or end < start or text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise DocsError(f"the document needs exactly one {BEGIN} followed by one {END}")
+    head = text[: start + len(BEGIN)]
+    return f"{head}\n\n{render_reference()}\n{text[end:]}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m elexirion_app.pipelines.spec.docs",
+        description="Write the generated reference into the pipeline format documentation.",
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is outdated")
+    parser.add_argument("--path", type=Path, default=DOC, help="the Markdown file")
+    args = parser.parse_args(argv)
+    path: Path = args.path
+    try:
+        current = path.read_text(encoding="utf-8")
+        wanted = render_document(current)
+    except (OSError, DocsError) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    if current == wanted:
+        return 0
+    if args.check:
+        print(f"{path} is out of date: run python -m elexirion_app.pipelines.spec.docs")
+        return 1
+    path.write_text(wanted, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
