@@ -225,15 +225,14 @@ def render_reference() -> str:
     lines += ["### Every step", "", " ".join((StepBase.__doc__ or "").split()), ""]
     lines += [*_table(StepBase, si.keys(StepBase), titles), ""]
     lines += [f"### {STEPS_TITLE}", ""]
-    for model in STEP_MODELS:
-        lines += _section("####", model, si.own_keys(model, StepBase), titles)
+    for step in STEP_MODELS:
+        lines += _section("####", step, si.own_keys(step, StepBase), titles)
     lines += [f"### {PARTS_TITLE}", ""]
-    for model in PROMPT_PART_MODELS:
-        lines += _section("####", model, [k for k in si.keys(model) if k != si.TAG], titles)
+    for part in PROMPT_PART_MODELS:
+        lines += _section("####", part, [k for k in si.keys(part) if k != si.TAG], titles)
     lines += [f"### {OPERATIONS_TITLE}", ""]
-    for model in OPERATION_MODELS:
-        keys = [k for k in si.keys(model) if k != "operation"]
-        lines += _section("####", model, keys, titles)
+    for op in OPERATION_MODELS:
+        lines += _section("####", op, [k for k in si.keys(op) if k != "operation"], titles)
     lines += ["### Maps inside steps and settings", ""]
     done = {Workflow, PipelineFile, *STEP_MODELS, *PROMPT_PART_MODELS, *OPERATION_MODELS}
     for model in titles:
