@@ -2,10 +2,11 @@
 
 CONTRACT:
 - ``form_fields(step_type) -> list[FormField]``: the form of a step type (every type of
-  ``STEP_MODELS``, ``test_echo`` included); raises ``InputError`` for an unknown type. The tag
-  ``type`` is not a field (changing it is a palette action).
+  ``STEP_MODELS``, ``test_echo`` included); raises ``KeyError`` for an unknown type, like a
+  mapping (validation is what tells the user about it). The tag ``type`` is not a field
+  (changing it is a palette action).
 - ``prompt_part_fields(part_type) -> list[FormField]``: the form of one prompt part (its
-  ``type`` left out likewise); raises ``InputError`` for an unknown part type.
+  ``type`` left out likewise); ``KeyError`` for an unknown part type.
 - Nested option maps (``claude_options``, ``retry_config``, ``token_budget``, ...) are
   flattened: ``("claude_options", "max_turns")``. Lists of maps (``parallel_tasks``, ``tasks``,
   ``operations``, ``files``, ``outputs``) stay one ``list`` field.
@@ -31,7 +32,6 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from elexirion_app.core.errors import InputError
 from elexirion_app.pipelines.spec import introspect as si
 from elexirion_app.pipelines.spec.models import (
     PROMPT_PART_MODELS,
@@ -80,7 +80,7 @@ def form_fields(step_type: str) -> list[FormField]:
     """The inspector form of a step type (see the module docstring)."""
     model = _step_models().get(step_type)
     if model is None:
-        raise InputError(f"unknown step type {step_type!r}")
+        raise KeyError(f"unknown step type {step_type!r}")
     return list(_step_form(model))
 
 
@@ -88,7 +88,7 @@ def prompt_part_fields(part_type: str) -> list[FormField]:
     """The form of one prompt part (see the module docstring)."""
     model = _part_models().get(part_type)
     if model is None:
-        raise InputError(f"unknown prompt part type {part_type!r}")
+        raise KeyError(f"unknown prompt part type {part_type!r}")
     return list(_part_form(model))
 
 

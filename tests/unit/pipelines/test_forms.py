@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from elexirion_app.core.errors import InputError
 from elexirion_app.pipelines import spec
 from elexirion_app.pipelines.checks import tables
 from elexirion_app.pipelines.spec import introspect as si
@@ -169,10 +168,10 @@ def test_prompt_part_forms() -> None:
     assert previous[("extract_with",)].group == "Advanced"
 
 
-def test_unknown_types_are_refused_with_an_input_error() -> None:
-    with pytest.raises(InputError, match="claude_turbo"):
+def test_unknown_types_are_refused_like_a_missing_key() -> None:
+    with pytest.raises(KeyError, match="claude_turbo"):
         form_fields("claude_turbo")
-    with pytest.raises(InputError, match="url"):
+    with pytest.raises(KeyError, match="url"):
         prompt_part_fields("url")
 
 
