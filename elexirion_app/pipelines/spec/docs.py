@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from elexirion_app.core.errors import ElexirionError
 from elexirion_app.pipelines.spec import introspect as si
+from elexirion_app.pipelines.spec.describe import describe
 from elexirion_app.pipelines.spec.models import (
     OPERATION_MODELS,
     PROMPT_PART_MODELS,
@@ -31,7 +31,6 @@ from elexirion_app.pipelines.spec.models import (
     PipelineFile,
     SpecModel,
     StepBase,
-    TemplateStr,
     Workflow,
 )
 
@@ -93,90 +92,16 @@ def _models_in(annotation: Any, where: str = "map") -> list[tuple[type[SpecModel
     return [m for arg in get_args(annotation) for m in _models_in(arg, where)]
 
 
-def _members(annotation: Any) -> tuple[list[Any], bool, bool]:
-    """(members without None/templates, may be None, may be a template); Annotated unwrapped."""
-    members: list[Any] = []
-    optional = templated = False
-    stack = [annotation]
-    while stack:
-        current = stack.pop(0)
-        if get_origin(current) in (Union, types.UnionType):
-            stack[:0] = list(get_args(current))
-        elif current is type(None):
-            optional = True
-        elif current == TemplateStr:
-            templated = True
-        elif hasattr(current, "__metadata__"):
-            stack.insert(0, get_args(current)[0])
-        else:
-            members.append(current)
-    return members, optional, templated
-
-
 def _value(annotation: Any, titles: dict[type[SpecModel], str]) -> str:
-    """A short description of the values a key takes."""
-    members, _optional, templated = _members(annotation)
-    literals = [v for m in members if get_origin(m) is Literal for v in get_args(m)]
-    words: list[str] = []
-    if literals:
-        words.append("one of " + ", ".join(f"`{v}`" for v in literals))
-    tagged = [m for m in members if isinstance(m, type) and m in titles and _is_tagged(m)]
-    if tagged:
-        words.append(_tag_family(tagged[0]))
-    for member in members:
-        if get_origin(member) is Literal or member in tagged:
-            continue
-        words.append(_one(member, titles))
-    if templated:
-        words.append("a `{{ }}` template")
-    if "a whole number" in words and "a number" in words:
-        words.remove("a whole number")
-    return _join(list(dict.fromkeys(words)))
+    """A short description of the values a key takes, linking nested maps to their section."""
 
+    def name(model: type[SpecModel]) -> str:
+        for models, _key, what in _TAGGED:
+            if model in models:
+                return _FAMILY_LINKS[what]
+        return f"[{titles[model]}](#{slug(titles[model])})"
 
-def _is_tagged(model: type) -> bool:
-    return any(model in models for models, _key, _what in _TAGGED)
-
-
-def _tag_family(model: type) -> str:
-    for models, _key, what in _TAGGED:
-        if model in models:
-            return _FAMILY_LINKS[what]
-    return "a map"  # pragma: no cover
-
-
-def _one(member: Any, titles: dict[type[SpecModel], str]) -> str:
-    origin = get_origin(member)
-    if member is str:
-        return "text"
-    if member is bool:
-        return "true/false"
-    if member is int:
-        return "a whole number"
-    if member is float:
-        return "a number"
-    if member is Any:
-        return "any value"
-    if isinstance(member, type) and member in titles:
-        return f"[{titles[member]}](#{slug(titles[member])})"
-    if origin is list:
-        inner = _value(get_args(member)[0], titles) if get_args(member) else "any value"
-        if inner == "any value":
-            return "a list"
-        return f"a list of ({inner})" if " or " in inner else f"a list of {inner}"
-    if origin is dict:
-        args = get_args(member)
-        inner = _value(args[1], titles) if len(args) == 2 else "any value"
-        if inner == "any value":
-            return "a map"
-        return f"a map of name: ({inner})" if " or " in inner else f"a map of name: {inner}"
-    return "a value"
-
-
-def _join(words: list[str]) -> str:
-    if len(words) <= 1:
-        return words[0] if words else "any value"
-    return ", ".join(words[:-1]) + " or " + words[-1]
+    return describe(annotation, markdown=True, model_name=name)
 
 
 def _cell(text: str) -> str:

@@ -24,21 +24,20 @@ CONTRACT:
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from elexirion_app.pipelines.spec import introspect as si
+from elexirion_app.pipelines.spec.describe import members
 from elexirion_app.pipelines.spec.models import (
     PROMPT_PART_MODELS,
     STEP_MODELS,
     SpecModel,
     StepBase,
-    TemplateStr,
 )
 
 FormKind = Literal[
@@ -168,21 +167,8 @@ def _label(key: str) -> str:
 
 
 def _members(annotation: Any) -> list[Any]:
-    """The members of a union without ``None`` and ``{{ }}`` templates (Annotated unwrapped)."""
-    if get_origin(annotation) in (Union, types.UnionType):
-        found = [m for a in get_args(annotation) for m in _members(a)]
-    else:
-        found = [annotation]
-    out = []
-    for member in found:
-        if member is type(None) or member == TemplateStr:
-            continue
-        if get_origin(member) is not None and hasattr(member, "__metadata__"):  # Annotated
-            member = get_args(member)[0]
-            out.extend(_members(member))
-            continue
-        out.append(member)
-    return out
+    """The alternatives of a type without ``None`` and ``{{ }}`` templates."""
+    return members(annotation)[0]
 
 
 def _option_model(annotation: Any) -> type[SpecModel] | None:
