@@ -102,10 +102,7 @@ class EditorDocument:
 
     def dump(self) -> str:
         """The whole document through ruamel.yaml's round-trip emitter."""
-        out = rt_dump(rt_load(self.text), self._doc_style())
-        if not self.text.endswith("\n"):
-            out = out.rstrip("\n")
-        return out
+        return rt_dump(rt_load(self.text), self._doc_style())
 
     # --- edits ----------------------------------------------------------------------------
 

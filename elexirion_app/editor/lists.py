@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from yaml.nodes import SequenceNode
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from elexirion_app.editor.primitives import Change, ListDelete, ListInsert, ListMove
 from elexirion_app.editor.yamltext import (
@@ -104,7 +104,9 @@ def rewrite(source: Source, seq: SequenceNode, change: Change, style: Style) -> 
     lines = source.lines
     nl = newline_of(source.text)
     n = len(seq.value)
-    blocks = [_ended(lines[lay.leads[i] : lay.tails[i]], nl) for i in range(n)]
+    last = lay.tails[-1] - 1
+    open_end = not lines[last].endswith(_BREAKS)  # the file ends inside the list's last item
+    blocks = [(i, _ended(lines[lay.leads[i] : lay.tails[i]], nl)) for i in range(n)]
     gaps = [_ended(lines[lay.tails[i] : lay.leads[i + 1]], nl) for i in range(n - 1)]
     if isinstance(change, ListMove):
         blocks.insert(change.target, blocks.pop(change.source))
@@ -113,36 +115,68 @@ def rewrite(source: Source, seq: SequenceNode, change: Change, style: Style) -> 
         blocks.pop(i)
         if i < n - 1:
             kept = [ln for ln in gaps.pop(i) if not is_blank(ln)]
-            blocks[i] = kept + blocks[i]
+            blocks[i] = (blocks[i][0], kept + blocks[i][1])
         else:
             kept = [ln for ln in gaps.pop(i - 1) if not is_blank(ln)]
-            blocks[i - 1] = blocks[i - 1] + kept
+            blocks[i - 1] = (blocks[i - 1][0], blocks[i - 1][1] + kept)
     elif isinstance(change, ListInsert):
         j = change.index
-        blanks = (
-            sum(1 for ln in gaps[min(max(j - 1, 0), len(gaps) - 1)] if is_blank(ln)) if gaps else 0
-        )
-        blocks.insert(j, _item_lines(change.value, lay, style, nl))
-        gaps.insert(min(j, n - 1), [nl] * blanks)
+        near = gaps[min(max(j - 1, 0), len(gaps) - 1)] if gaps else []
+        blocks.insert(j, (-1, _item_lines(change.value, lay, style, nl)))
+        gaps.insert(min(j, n - 1), [nl] * sum(1 for ln in near if is_blank(ln)))
     else:
         return None
+    if open_end and blocks[-1][0] != n - 1:
+        patched = _close_last_block(source, seq, lay, blocks)
+        if patched is None:
+            return None
+        blocks = patched
     out: list[str] = []
-    for i, block in enumerate(blocks):
+    for i, (_, block) in enumerate(blocks):
         out.extend(block)
         if i < len(gaps):
             out.extend(gaps[i])
     text = "".join(out)
+    if open_end and blocks[-1][0] == n - 1:
+        text = text[: -len(nl)]
     start = source.starts[lay.leads[0]]
-    last = lay.tails[-1] - 1
-    end = source.starts[last] + len(lines[last])
-    if not lines[last].endswith(("\n", "\r")):
-        text = text.rstrip("\r\n")
-    return Replacement(start, end, text)
+    return Replacement(start, source.starts[last] + len(lines[last]), text)
+
+
+_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
+
+
+def _close_last_block(
+    source: Source, seq: SequenceNode, lay: Layout, blocks: list[tuple[int, list[str]]]
+) -> list[tuple[int, list[str]]] | None:
+    """The file ended inside the old last item, which now gets a line break after it: a block
+    scalar ending there (``|`` clip) must become ``|-`` to keep its value."""
+    node = seq.value[-1]
+    while isinstance(node, (MappingNode, SequenceNode)) and node.value:
+        node = node.value[-1][1] if isinstance(node, MappingNode) else node.value[-1]
+    if not isinstance(node, ScalarNode) or node.style not in ("|", ">"):
+        return blocks
+    if source.last_line(node) != lay.tails[-1] - 1:
+        return blocks
+    line, col = int(node.start_mark.line), int(node.start_mark.column)
+    header = source.lines[line][col:].split("#", 1)[0].strip()
+    if "+" in header:
+        return None
+    if "-" in header:
+        return blocks
+    out = []
+    for index, block in blocks:
+        if index == len(seq.value) - 1:
+            at = line - lay.leads[index]
+            text = block[at]
+            block = [*block[:at], text[: col + 1] + "-" + text[col + 1 :], *block[at + 1 :]]
+        out.append((index, block))
+    return out
 
 
 def _ended(lines: list[str], nl: str) -> list[str]:
     """The lines, the last one given a line break if it has none (the end of the file)."""
-    if lines and not lines[-1].endswith(("\n", "\r", "\x85", "\u2028", "\u2029")):
+    if lines and not lines[-1].endswith(_BREAKS):
         return [*lines[:-1], lines[-1] + nl]
     return list(lines)
 

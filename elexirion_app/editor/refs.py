@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from elexirion_app.core.errors import ConditionError, TemplateError
-from elexirion_app.editor.tree import LOOP_TYPES, Path, scalar_name
+from elexirion_app.editor.tree import LOOP_TYPES, Path, scalar_name, step_type
 from elexirion_app.pipelines import conditions, expr, templating
 
 CONDITION_KEYS = frozenset({"condition", "break_condition", "continue_condition"})
@@ -32,7 +32,7 @@ def _own_keys(step: Mapping[str, Any], kind: str) -> Iterator[tuple[Any, Any]]:
     """The step's fields minus the lists of its children."""
     skip: set[str] = set()
     if kind == "step":
-        stype = step.get("type")
+        stype = step_type(step)
         if stype in LOOP_TYPES:
             skip.add("steps")
         elif stype == "parallel_claude":

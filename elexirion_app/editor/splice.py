@@ -4,9 +4,11 @@ CONTRACT:
 - ``write(source, data, changes, style) -> (text, data, node)`` — the new text, its data
   (equal to ``yaml.safe_load(text)``) and its node tree. ``data`` is the current text's data.
 - Lines outside the changed nodes are kept byte for byte. In order of preference:
-  a changed scalar is replaced in place (same quoting; multi-line text as a literal block);
-  a step added, deleted or moved in a block list moves its own lines (its leading comments
-  and its deeper-indented trailing comments travel with it, blank lines stay where they are);
+  a changed scalar is replaced in place (same quoting; multi-line text as a literal block),
+  a new key is written after its map's last line, a deleted key's lines are cut
+  (``editor/fields.py``); a step added, deleted or moved in a block list moves its own lines
+  (its leading comments and its deeper-indented trailing comments travel with it, blank lines
+  stay where they are, ``editor/lists.py``);
   otherwise the smallest enclosing map is re-read and re-written by ruamel (its comments kept).
   Every result is read back and compared with the expected data; when it differs (or
   ruamel cannot read a piece), the next, coarser way is tried, the last one being the whole
@@ -21,14 +23,15 @@ from typing import Any
 
 import yaml
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from elexirion_app.core.errors import InputError
-from elexirion_app.editor import lists
+from elexirion_app.editor import fields, lists
+from elexirion_app.editor.fields import at_end, node_at
 from elexirion_app.editor.primitives import (
     LIST_CHANGES,
     Change,
+    DeleteKey,
     ListDelete,
     SetValue,
     apply,
@@ -48,7 +51,6 @@ from elexirion_app.editor.yamltext import (
     rt_dump,
     rt_load,
     style_of,
-    to_rt,
 )
 from elexirion_app.pipelines.loader import MAX_FILE_BYTES
 
@@ -91,36 +93,6 @@ def _read_back(text: str, expected: Any) -> tuple[Any, Node] | None:
     if node is None or data != expected:
         return None
     return data, node
-
-
-# --- finding nodes ----------------------------------------------------------------------
-
-_KEYS = yaml.SafeLoader("")
-
-
-def _key_value(node: Node) -> Any:
-    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:str":
-        return node.value
-    return _KEYS.construct_object(node, deep=True)
-
-
-def node_at(root: Node, path: Path) -> tuple[list[Node], Node | None]:
-    """The nodes along ``path`` (root first) and the key node of the last step (maps)."""
-    chain: list[Node] = [root]
-    key_node: Node | None = None
-    for key in path:
-        cur = chain[-1]
-        if isinstance(cur, MappingNode):
-            found = [(k, v) for k, v in cur.value if _key_value(k) == key]
-            if not found:
-                break
-            key_node, nxt = found[-1]
-        elif isinstance(cur, SequenceNode) and isinstance(key, int) and 0 <= key < len(cur.value):
-            key_node, nxt = None, cur.value[key]
-        else:
-            break
-        chain.append(nxt)
-    return chain, key_node
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -188,55 +160,15 @@ def _direct(
         if isinstance(change, ListDelete) and len(chain[-1].value) < 2:
             return None
         return lists.rewrite(source, chain[-1], change, style_of(chain[-1], style))
-    if fine and isinstance(change, SetValue):
-        return _scalar(source, root, change, style)
+    if not fine:
+        return None
+    if isinstance(change, SetValue):
+        return fields.set_scalar(source, root, change, style) or fields.add_key(
+            source, root, change, style
+        )
+    if isinstance(change, DeleteKey):
+        return fields.delete_key(source, root, change)
     return None
-
-
-def _scalar(source: Source, root: Node, change: SetValue, style: Style) -> Replacement | None:
-    value = change.value
-    if isinstance(value, (dict, list, tuple)) or not change.path:
-        return None
-    chain, key_node = node_at(root, change.path)
-    if len(chain) != len(change.path) + 1 or len(chain) < 2:
-        return None
-    node, parent = chain[-1], chain[-2]
-    if not isinstance(node, ScalarNode) or getattr(parent, "flow_style", False):
-        return None
-    if (node.value == "" and not node.style) or node.tag not in _PLAIN_TAGS:
-        return None
-    start, end = source.span(node)
-    header = source.text[start : start + 4].split("\n", 1)[0]
-    if node.style in ("|", ">") and "+" in header:
-        return None
-    rendered = _render(value, node.style, style)
-    if "\n" in rendered:
-        col = int(key_node.start_mark.column) if key_node is not None else -1
-        rest = source.content(int(node.end_mark.line))[int(node.end_mark.column) :]
-        if key_node is None or not isinstance(parent, MappingNode) or rest.strip():
-            return None
-        rendered = reindent(rendered, col, newline_of(source.text))
-    return Replacement(start, end, rendered)
-
-
-_PLAIN_TAGS = frozenset(
-    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
-)
-
-
-def _render(value: Any, old_style: str | None, style: Style) -> str:
-    """The YAML text of one scalar value, in the old value's quoting where it can."""
-    converted = to_rt(value)
-    if isinstance(value, str) and "\n" not in value:
-        if old_style == '"':
-            converted = DoubleQuotedScalarString(value)
-        elif old_style == "'" and value.isprintable():
-            converted = SingleQuotedScalarString(value)
-    if value is None:
-        return "null"
-    dumped = rt_dump(CommentedMap([("k", converted)]), style)
-    body = dumped[2:].lstrip(" ")
-    return body[:-1] if body.endswith("\n") else body
 
 
 def _rewrite_map(
@@ -261,7 +193,7 @@ def _rewrite_map(
         except InputError as exc:
             raise Unsupported from exc
     out = rt_dump(obj, style_of(node, style))
-    return Replacement(start, end, reindent(out, col, newline_of(source.text)))
+    return Replacement(start, end, at_end(source, end, reindent(out, col, newline_of(source.text))))
 
 
 def _whole(source: Source, changes: list[Change], style: Style) -> str:
@@ -270,7 +202,5 @@ def _whole(source: Source, changes: list[Change], style: Style) -> str:
     for change in changes:
         apply(obj, change, rt=True)
     out = rt_dump(obj, style_of(source.root, style) if source.root is not None else style)
-    if not source.text.endswith("\n"):
-        out = out.rstrip("\n")
     nl = newline_of(source.text)
     return out.replace("\n", nl) if nl != "\n" else out

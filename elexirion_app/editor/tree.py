@@ -172,10 +172,16 @@ def _preorder(refs: list[StepRef]) -> list[StepRef]:
     return out
 
 
+def _require_steps(data: Any) -> Path:
+    root = workflow_of(data)
+    if root is None or not isinstance(get(data, (*root, "steps")), list):
+        raise InputError("the document has no workflow.steps list to edit")
+    return root
+
+
 def find(data: Any, step_id: str) -> StepRef:
     """The step with this id, or ``InputError`` naming the closest one."""
-    if workflow_of(data) is None:
-        raise InputError("the document has no workflow.steps list to edit")
+    _require_steps(data)
     refs = walk(data)
     for ref in refs:
         if ref.id == step_id:
@@ -187,9 +193,7 @@ def find(data: Any, step_id: str) -> StepRef:
 
 def container_of(data: Any, parent_id: str) -> Container:
     """The list new steps go into: the top-level steps, or the children of ``parent_id``."""
-    root = workflow_of(data)
-    if root is None:
-        raise InputError("the document has no workflow.steps list to edit")
+    root = _require_steps(data)
     if not parent_id:
         return Container((*root, "steps"), "step", root)
     parent = find(data, parent_id)

@@ -145,7 +145,9 @@ class Source:
         return False
 
     def content(self, line: int) -> str:
-        """A line without its break."""
+        """A line without its break ("" past the end)."""
+        if not 0 <= line < len(self.lines):
+            return ""
         return self.lines[line].rstrip("\r\n\x85\u2028\u2029")
 
     def line_end(self, line: int) -> int:
