@@ -13,6 +13,10 @@ come from the loader's line map. Nested inline pipelines are validated with the 
 ``steps[i].pipeline.``; nested pipeline files are loaded and validated too (their problems
 carry their own file), with cycles (A → B → A) and depth capped.
 
+Known keys, enum values and required fields come from the typed spec (``pipelines/spec``);
+a value of a known key that does not fit the spec's type is a warning (``checks/types.py``)
+unless another check already reported that key.
+
 This module is the orchestrator: it walks the workflow and its steps and calls the checks of
 ``pipelines/checks/`` (split by concern). The checks never import this module: they recurse
 through the ``Walk`` carried by their context. The tables and helpers of the checks are
@@ -85,13 +89,16 @@ from elexirion_app.pipelines.checks.tables import (
     SET_SCOPES,
     SET_VARIABLE_RESULT,
     STEP_KEYS,
+    STEP_MODEL_BY_TYPE,
     STEP_TYPES,
     TEST_STEP_TYPES,
     TOP_IGNORED,
     TOP_KEYS,
     TRANSFORM_OPS,
 )
+from elexirion_app.pipelines.checks.types import check_values
 from elexirion_app.pipelines.loader import PipelineDocument, load_file
+from elexirion_app.pipelines.spec.models import Workflow
 
 __all__ = [
     "AGGREGATE_FUNCTIONS",
@@ -209,6 +216,7 @@ def _validate_workflow(ctx: Ctx, wf: Mapping[str, Any], prefix: tuple[Any, ...])
         ctx.add((*prefix, "steps"), "'steps' is empty", "add at least one step")
     else:
         _validate_steps(ctx, steps, (*prefix, "steps"))
+    check_values(ctx, Workflow, wf, prefix)
 
 
 def _validate_steps(ctx: Ctx, steps: list[Any], path: tuple[Any, ...]) -> None:
@@ -284,6 +292,7 @@ def _validate_step(ctx: Ctx, step: Mapping[str, Any], path: tuple[Any, ...]) -> 
     checker = _TYPE_CHECKS.get(kind)
     if checker is not None:
         checker(ctx, step, path)
+    check_values(ctx, STEP_MODEL_BY_TYPE[kind], step, path)
 
 
 def _validate_nested_document(

@@ -107,7 +107,8 @@ def test_every_check_module_imports_the_shared_context_or_tables() -> None:
 
 def test_the_orchestrator_imports_the_checks() -> None:
     imports = _imports(ROOT / "elexirion_app" / "pipelines" / "validate.py")
-    for concern in ("structure", "prompts", "references", "llm", "loops", "data", "nested"):
+    concerns = ("structure", "prompts", "references", "llm", "loops", "data", "nested", "types")
+    for concern in concerns:
         assert f"{PACKAGE}.{concern}" in imports, concern
 
 
