@@ -188,3 +188,56 @@ workflow:
     assert [(p.path, p.severity, p.message) for p in problems] == [
         ("steps[1].output_schema", "warning", "'output_schema' is ignored by pipeline_ex and by us")
     ]
+
+
+STATIC_PROMPT = [{"type": "static", "content": "hi"}]
+MINIMAL_STEPS: dict[str, dict[str, Any]] = {
+    "set_variable": {"variables": {"a": 1}},
+    "claude": {"prompt": STATIC_PROMPT},
+    "gemini": {"prompt": STATIC_PROMPT},
+    "parallel_claude": {"parallel_tasks": [{"id": "t", "prompt": STATIC_PROMPT}]},
+    "gemini_instructor": {"prompt": STATIC_PROMPT},
+    "claude_smart": {"prompt": STATIC_PROMPT},
+    "claude_session": {"prompt": STATIC_PROMPT},
+    "claude_extract": {"prompt": STATIC_PROMPT},
+    "claude_batch": {"prompt": STATIC_PROMPT},
+    "claude_robust": {"prompt": STATIC_PROMPT},
+    "for_loop": {
+        "iterator": "i",
+        "data_source": [1],
+        "steps": [{"name": "b", "type": "test_echo", "value": 1}],
+    },
+    "while_loop": {"condition": "false", "steps": [{"name": "b", "type": "test_echo"}]},
+    "data_transform": {"input_source": [1], "operations": [{"operation": "sort", "field": "x"}]},
+    "file_ops": {"operation": "list", "path": "."},
+    "pipeline": {"pipeline": {"name": "kid", "steps": [{"name": "k", "type": "test_echo"}]}},
+    "test_echo": {"value": 1},
+}
+
+
+def _step_problems(kind: str, body: dict[str, Any]) -> list[Problem]:
+    import yaml
+
+    step = {"name": "a", "type": kind, **body}
+    text = yaml.safe_dump({"workflow": {"name": "x", "steps": [step]}}, sort_keys=False)
+    return validate_document(load_text(text, "p.yaml"))
+
+
+def test_every_minimal_step_is_valid_and_fits_the_spec() -> None:
+    assert set(MINIMAL_STEPS) == set(tables.STEP_KEYS)
+    for kind, body in MINIMAL_STEPS.items():
+        errors = [p.format() for p in _step_problems(kind, body) if p.severity == "error"]
+        assert errors == [], kind
+        spec.parse({"workflow": {"name": "x", "steps": [{"name": "a", "type": kind, **body}]}})
+
+
+def test_every_key_the_spec_requires_is_an_error_when_missing() -> None:
+    checked = 0
+    for model in m.STEP_MODELS:
+        kind = si.tag(model)
+        for key in set(si.required_keys(model)) - {"type", "name"}:
+            body = {k: v for k, v in MINIMAL_STEPS[kind].items() if k != key}
+            errors = [p for p in _step_problems(kind, body) if p.severity == "error"]
+            assert any(f"'{key}'" in p.message for p in errors), (kind, key)
+            checked += 1
+    assert checked >= 12
