@@ -11,12 +11,16 @@ from elexirion_app.api.upload_guard import guard_uploads
 from elexirion_app.services import startup
 from elexirion_app.web import errors, identity, routes
 from elexirion_app.web.pages.chat import chat_page
+from elexirion_app.web.pages.editor import editor_page
 from elexirion_app.web.pages.login import login_page
+from elexirion_app.web.pages.pipelines import pipelines_page
 from elexirion_app.web.pages.register import register_page
 from elexirion_app.web.pages.runs import run_detail_page, run_trace_page, runs_page
 from elexirion_app.web.pages.workspace import workspace_page
 from elexirion_app.web.state.auth import AuthState
 from elexirion_app.web.state.chat import ChatState
+from elexirion_app.web.state.editor import EditorState
+from elexirion_app.web.state.library import LibraryState
 from elexirion_app.web.state.runs import RunsState
 from elexirion_app.web.state.workspace import WorkspaceState
 
@@ -50,6 +54,8 @@ PRIVATE_PAGES = [
     (runs_page, routes.RUNS, "Runs · ElexirionDSP", RunsState.load_list),
     (run_detail_page, routes.RUN_VIEW, "Run · ElexirionDSP", RunsState.load_detail),
     (run_trace_page, routes.RUN_TRACE, "Trace · ElexirionDSP", RunsState.load_trace),
+    (pipelines_page, routes.PIPELINES, "Pipelines · ElexirionDSP", LibraryState.load),
+    (editor_page, routes.PIPELINE_EDIT, "Editor · ElexirionDSP", EditorState.load),
     (workspace_page, routes.WORKSPACE, "Workspace · ElexirionDSP", WorkspaceState.load),
 ]
 for page, route, title, loader in PRIVATE_PAGES:

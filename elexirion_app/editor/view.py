@@ -130,6 +130,8 @@ def _shown(value: Any, kind: str) -> str:
         return "true" if value is True else "false" if value is False else str(value)
     if kind in ("list", "object"):
         return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).strip()
+    if isinstance(value, list | dict):  # a field that takes text or a list (data_source)
+        return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).strip()
     return str(value)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 
-import reflex as rx
 from reflex_base.event import EventSpec
+
+from elexirion_app.web.state.notice import NoticeState
 
 log = logging.getLogger(__name__)
 
@@ -28,4 +29,4 @@ def backend_exception_handler(exception: Exception) -> EventSpec:
     else:
         log.error("event handler failed", exc_info=exception)
         message = FAILED
-    return rx.toast.error(message, id="backend_error", position="top-center")
+    return NoticeState.show(message)  # type: ignore[operator]  # (reflex stubs: a Var-only call)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import reflex as rx
 
 from elexirion_app.web import routes
-from elexirion_app.web.components.common import hydration_marker, native_form
+from elexirion_app.web.components.common import hydration_marker, native_form, notice_bar
 from elexirion_app.web.state.auth import AuthState
 
 
@@ -17,6 +17,7 @@ def navbar() -> rx.Component:
         rx.badge("beta", variant="soft"),
         rx.spacer(),
         rx.link("Chat", href=routes.CHAT, id="nav-chat"),
+        rx.link("Pipelines", href=routes.PIPELINES, id="nav-pipelines"),
         rx.link("Runs", href=routes.RUNS, id="nav-runs"),
         rx.link("Workspace", href=routes.WORKSPACE, id="nav-workspace"),
         rx.text(AuthState.user_email, size="2", color_scheme="gray", id="current-user"),
@@ -41,6 +42,7 @@ def private_page(content: Callable[[], rx.Component]) -> Callable[[], rx.Compone
     def wrapped() -> rx.Component:
         return rx.box(
             hydration_marker(),
+            notice_bar(),
             navbar(),
             rx.box(content(), flex="1", min_height="0", width="100%"),
             display="flex",
@@ -54,7 +56,9 @@ def private_page(content: Callable[[], rx.Component]) -> Callable[[], rx.Compone
 
 def public_page(content: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
     def wrapped() -> rx.Component:
-        return rx.center(hydration_marker(), content(), min_height="100vh", padding="2em")
+        return rx.center(
+            hydration_marker(), notice_bar(), content(), min_height="100vh", padding="2em"
+        )
 
     wrapped.__name__ = content.__name__
     return wrapped

@@ -57,6 +57,48 @@ HANDLERS: dict[str, dict[str, str]] = {
         ],
         "/chat",
     ),
+    P + "editor____editor_state": dict.fromkeys(
+        [
+            "add_part",
+            "add_step",
+            "connect_nodes",
+            "copy_to_library",
+            "delete_node",
+            "export",
+            "load",
+            "node_dragged",
+            "remove_part",
+            "rename_node",
+            "select_node",
+            "set_field",
+            "set_part",
+            "setvar",
+            "yaml_changed",
+        ],
+        "/pipelines/edit?name=untitled",
+    ),
+    P + "editor_run____editor_run_state": dict.fromkeys(
+        ["prepare", "run", "setvar", "show_step", "stop"], "/pipelines/edit?name=untitled"
+    ),
+    P + "editor_versions____versions_state": dict.fromkeys(
+        ["choose", "diff", "refresh", "rollback", "save", "setvar"],
+        "/pipelines/edit?name=untitled",
+    ),
+    P + "library____library_state": dict.fromkeys(
+        [
+            "delete",
+            "duplicate",
+            "export",
+            "import_files",
+            "load",
+            "new_blank",
+            "new_from_template",
+            "search",
+            "setvar",
+        ],
+        "/pipelines",
+    ),
+    P + "notice____notice_state": {"dismiss": "/chat", "setvar": "/", "show": "/chat"},
     P + "runs____runs_state": {
         "load_detail": "/runs/view",
         "load_list": "/runs",
@@ -253,3 +295,62 @@ def test_http_routes_answer_forged_requests_cleanly(served: Served) -> None:
                 assert "Traceback" not in resp.text
     # GET on a POST route is refused, not served.
     assert httpx.get(f"{served.url}/auth/logout").status_code in (404, 405)
+
+
+async def test_second_user_cannot_see_or_change_the_first_users_pipelines(
+    served: Served, alice: Account, bob: Account
+) -> None:
+    lib, ed = P + "library____library_state", P + "editor____editor_state"
+    versions, run = P + "editor_versions____versions_state", P + "editor_run____editor_run_state"
+    secret = "alice-secret-prompt-4711"
+    owner = await connect(served, alice)
+    try:
+        await owner.emit(f"{lib}.new_blank", {}, "/pipelines")
+        await owner.wait_for(lambda: owner.frontend_events != [], 30)
+        await asyncio.sleep(1)
+    finally:
+        await owner.close()
+    with served.db() as conn:
+        doc = conn.execute(
+            "select id, name from pipeline_doc where user_id = ? order by id desc",
+            (alice.user_id,),
+        ).fetchone()
+        conn.execute(
+            "update pipeline_version set yaml = yaml || ? where pipeline_id = ?",
+            (f"# {secret}\n", doc[0]),
+        )
+    name = doc[1]
+    before = served.count("select count(*) from pipeline_version")
+    thief = await connect(served, bob)
+    page = f"/pipelines/edit?name={name}"
+    try:
+        await thief.emit(f"{ed}.load", {}, page)
+        for handler, payload in [
+            ("yaml_changed", {"text": "workflow: {name: pwned, steps: []}"}),
+            ("add_step", {"step_type": "claude"}),
+            ("delete_node", {"node_id": "first_step"}),
+            ("node_dragged", {"node_id": "first_step", "x": 1, "y": 2, "index": 0}),
+            ("copy_to_library", {}),
+            ("export", {}),
+        ]:
+            await thief.emit(f"{ed}.{handler}", payload, page)
+        await thief.emit(f"{versions}.save", {"form_data": {"version_name": "x"}}, page)
+        await thief.emit(f"{versions}.choose", {"number": 1}, page)
+        await thief.emit(f"{versions}.rollback", {}, page)
+        await thief.emit(f"{versions}.diff", {}, page)
+        await thief.emit(f"{run}.run", {"form_data": {}}, page)
+        for handler in ("duplicate", "export", "delete", "new_from_template"):
+            await thief.emit(f"{lib}.{handler}", {"name": name}, "/pipelines")
+            await thief.emit(f"{lib}.{handler}", {"key": name}, "/pipelines")
+        await thief.emit(f"{lib}.search", {"query": name}, "/pipelines")
+        await thief.emit(f"{P}auth____auth_state.check_login", {}, "/chat")
+        await asyncio.sleep(3)
+        assert not any(secret in f for f in thief.raw_frames)
+        assert _bad_frames(thief) == []
+    finally:
+        await thief.close()
+    assert served.count("select count(*) from pipeline_version") == before
+    assert served.count("select count(*) from pipeline_doc where user_id = ?", bob.user_id) == 0
+    assert served.count("select count(*) from run where user_id = ?", bob.user_id) == 0
+    with served.db() as conn:
+        assert conn.execute("select name from pipeline_doc where id = ?", (doc[0],)).fetchone()

@@ -30,3 +30,28 @@ def error_callout(message: rx.Var[str], element_id: str) -> rx.Component:
         message != "",
         rx.callout(message, icon="triangle_alert", color_scheme="red", id=element_id, width="100%"),
     )
+
+
+def notice_bar() -> rx.Component:
+    """The backend's last-resort error message, if any (``#backend-error``)."""
+    from elexirion_app.web.state.notice import NoticeState
+
+    return rx.cond(
+        NoticeState.notice != "",
+        rx.callout(
+            rx.hstack(
+                rx.text(NoticeState.notice),
+                rx.button("Dismiss", size="1", variant="soft", on_click=NoticeState.dismiss),
+                align="center",
+                spacing="3",
+            ),
+            icon="triangle_alert",
+            color_scheme="red",
+            id="backend-error",
+            position="fixed",
+            top="0.75em",
+            left="50%",
+            transform="translateX(-50%)",
+            z_index="1000",
+        ),
+    )

@@ -151,7 +151,7 @@ def _lane(i: dict[str, Any]) -> rx.Component:
     is_step = i["kind"] == "step"
     return rx.hstack(
         rx.box(
-            rx.text(i["label"].to_string(), size="1", weight=rx.cond(is_step, "bold", "regular")),
+            rx.text(i["label"].to(str), size="1", weight=rx.cond(is_step, "bold", "regular")),
             width="16em",
             min_width="16em",
             padding_left=rx.cond(is_step, "0", "1.2em"),
@@ -182,7 +182,7 @@ def _lane(i: dict[str, Any]) -> rx.Component:
             background="var(--gray-a3)",
             border_radius="3px",
         ),
-        rx.text(i["span"].to_string(), size="1", color_scheme="gray", width="11em"),
+        rx.text(i["span"].to(str), size="1", color_scheme="gray", width="11em"),
         rx.cond(
             i["error"].to(str) != "",
             rx.tooltip(rx.badge("error", color_scheme="red", size="1"), content=i["error"].to(str)),

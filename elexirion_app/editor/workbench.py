@@ -1,0 +1,184 @@
+"""The editor's server-side work on one text (no reflex): analyse it for the page (problems,
+graph, lint markers) and apply the page's edits, each returning the new text and the node to
+select. Called from the web state in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elexirion_app.core.errors import InputError, PipelineValidationError, Problem
+from elexirion_app.editor import edits, view
+from elexirion_app.editor.graph import graph_of
+from elexirion_app.pipelines.loader import load_text
+from elexirion_app.pipelines.validate import validate_document
+
+
+@dataclass(frozen=True)
+class Edited:
+    text: str
+    select: str | None = None  # the node to select afterwards ("" clears the selection)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the page shows for one text. ``nodes``/``edges`` are None when the text does not
+    parse (the page keeps the last graph it drew)."""
+
+    problems: list[dict[str, Any]]
+    diagnostics: list[dict[str, Any]]
+    node_problems: dict[str, str]
+    errors: int
+    nodes: list[dict[str, Any]] | None
+    edges: list[dict[str, Any]] | None
+    workflow: Mapping[str, Any] = field(default_factory=dict)
+
+    def step(self, node_id: str) -> Mapping[str, Any] | None:
+        return view.step_at(self.workflow, node_id)
+
+
+def analyse(text: str, base_dir: Path, layout: Mapping[str, Any]) -> Shown:
+    problems: list[Problem]
+    try:
+        doc = load_text(text, filename="<editor>")
+    except PipelineValidationError as exc:
+        rows = view.problem_rows({}, list(exc.problems))
+        return Shown(rows, view.diagnostics(rows), {}, _errors(rows), None, None)
+    doc.base_dir = base_dir
+    problems = validate_document(doc)
+    workflow = doc.workflow
+    rows = view.problem_rows(workflow, problems)
+    nodes, edges = graph_of({"workflow": workflow}).to_props()
+    for node in nodes:
+        where = layout.get(node["id"])
+        if isinstance(where, list | tuple) and len(where) == 2:
+            node["x"], node["y"] = where
+    return Shown(
+        rows,
+        view.diagnostics(rows),
+        view.node_problems(rows),
+        _errors(rows),
+        nodes,
+        edges,
+        workflow,
+    )
+
+
+def _errors(rows: list[dict[str, Any]]) -> int:
+    return sum(1 for r in rows if r["severity"] == "error")
+
+
+def _parent(node_id: str) -> str:
+    return node_id.rsplit("/", 1)[0] if "/" in node_id else ""
+
+
+def insert_after(text: str, step_type: str, selected: str) -> Edited:
+    """A new step after ``selected`` among its siblings (at the end when nothing is selected;
+    inside a selected loop group when it is one)."""
+    parent, index = "", None
+    if selected:
+        data = _data(text)
+        step = view.step_at(data.get("workflow") or {}, selected)
+        if step is not None and isinstance(step.get("steps"), list):
+            parent = selected
+        else:
+            parent = _parent(selected)
+            siblings = _siblings(data, parent)
+            name = selected.rsplit("/", 1)[-1]
+            positions = [i for i, s in enumerate(siblings) if _step_name(s) == name]
+            index = positions[0] + 1 if positions else None
+    result = edits.insert_step(text, step_type, parent=parent, index=index)
+    return Edited(result.text, result.step_id)
+
+
+def workflow_of(text: str) -> Mapping[str, Any]:
+    """The plain ``workflow:`` content of a text ({} when it does not load)."""
+    try:
+        return load_text(text, filename="<editor>").workflow
+    except PipelineValidationError:
+        return {}
+
+
+def _data(text: str) -> dict[str, Any]:
+    try:
+        data = load_text(text, filename="<editor>")
+    except PipelineValidationError as exc:
+        raise InputError("fix the YAML first: " + exc.problems[0].message) from exc
+    return {"workflow": data.workflow}
+
+
+def _step_name(step: Any) -> str:
+    return str(step.get("name") or step.get("id") or "") if isinstance(step, Mapping) else ""
+
+
+def _siblings(data: Mapping[str, Any], parent: str) -> list[Any]:
+    workflow = data.get("workflow") or {}
+    holder = view.step_at(workflow, parent) if parent else workflow
+    if holder is None:
+        return []
+    if isinstance(holder.get("pipeline"), Mapping) and "steps" not in holder:
+        holder = holder["pipeline"]
+    for key in view.CHILD_KEYS:
+        items = holder.get(key)
+        if isinstance(items, list):
+            return items
+    return []
+
+
+def delete(text: str, node_id: str, selected: str) -> Edited:
+    new = edits.delete_step(text, node_id)
+    gone = selected == node_id or selected.startswith(node_id + "/")
+    return Edited(new, "" if gone else None)
+
+
+def connect(text: str, source: str, target: str) -> Edited:
+    return Edited(edits.connect(text, source, target), target)
+
+
+def move(text: str, node_id: str, index: int) -> Edited:
+    return Edited(edits.move_step(text, node_id, index), node_id)
+
+
+def set_value(text: str, node_id: str, path: tuple[str | int, ...], value: Any) -> Edited:
+    clean = tuple(int(p) if isinstance(p, str) and p.isdigit() else p for p in path)
+    return Edited(edits.set_field(text, node_id, clean, value))
+
+
+def add_part(text: str, node_id: str, part_type: str) -> Edited:
+    step = view.step_at(_data(text)["workflow"], node_id)
+    if step is None:
+        raise InputError("That step does not exist.")
+    prompt = step.get("prompt")
+    index = len(prompt) if isinstance(prompt, list) else 0
+    part: dict[str, Any] = {"type": part_type}
+    if part_type == "static":
+        part["content"] = "..."
+    elif part_type == "file":
+        part["path"] = "README.md"
+    else:
+        part["step"] = ""
+    if not isinstance(prompt, list):
+        return Edited(edits.set_field(text, node_id, ("prompt",), [part]))
+    return Edited(edits.set_field(text, node_id, ("prompt", index), part))
+
+
+def remove_part(text: str, node_id: str, index: int) -> Edited:
+    return Edited(edits.set_field(text, node_id, ("prompt", index), None))
+
+
+def rename(text: str, node_id: str, new_name: str) -> Edited:
+    if not new_name:
+        raise InputError("Give the step a name.")
+    new = edits.rename_step(text, node_id, new_name)
+    return Edited(new, "/".join([*node_id.split("/")[:-1], new_name]))
+
+
+def index_of(nodes: list[dict[str, Any]], node_id: str) -> int | None:
+    for node in nodes:
+        if node.get("id") == node_id:
+            index = node.get("index")
+            return index if isinstance(index, int) else None
+    return None

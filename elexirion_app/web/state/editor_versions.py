@@ -1,0 +1,164 @@
+"""The editor's versions panel: save (a named version), diff two versions, roll back."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import reflex as rx
+
+from elexirion_app.core.errors import ElexirionError
+from elexirion_app.core.ids import parse_id
+from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.editor.diff import diff_stats, line_diff
+from elexirion_app.services import pipeline_store as store
+from elexirion_app.web import routes
+from elexirion_app.web.identity import current_user_id
+from elexirion_app.web.state.editor import EditorState
+
+T = TypeVar("T")
+
+
+class VersionsState(rx.State):
+    versions: list[dict[str, Any]] = []
+    chosen: int = 0  # the version picked in the list (diff from it, roll back to it)
+    diff_lines: list[dict[str, Any]] = []
+    diff_title: str = ""
+    error: str = ""
+    message: str = ""
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        def job() -> T:
+            with session_scope() as session:
+                return fn(session, *args)
+
+        return await in_db_thread(job)
+
+    async def _editor(self) -> tuple[int | None, EditorState]:
+        editor = await self.get_state(EditorState)
+        return await current_user_id(self), editor
+
+    async def _reload(self, user_id: int, name: str) -> None:
+        detail = await self._db(store.open_pipeline, user_id, name)
+        self.versions = [
+            {
+                "number": v.number,
+                "label": v.label,
+                "message": v.message,
+                "errors": v.errors,
+                "created_at": v.created_at,
+            }
+            for v in detail.versions
+        ]
+
+    @rx.event
+    async def refresh(self) -> Any:
+        user_id, editor = await self._editor()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        self.error, self.message, self.diff_lines, self.diff_title = "", "", [], ""
+        self.versions, self.chosen = [], 0
+        if editor.shipped or not editor.name:
+            return None
+        try:
+            await self._reload(user_id, editor.name)
+        except ElexirionError as exc:
+            self.error = exc.user_message
+        return None
+
+    @rx.event
+    async def save(self, form_data: Any) -> Any:
+        """Save the editor's text as a new version (errors allowed: such a draft can't run)."""
+        user_id, editor = await self._editor()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        if editor.shipped or not editor.name:
+            self.error = "Shipped pipelines are read-only: copy it to edit."
+            return None
+        form = form_data if isinstance(form_data, dict) else {}
+        self.error, self.message = "", ""
+        text = editor._yaml
+        try:
+            save = functools.partial(
+                store.save_version,
+                label=form.get("version_name", ""),
+                message=form.get("version_message", ""),
+            )
+            saved = await self._db(save, user_id, editor.name, text)
+            await self._reload(user_id, editor.name)
+        except ElexirionError as exc:
+            self.error = exc.user_message
+            return None
+        editor._saved, editor.dirty = text, False
+        issues = f" with {saved.errors} error(s): it can't run yet" if saved.errors else ""
+        self.message = f"Saved version {saved.number}{issues}."
+        return None
+
+    @rx.event
+    async def choose(self, number: Any) -> Any:
+        user_id, _ = await self._editor()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        chosen = parse_id(number)
+        self.chosen = chosen if chosen and any(v["number"] == chosen for v in self.versions) else 0
+        return None
+
+    @rx.event
+    async def diff(self) -> Any:
+        """Line diff from the chosen version to the latest (from the one before, when the
+        latest is chosen)."""
+        user_id, editor = await self._editor()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        numbers = sorted(v["number"] for v in self.versions)
+        if not self.chosen or self.chosen not in numbers:
+            self.error = "Pick a version in the list first."
+            return None
+        if len(numbers) < 2:
+            self.error = "There is only one version: nothing to compare."
+            return None
+        new_n = numbers[-1]
+        old_n = self.chosen if self.chosen != new_n else numbers[-2]
+        self.error = ""
+        try:
+            old = await self._db(store.version_yaml, user_id, editor.name, old_n)
+            new = await self._db(store.version_yaml, user_id, editor.name, new_n)
+        except ElexirionError as exc:
+            self.error = exc.user_message
+            return None
+        lines = await in_db_thread(line_diff, old, new)
+        added, removed = diff_stats(old, new)
+        self.diff_title = f"Version {old_n} → {new_n}: +{added} −{removed} lines"
+        self.diff_lines = [
+            {
+                "kind": d.kind,
+                "text": d.text,
+                "old": str(d.old_no or ""),
+                "new": str(d.new_no or ""),
+            }
+            for d in lines
+        ]
+        return None
+
+    @rx.event
+    async def rollback(self) -> Any:
+        """A new version equal to the chosen one; the editor shows it."""
+        user_id, editor = await self._editor()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN)
+        if editor.shipped or not editor.name or not self.chosen:
+            self.error = "Pick a version in the list first."
+            return None
+        self.error, self.message = "", ""
+        try:
+            back = await self._db(store.rollback, user_id, editor.name, self.chosen)
+            text = await self._db(store.version_yaml, user_id, editor.name, back.number)
+            await self._reload(user_id, editor.name)
+        except ElexirionError as exc:
+            self.error = exc.user_message
+            return None
+        editor._saved = text
+        await editor._replace(user_id, text)
+        self.message = f"Version {back.number} is version {self.chosen} again."
+        return None
