@@ -111,6 +111,12 @@ def test_build_edit_version_and_run_a_pipeline(page: Page, app_url: str, shots: 
     expect(diff).to_contain_text("Version 2 → 3")
     expect(diff.locator('[data-kind="-"]')).to_contain_text('content: "Say gamma"')
     expect(diff.locator('[data-kind="+"]')).to_contain_text("Say gamma, twice")
+    # Any two: the two picked last, older → newer.
+    page.click('#versions [data-version="1"]')
+    page.click("#version-diff")
+    expect(diff).to_contain_text("Version 1 → 2")
+    expect(diff.locator('[data-kind="+"]').first).to_be_visible()
+    page.click('#versions [data-version="2"]')
     page.click("#version-rollback")
     expect(page.locator('#versions [data-version="4"]')).to_contain_text("Rolled back to version 2")
     expect(page.locator(EDITOR)).not_to_contain_text("twice")

@@ -147,6 +147,11 @@ def test_every_registered_handler_is_in_the_matrix() -> None:
 def _payloads(params: list[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{}, {"unexpected": 1}]
     for value in FORGED:
+        if value is ONE_MB:
+            # A megabyte in one argument: more than the socket's 4 MB frame cap in all of a
+            # four-argument handler would (rightly) get the connection closed instead.
+            out.append({p: (value if i == 0 else "x") for i, p in enumerate(params)})
+            continue
         out.append({p: value for p in params})
     if params:
         out.append({params[0]: {"message": ONE_MB, "title": "\u202eevil", "text": 10**30}})
@@ -350,7 +355,20 @@ async def test_second_user_cannot_see_or_change_the_first_users_pipelines(
     finally:
         await thief.close()
     assert served.count("select count(*) from pipeline_version") == before
-    assert served.count("select count(*) from pipeline_doc where user_id = ?", bob.user_id) == 0
-    assert served.count("select count(*) from run where user_id = ?", bob.user_id) == 0
+    # Nothing of Alice's reached Bob's library, and no run of Bob's ran her pipeline.
+    copied = (
+        "select count(*) from pipeline_version v join pipeline_doc d on v.pipeline_id = d.id "
+        "where d.user_id = ? and (v.yaml like ? or d.draft_yaml like ?)"
+    )
+    assert served.count(copied, bob.user_id, f"%{secret}%", f"%{secret}%") == 0
+    assert served.count("select count(*) from run where pipeline_id = ?", doc[0]) == 0
+    assert (
+        served.count(
+            "select count(*) from run where user_id = ? and pipeline_yaml like ?",
+            bob.user_id,
+            f"%{secret}%",
+        )
+        == 0
+    )
     with served.db() as conn:
         assert conn.execute("select name from pipeline_doc where id = ?", (doc[0],)).fetchone()

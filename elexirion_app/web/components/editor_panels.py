@@ -265,7 +265,11 @@ def _version(v: dict[str, Any]) -> rx.Component:
         data_chosen=rx.cond(VersionsState.chosen == number, "true", "false"),
         on_click=VersionsState.choose(number),
         cursor="pointer",
-        background=rx.cond(VersionsState.chosen == number, "var(--accent-a4)", "transparent"),
+        background=rx.cond(
+            VersionsState.chosen == number,
+            "var(--accent-a5)",
+            rx.cond(VersionsState.other == number, "var(--accent-a3)", "transparent"),
+        ),
         padding_x="0.3em",
         border_radius="4px",
         width="100%",
@@ -286,9 +290,14 @@ def _diff_line(d: dict[str, Any]) -> rx.Component:
 def versions() -> rx.Component:
     return section(
         "Versions",
+        rx.text(
+            "Pick two to diff them (one: against the latest); roll back to the last picked.",
+            size="1",
+            color_scheme="gray",
+        ),
         rx.vstack(rx.foreach(VersionsState.versions, _version), id="versions", spacing="1"),
         rx.hstack(
-            rx.button("Diff to latest", size="1", id="version-diff", on_click=VersionsState.diff),
+            rx.button("Diff", size="1", id="version-diff", on_click=VersionsState.diff),
             rx.button(
                 "Roll back to it",
                 size="1",

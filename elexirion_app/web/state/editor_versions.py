@@ -22,7 +22,8 @@ T = TypeVar("T")
 
 class VersionsState(rx.State):
     versions: list[dict[str, Any]] = []
-    chosen: int = 0  # the version picked in the list (diff from it, roll back to it)
+    chosen: int = 0  # the version picked last in the list (roll back to it)
+    other: int = 0  # the one picked before it (diff the two; or chosen → latest)
     diff_lines: list[dict[str, Any]] = []
     diff_title: str = ""
     error: str = ""
@@ -58,7 +59,7 @@ class VersionsState(rx.State):
         if user_id is None:
             return rx.redirect(routes.LOGIN)
         self.error, self.message, self.diff_lines, self.diff_title = "", "", [], ""
-        self.versions, self.chosen = [], 0
+        self.versions, self.chosen, self.other = [], 0, 0
         if editor.shipped or not editor.name:
             return None
         try:
@@ -101,13 +102,16 @@ class VersionsState(rx.State):
         if user_id is None:
             return rx.redirect(routes.LOGIN)
         chosen = parse_id(number)
-        self.chosen = chosen if chosen and any(v["number"] == chosen for v in self.versions) else 0
+        if not chosen or not any(v["number"] == chosen for v in self.versions):
+            return None
+        if chosen != self.chosen:
+            self.other, self.chosen = self.chosen, chosen
         return None
 
     @rx.event
     async def diff(self) -> Any:
-        """Line diff from the chosen version to the latest (from the one before, when the
-        latest is chosen)."""
+        """Line diff of the two versions picked last (older → newer); with one picked, from it
+        to the latest (from the one before, when the latest is picked)."""
         user_id, editor = await self._editor()
         if user_id is None:
             return rx.redirect(routes.LOGIN)
@@ -118,8 +122,11 @@ class VersionsState(rx.State):
         if len(numbers) < 2:
             self.error = "There is only one version: nothing to compare."
             return None
-        new_n = numbers[-1]
-        old_n = self.chosen if self.chosen != new_n else numbers[-2]
+        if self.other in numbers and self.other != self.chosen:
+            old_n, new_n = sorted((self.other, self.chosen))
+        else:
+            new_n = numbers[-1]
+            old_n = self.chosen if self.chosen != new_n else numbers[-2]
         self.error = ""
         try:
             old = await self._db(store.version_yaml, user_id, editor.name, old_n)
