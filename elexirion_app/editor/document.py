@@ -1,17 +1,19 @@
 """An open pipeline in the editor: its YAML text, its data, and edits that keep the text yours.
 
 CONTRACT:
-- ``EditorDocument.parse(text)`` — the loader's safe reading (``yaml.safe_load`` semantics, size,
-  alias and depth caps, no Python tags, no duplicate keys); ``InputError`` with ``line N: ...``
-  for malformed YAML, an empty file or a top level that is not a map. A leading BOM is dropped.
+- ``EditorDocument.parse(text)`` — the loader's safe reading (``yaml.safe_load`` semantics,
+  size, alias and depth caps, no Python tags, no duplicate keys; ``editor/safeload.py``);
+  ``InputError`` with ``line N: ...`` for malformed YAML, an empty file or a top level that
+  is not a map. A leading BOM is dropped.
 - ``.text`` — the current YAML text. An untouched document gives back exactly what was parsed;
   after edits, only the lines of what changed differ (see ``editor/splice.py``: scalars are
   replaced in place, list items move as whole lines with their comments, the rest is written
   by ruamel.yaml's round-trip emitter).
 - ``.data`` — plain data equal to ``yaml.safe_load(.text)``; shared, treat it as read-only.
-- Edits mutate the document (keep one per open pipeline: an edit costs a few milliseconds on
-  200 steps, a fresh parse more): ``insert_step(step_type, *, parent="", index=None,
-  name=None) -> new step id``, ``delete_step(step_id)``, ``move_step(step_id, new_index)``,
+- Edits mutate the document (keep one per open pipeline: an edit skips the loader's parse
+  and reuses the data of every step it did not touch; it holds text and data only):
+  ``insert_step(step_type, *, parent="", index=None, name=None) -> new step id``,
+  ``delete_step(step_id)``, ``move_step(step_id, new_index)``,
   ``set_field(step_id, path, value)`` (``None`` deletes the key; multi-line text becomes a
   literal block ``|``), ``rename_step(step_id, new_name)`` (references follow),
   ``connect(source_id, target_id)``. All raise ``InputError`` for an unknown step id, a wrong
@@ -30,10 +32,9 @@ from __future__ import annotations
 from typing import Any
 
 from elexirion_app.core.errors import InputError, PipelineValidationError
-from elexirion_app.editor import ops, splice
+from elexirion_app.editor import ops, safeload, splice
 from elexirion_app.editor.primitives import Change
-from elexirion_app.editor.tree import Path
-from elexirion_app.editor.tree import walk as walk_steps
+from elexirion_app.editor.tree import Path, walk_kept
 from elexirion_app.editor.yamltext import (
     SnippetError,
     Source,
@@ -41,12 +42,13 @@ from elexirion_app.editor.yamltext import (
     is_blank,
     is_comment,
     newline_of,
+    no_gc,
     rt_dump,
     rt_load,
     split_lines,
     style_of,
 )
-from elexirion_app.pipelines.loader import MAX_FILE_BYTES, parse_yaml
+from elexirion_app.pipelines.loader import MAX_FILE_BYTES
 
 BARE_WARNING = (
     "this file has no 'workflow:' root (pipeline_ex's genesis writes name and steps at the "
@@ -60,7 +62,7 @@ def _safe_parse(text: object) -> Any:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise InputError(f"the pipeline is larger than {MAX_FILE_BYTES // 1024 // 1024} MB")
     try:
-        data, _lines = parse_yaml(text, "<editor>")
+        data = safeload.load(text, "<editor>")
     except PipelineValidationError as exc:
         raise InputError(_message(exc)) from exc
     return data
@@ -78,7 +80,7 @@ class EditorDocument:
     """See the module docstring."""
 
     def __init__(self, text: str, data: dict[str, Any]) -> None:
-        self._source = Source(text)
+        self._text = text
         self._data = data
         self._style: Style | None = None
 
@@ -94,7 +96,7 @@ class EditorDocument:
 
     @property
     def text(self) -> str:
-        return self._source.text
+        return self._text
 
     @property
     def data(self) -> dict[str, Any]:
@@ -137,17 +139,25 @@ class EditorDocument:
     def _edit(self, changes: list[Change]) -> None:
         if not changes:
             return
-        text, data, node = splice.write(self._source, self._data, changes, self._doc_style())
-        self._source = Source(text, node)
-        self._data = data
+        # The node trees of the old and the new text (~10 objects per line) live only during
+        # the edit, with the collector paused: kept, a few open documents would make every
+        # full collection of the server slower; dropped before it resumes, they cost none.
+        with no_gc():
+            source = Source(self._text)
+            if self._style is None:
+                self._style = style_of(source.root)
+            text, data, _node = splice.write(source, self._data, changes, self._style)
+            del source, _node
+        self._text, self._data = text, data
 
     def _doc_style(self) -> Style:
         if self._style is None:
-            self._style = style_of(self._source.root)
+            with no_gc():
+                self._style = style_of(Source(self._text).root)
         return self._style
 
     def _id_at(self, path: Path) -> str:
-        for ref in walk_steps(self._data):
+        for ref in walk_kept(self._data):
             if ref.path == path:
                 return ref.id
         raise InputError("the new step could not be found after the edit")  # pragma: no cover

@@ -55,21 +55,34 @@ def layout(source: Source, seq: SequenceNode) -> Layout | None:
     k = int(first.start_mark.column) - d if first.start_mark.line == dashes[0] else 2
     if k < 2:
         return None
+    # Where one block ends and the next begins, read from the text between two dashes (the
+    # content's own nodes are never walked: that is what makes a 200-step edit cheap).
+    n = len(dashes)
+    leads = [_lead(lines, dashes[i], d, dashes[i - 1] + 1 if i else 0) for i in range(n)]
     tails: list[int] = []
-    for i, item in enumerate(seq.value):
-        end = source.last_line(item) + 1
-        limit = dashes[i + 1] if i + 1 < len(dashes) else len(lines)
-        while end < limit and is_comment(lines[end]) and indent_of(lines[end]) > d:
-            end += 1
+    for i in range(n - 1):
+        end = leads[i + 1]
+        while end - 1 > dashes[i] and _loose(lines[end - 1], d):
+            end -= 1
         tails.append(end)
-    leads: list[int] = []
-    for i, dash in enumerate(dashes):
-        lead = dash
-        floor = tails[i - 1] if i else 0
-        while lead - 1 >= floor and is_comment(lines[lead - 1]) and indent_of(lines[lead - 1]) <= d:
-            lead -= 1
-        leads.append(lead)
+    end = source.last_line(seq.value[-1]) + 1
+    while end < len(lines) and is_comment(lines[end]) and indent_of(lines[end]) > d:
+        end += 1
+    tails.append(end)
     return Layout(d, k, leads, tails)
+
+
+def _lead(lines: list[str], dash: int, d: int, floor: int) -> int:
+    """The first of the comment lines right above a dash that are not indented deeper."""
+    lead = dash
+    while lead - 1 >= floor and is_comment(lines[lead - 1]) and indent_of(lines[lead - 1]) <= d:
+        lead -= 1
+    return lead
+
+
+def _loose(line: str, d: int) -> bool:
+    """A line between two blocks: blank, or a comment not indented deeper than the dash."""
+    return is_blank(line) or (is_comment(line) and indent_of(line) <= d)
 
 
 def _dash_line(source: Source, item: Any, d: int, floor: int | None) -> int | None:

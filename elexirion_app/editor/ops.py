@@ -136,7 +136,7 @@ def rename(data: Any, step_id: str, new_name: str) -> list[Change]:
         raise InputError(f"a step named {new_name!r} already exists: choose another name")
     if not ref.name:
         return changes
-    for other in tree.walk(data):
+    for other in tree.walk_kept(data):
         if other.workflow != ref.workflow:
             continue
         for rel, text in refs.renamed_values(other.step, other.kind, ref.name, new_name):

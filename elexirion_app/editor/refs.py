@@ -128,6 +128,8 @@ def renamed_values(
     """The fields of ``step`` that read ``old``, rewritten to read ``new``."""
     out: list[tuple[Path, Any]] = []
     for path, role, value in _fields(step, kind):
+        if role != "prev" and old not in value:
+            continue  # cheap: most texts do not even contain the name
         if role == "prev":
             changed: Any = new if scalar_name(value) == old else value
         elif role == "template":

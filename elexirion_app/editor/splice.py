@@ -38,13 +38,13 @@ from elexirion_app.editor.primitives import (
     apply_copy,
     relative,
 )
+from elexirion_app.editor.readback import read_back
 from elexirion_app.editor.tree import Path
 from elexirion_app.editor.yamltext import (
     Replacement,
     SnippetError,
     Source,
     Style,
-    compose,
     dedent,
     newline_of,
     reindent,
@@ -67,14 +67,14 @@ def write(source: Source, data: Any, changes: list[Change], style: Style) -> tup
             text = _splice(source, changes, style, fine=mode == "fine")
         except (Unsupported, SnippetError):
             continue
-        result = _read_back(text, expected)
+        result = _read_back(text, expected, source, data)
         if result is not None:
             return text, result[0], result[1]
     try:
         text = _whole(source, changes, style)
     except SnippetError as exc:
         raise InputError(f"this YAML cannot be rewritten by the editor: {exc}") from exc
-    result = _read_back(text, expected)
+    result = _read_back(text, expected, source, data)
     if result is None:
         raise InputError(
             "the editor could not write this change into the YAML without changing other "
@@ -83,11 +83,11 @@ def write(source: Source, data: Any, changes: list[Change], style: Style) -> tup
     return text, result[0], result[1]
 
 
-def _read_back(text: str, expected: Any) -> tuple[Any, Node] | None:
+def _read_back(text: str, expected: Any, source: Source, old: Any) -> tuple[Any, Node] | None:
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         raise InputError(f"the pipeline would be larger than {MAX_FILE_BYTES // 1024 // 1024} MB")
     try:
-        data, node = compose(text)
+        data, node = read_back(text, source, old)
     except (yaml.YAMLError, ValueError, TypeError, RecursionError):
         return None
     if node is None or data != expected:

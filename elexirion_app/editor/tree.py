@@ -108,6 +108,20 @@ def is_group(step: Mapping[str, Any]) -> bool:
     return kind in LOOP_TYPES or kind == "parallel_claude" or bool(containers(step, (), ()))
 
 
+_last_walk: tuple[Any, list[StepRef]] = (None, [])
+
+
+def walk_kept(data: Any) -> list[StepRef]:
+    """``walk`` for a document's own data, which is never mutated (an edit is a new object):
+    the last answer is kept, as one edit looks its steps up several times."""
+    global _last_walk
+    seen, refs = _last_walk
+    if seen is not data or data is None:
+        refs = walk(data)
+        _last_walk = (data, refs)
+    return list(refs)
+
+
 def walk(data: Any) -> list[StepRef]:
     """Every step in pre-order (see the module docstring)."""
     root = workflow_of(data)
@@ -182,7 +196,7 @@ def _require_steps(data: Any) -> Path:
 def find(data: Any, step_id: str) -> StepRef:
     """The step with this id, or ``InputError`` naming the closest one."""
     _require_steps(data)
-    refs = walk(data)
+    refs = walk_kept(data)
     for ref in refs:
         if ref.id == step_id:
             return ref
@@ -214,4 +228,6 @@ def container_of(data: Any, parent_id: str) -> Container:
 
 def names_in(data: Any, workflow: Path) -> set[str]:
     """Every step name of one workflow (its loops included, nested pipelines not)."""
-    return {r.name for r in walk(data) if r.workflow == workflow and r.kind == "step" and r.name}
+    return {
+        r.name for r in walk_kept(data) if r.workflow == workflow and r.kind == "step" and r.name
+    }

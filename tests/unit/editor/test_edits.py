@@ -249,3 +249,14 @@ def test_tasks_of_a_parallel_step() -> None:
     assert yaml.safe_load(renamed)["workflow"]["steps"][0]["parallel_tasks"][1]["id"] == "t2"
     with pytest.raises(InputError, match="Claude tasks"):
         edits.insert_step(text, "gemini", parent="par")
+
+
+def test_an_edit_reuses_the_data_of_the_steps_it_did_not_touch() -> None:
+    doc = EditorDocument.parse(TEXT)
+    before = doc.data["workflow"]["steps"]
+    doc.set_field("analyze", ("claude_options", "model"), "opus")
+    after = doc.data["workflow"]["steps"]
+    assert after[0] is not before[0] and after[0]["claude_options"]["model"] == "opus"
+    assert after[1] is before[1] and after[2] is before[2]
+    assert before[0]["claude_options"]["model"] == "haiku"  # the old data is not changed
+    assert yaml.safe_load(doc.text) == doc.data
