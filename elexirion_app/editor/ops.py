@@ -103,13 +103,15 @@ def set_field(data: Any, step_id: str, path: tuple[str | int, ...], value: Any) 
         if not (isinstance(key, str) and key) and not _int(key):
             raise InputError(f"a field path holds names and list indexes, not {key!r}")
     full = (*ref.path, *path)
+    parent = tree.get(data, full[:-1])
+    last = path[-1]
+    in_list = isinstance(parent, list) and _int(last)
     if value is None:
-        parent = tree.get(data, full[:-1])
-        last = path[-1]
-        exists = (isinstance(parent, Mapping) and last in parent) or (
-            isinstance(parent, list) and _int(last) and 0 <= int(last) < len(parent)
-        )
-        return [DeleteKey(full)] if exists else []
+        if in_list and 0 <= int(last) < len(parent):
+            return [ListDelete(full[:-1], int(last))]  # a list item goes with its lines
+        return [DeleteKey(full)] if isinstance(parent, Mapping) and last in parent else []
+    if in_list and int(last) == len(parent):
+        return [ListInsert(full[:-1], int(last), value)]  # appended as new lines
     if tree.get(data, full) == value and _same_type(tree.get(data, full), value):
         return []
     return [SetValue(full, value)]

@@ -260,3 +260,13 @@ def test_an_edit_reuses_the_data_of_the_steps_it_did_not_touch() -> None:
     assert after[1] is before[1] and after[2] is before[2]
     assert before[0]["claude_options"]["model"] == "haiku"  # the old data is not changed
     assert yaml.safe_load(doc.text) == doc.data
+
+
+def test_list_items_set_through_set_field_move_as_lines() -> None:
+    part = {"type": "file", "path": "README.md"}
+    added = edits.set_field(TEXT, "summary", ("prompt", 2), part)
+    assert diff_stats(TEXT, added) == (2, 0)
+    assert "        - type: file\n          path: README.md\n" in added
+    removed = edits.set_field(TEXT, "summary", ("prompt", 0), None)
+    assert diff_stats(TEXT, removed) == (0, 2)
+    assert yaml.safe_load(removed)["workflow"]["steps"][1]["prompt"][0]["type"] == "static"
