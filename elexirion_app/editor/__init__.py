@@ -7,5 +7,6 @@
 - ``diff``: ``line_diff`` and ``diff_stats`` between two versions.
 Inside: ``tree`` (step ids and containers), ``refs`` (what a step reads, renaming),
 ``templates`` (a minimal step per type), ``ops`` (edits as primitive changes),
-``primitives``, ``splice`` and ``lists`` (writing changes into the text), ``yamltext``.
+``primitives``; ``splice`` with ``fields`` and ``lists`` (writing changes into the text),
+``readback`` (reading it back), ``safeload`` (the fast open path), ``yamltext``.
 """

@@ -1,6 +1,9 @@
 """The text side of the editor: lines, node spans, indentation styles, ruamel snippets.
 
 CONTRACT:
+- ``compose(text) -> (data, node)`` / ``make_loader(text)`` — PyYAML's safe loader over libyaml
+  (C) for text that already passed the loader's checks; ``no_gc()`` pauses the cyclic
+  collector around such a parse. ``Replacement(start, end, text)`` is one text change.
 - ``Source(text)`` — the text with its lines and the node tree PyYAML's C composer gives (start
   and end marks of every node, composed once, lazily): ``span(node)`` is the character span of
   a node's own content (a block node ends at the end of its last content line: trailing
