@@ -10,15 +10,17 @@ CONTRACT:
   replaced in place, list items move as whole lines with their comments, the rest is written
   by ruamel.yaml's round-trip emitter).
 - ``.data`` — plain data equal to ``yaml.safe_load(.text)``; shared, treat it as read-only.
-- Edits mutate the document (keep one per open pipeline: an edit skips the loader's parse
-  and reuses the data of every step it did not touch; it holds text and data only):
+- Edits mutate the document (keep one per open pipeline: an edit skips the loader's parse,
+  reuses the data of every step it did not touch, and — for the ``KEPT_TREES`` documents
+  edited last — the node tree of the previous edit):
   ``insert_step(step_type, *, parent="", index=None, name=None) -> new step id``,
   ``delete_step(step_id)``, ``move_step(step_id, new_index)``,
   ``set_field(step_id, path, value)`` (``None`` deletes the key; multi-line text becomes a
   literal block ``|``), ``rename_step(step_id, new_name)`` (references follow),
   ``connect(source_id, target_id)``. All raise ``InputError`` for an unknown step id, a wrong
   index, an unknown step type, or a document without ``workflow.steps``; a failed edit leaves
-  the document as it was.
+  the document as it was. One document takes one edit at a time (the web layer serialises
+  the edits of a pipeline).
 - ``.dump()`` — the whole document written by ruamel.yaml's round-trip emitter (comments and
   key order kept; indentation normalised to the file's most common style).
 - ``wrap_bare(text) -> (text, warning | None)`` — a file without the ``workflow:`` root but with
@@ -29,6 +31,9 @@ CONTRACT:
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 from elexirion_app.core.errors import InputError, PipelineValidationError
@@ -83,6 +88,7 @@ class EditorDocument:
         self._text = text
         self._data = data
         self._style: Style | None = None
+        self._source: Source | None = None  # kept for the documents edited last only
 
     @classmethod
     def parse(cls, text: str) -> EditorDocument:
@@ -139,16 +145,20 @@ class EditorDocument:
     def _edit(self, changes: list[Change]) -> None:
         if not changes:
             return
-        # The node trees of the old and the new text (~10 objects per line) live only during
-        # the edit, with the collector paused: kept, a few open documents would make every
-        # full collection of the server slower; dropped before it resumes, they cost none.
+        # The collector is paused while node trees are built (they are not garbage). The new
+        # text's tree is kept for the next edit, by the few documents edited last only.
         with no_gc():
-            source = Source(self._text)
+            source = self._source or Source(self._text)
             if self._style is None:
                 self._style = style_of(source.root)
-            text, data, _node = splice.write(source, self._data, changes, self._style)
-            del source, _node
+            text, data, node = splice.write(source, self._data, changes, self._style)
+            self._source = Source(text, node)
+            del source
         self._text, self._data = text, data
+        _KEPT.keep(self)
+
+    def _drop_tree(self) -> None:
+        self._source = None
 
     def _doc_style(self) -> Style:
         if self._style is None:
@@ -161,6 +171,33 @@ class EditorDocument:
             if ref.path == path:
                 return ref.id
         raise InputError("the new step could not be found after the edit")  # pragma: no cover
+
+
+class _KeptTrees:
+    """The node trees (~1.5 MB and ~16k objects for 200 steps) of the ``size`` documents edited
+    last: an edit of one of them skips composing its text again; older ones are dropped."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._docs: OrderedDict[int, weakref.ref[EditorDocument]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, doc: EditorDocument) -> None:
+        dropped: list[EditorDocument] = []
+        with self._lock:
+            self._docs.pop(id(doc), None)
+            self._docs[id(doc)] = weakref.ref(doc)
+            while len(self._docs) > self._size:
+                _, ref = self._docs.popitem(last=False)
+                old = ref()
+                if old is not None:
+                    dropped.append(old)
+        for old in dropped:
+            old._drop_tree()
+
+
+KEPT_TREES = 8
+_KEPT = _KeptTrees(KEPT_TREES)
 
 
 # --- bare files -------------------------------------------------------------------------

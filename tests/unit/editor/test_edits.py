@@ -270,3 +270,15 @@ def test_list_items_set_through_set_field_move_as_lines() -> None:
     removed = edits.set_field(TEXT, "summary", ("prompt", 0), None)
     assert diff_stats(TEXT, removed) == (0, 2)
     assert yaml.safe_load(removed)["workflow"]["steps"][1]["prompt"][0]["type"] == "static"
+
+
+def test_documents_edited_long_ago_still_edit_correctly() -> None:
+    from elexirion_app.editor.document import KEPT_TREES
+
+    docs = [EditorDocument.parse(TEXT) for _ in range(KEPT_TREES + 2)]
+    for doc in docs:
+        doc.set_field("analyze", ("claude_options", "model"), "opus")
+    for doc in docs:  # the first ones lost their kept tree meanwhile
+        doc.move_step("each", 0)
+        assert yaml.safe_load(doc.text) == doc.data
+        assert [s["name"] for s in doc.data["workflow"]["steps"]] == ["each", "analyze", "summary"]
