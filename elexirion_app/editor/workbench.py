@@ -5,16 +5,61 @@ select. Called from the web state in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from elexirion_app.core.errors import InputError, PipelineValidationError, Problem
-from elexirion_app.editor import edits, view
+from elexirion_app.editor import view
+from elexirion_app.editor.document import EditorDocument
 from elexirion_app.editor.graph import graph_of
 from elexirion_app.pipelines.loader import load_text
 from elexirion_app.pipelines.validate import validate_document
+
+OPEN_DOCUMENTS = 32
+
+
+class _Documents:
+    """Parsed documents of the texts edited last, by content: an edit of the text a tab shows
+    reuses its document (and the node tree it keeps) instead of parsing 200 steps again. One
+    edit at a time; a document is re-filed under its new text after the edit."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._docs: OrderedDict[str, EditorDocument] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def edit(self, text: str, fn: Callable[[EditorDocument], Any]) -> tuple[str, Any]:
+        with self._lock:
+            doc = self._docs.pop(self._key(text), None)
+            if doc is None:
+                doc = EditorDocument.parse(text)
+            try:
+                result = fn(doc)
+            except BaseException:
+                # A failed edit leaves the document unchanged: keep it for the next try.
+                self._docs[self._key(text)] = doc
+                raise
+            new = doc.text
+            self._docs[self._key(new)] = doc
+            while len(self._docs) > self._size:
+                self._docs.popitem(last=False)
+            return new, result
+
+
+_DOCS = _Documents(OPEN_DOCUMENTS)
+
+
+def _apply(text: str, fn: Callable[[EditorDocument], Any]) -> tuple[str, Any]:
+    return _DOCS.edit(text, fn)
 
 
 @dataclass(frozen=True)
@@ -90,8 +135,8 @@ def insert_after(text: str, step_type: str, selected: str) -> Edited:
             name = selected.rsplit("/", 1)[-1]
             positions = [i for i, s in enumerate(siblings) if _step_name(s) == name]
             index = positions[0] + 1 if positions else None
-    result = edits.insert_step(text, step_type, parent=parent, index=index)
-    return Edited(result.text, result.step_id)
+    new, step_id = _apply(text, lambda d: d.insert_step(step_type, parent=parent, index=index))
+    return Edited(new, step_id)
 
 
 def workflow_of(text: str) -> Mapping[str, Any]:
@@ -129,22 +174,26 @@ def _siblings(data: Mapping[str, Any], parent: str) -> list[Any]:
 
 
 def delete(text: str, node_id: str, selected: str) -> Edited:
-    new = edits.delete_step(text, node_id)
+    new, _ = _apply(text, lambda d: d.delete_step(node_id))
     gone = selected == node_id or selected.startswith(node_id + "/")
     return Edited(new, "" if gone else None)
 
 
 def connect(text: str, source: str, target: str) -> Edited:
-    return Edited(edits.connect(text, source, target), target)
+    return Edited(_apply(text, lambda d: d.connect(source, target))[0], target)
 
 
 def move(text: str, node_id: str, index: int) -> Edited:
-    return Edited(edits.move_step(text, node_id, index), node_id)
+    return Edited(_apply(text, lambda d: d.move_step(node_id, index))[0], node_id)
 
 
 def set_value(text: str, node_id: str, path: tuple[str | int, ...], value: Any) -> Edited:
     clean = tuple(int(p) if isinstance(p, str) and p.isdigit() else p for p in path)
-    return Edited(edits.set_field(text, node_id, clean, value))
+    return Edited(_set(text, node_id, clean, value))
+
+
+def _set(text: str, node_id: str, path: tuple[str | int, ...], value: Any) -> str:
+    return _apply(text, lambda d: d.set_field(node_id, path, value))[0]
 
 
 def add_part(text: str, node_id: str, part_type: str) -> Edited:
@@ -161,18 +210,18 @@ def add_part(text: str, node_id: str, part_type: str) -> Edited:
     else:
         part["step"] = ""
     if not isinstance(prompt, list):
-        return Edited(edits.set_field(text, node_id, ("prompt",), [part]))
-    return Edited(edits.set_field(text, node_id, ("prompt", index), part))
+        return Edited(_set(text, node_id, ("prompt",), [part]))
+    return Edited(_set(text, node_id, ("prompt", index), part))
 
 
 def remove_part(text: str, node_id: str, index: int) -> Edited:
-    return Edited(edits.set_field(text, node_id, ("prompt", index), None))
+    return Edited(_set(text, node_id, ("prompt", index), None))
 
 
 def rename(text: str, node_id: str, new_name: str) -> Edited:
     if not new_name:
         raise InputError("Give the step a name.")
-    new = edits.rename_step(text, node_id, new_name)
+    new, _ = _apply(text, lambda d: d.rename_step(node_id, new_name))
     return Edited(new, "/".join([*node_id.split("/")[:-1], new_name]))
 
 
