@@ -182,3 +182,21 @@ class PipelineVersion(SQLModel, table=True):
     errors: int = 0  # validation errors when saved (a draft with errors can be saved, not run)
     created_by: int | None = Field(default=None, foreign_key="app_user.id")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    """A user's API key; only an HMAC-SHA256 of it (keyed by the server secret) is stored.
+
+    ``prefix`` is the key's first characters, shown so a user can tell keys apart; it does not
+    identify a key on its own (lookups go through ``lookup_hash``)."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16)
+    lookup_hash: str = Field(index=True, unique=True, max_length=64, repr=False)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
