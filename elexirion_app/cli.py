@@ -1,4 +1,4 @@
-"""Command line: ``python -m elexirion_app validate|run|resume``.
+"""Command line: ``python -m elexirion_app validate|run|resume|users|apikey``.
 
 ``print`` is allowed here (and only here): stdout carries results (``--json``: exactly one
 JSON object), stderr carries progress, step lines and messages. Expected errors show their
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("resume", help="continue an interrupted or failed run")
     s.add_argument("run_id")
     _common(s)
+    from elexirion_app import cli_accounts
+
+    cli_accounts.add_parsers(sub)  # users create, apikey create|list|revoke
     return parser
 
 
@@ -265,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return cmd_validate(args)
+        if args.command in ("users", "apikey"):
+            from elexirion_app import cli_accounts
+
+            return cli_accounts.run(args)
         progress = Progress(sys.stderr, bar=not args.no_progress)
         try:
             runner = _run if args.command == "run" else _resume

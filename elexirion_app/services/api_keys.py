@@ -1,0 +1,227 @@
+"""API keys: created (shown once), listed, revoked, and checked on every API request.
+
+CONTRACT:
+- A key is ``elx_`` + ``secrets.token_urlsafe(32)`` (47 characters). Only
+  ``HMAC-SHA256(server secret, key)`` is stored (``lookup_hash``, unique index) with the first
+  ``PREFIX_CHARS`` characters for display; the key itself is returned once by ``create_key``
+  and never written anywhere.
+- Every function takes the caller's ``user_id`` and touches only that user's keys: another
+  user's key id is ``NotFound`` (its existence is not revealed).
+- ``authenticate_key`` reads the database on every call (no cache): a revoked key, or a key
+  of a disabled account, is refused from the next call on. It writes ``last_used_at`` at most
+  once a minute per key (and on the first use of each UTC day), so a busy key costs one
+  indexed read per request; the caller commits (``session_scope``).
+- Functions are synchronous (database): call them through ``in_db_thread``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, func, select
+
+from elexirion_app.config import get_settings
+from elexirion_app.core.errors import InputError, NotFound
+from elexirion_app.core.secrets import SECRET_ENV, server_secret
+from elexirion_app.core.text import clean_title
+from elexirion_app.db.models import ApiKey, AppUser, utcnow
+from elexirion_app.services.auth import UserInfo
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "elx_"
+KEY_BYTES = 32
+KEY_CHARS = len(KEY_PREFIX) + 43  # token_urlsafe(32): 43 characters of urlsafe base64
+PREFIX_CHARS = len(KEY_PREFIX) + 8
+MAX_NAME = 100
+MAX_LIVE_KEYS = 50
+TOUCH_EVERY = timedelta(minutes=1)
+_KEY_RE = re.compile(r"elx_[A-Za-z0-9_-]{43}")
+
+
+@dataclass(frozen=True)
+class ApiKeyView:
+    """What a user may see of a key (never its hash)."""
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def display(self) -> str:
+        """``elx_ab12cd34…``: enough to tell keys apart, useless to authenticate."""
+        return f"{self.prefix}…"
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class KeyUse:
+    """A successful key check: whose rights the request carries, and which key it used.
+
+    ``first_use_today`` is True for exactly one call per key and UTC day (the audit log
+    records "key used" once a day)."""
+
+    user: UserInfo
+    key_id: int
+    first_use_today: bool
+
+
+def _secret() -> bytes:
+    return server_secret(get_settings().data_dir, os.environ.get(SECRET_ENV))
+
+
+def lookup_hash(plain: str) -> str:
+    """The stored form of a key: hex HMAC-SHA256 under the server secret."""
+    return hmac.new(_secret(), plain.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def is_well_formed(plain: object) -> bool:
+    """Whether ``plain`` has the shape of one of our keys (checked before any lookup)."""
+    return (
+        isinstance(plain, str) and len(plain) == KEY_CHARS and _KEY_RE.fullmatch(plain) is not None
+    )
+
+
+def _view(row: ApiKey) -> ApiKeyView:
+    assert row.id is not None
+    return ApiKeyView(
+        row.id, row.name, row.prefix, row.created_at, row.last_used_at, row.revoked_at
+    )
+
+
+def _user_info(user: AppUser) -> UserInfo:
+    assert user.id is not None
+    return UserInfo(user.id, user.email, user.display_name or user.email, user.is_admin)
+
+
+def _clean_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise InputError("The key's name must be text.")
+    cleaned = clean_title(name, MAX_NAME + 1)
+    if not cleaned or len(cleaned) > MAX_NAME:
+        raise InputError(f"Give the key a name of 1 to {MAX_NAME} characters.")
+    return cleaned
+
+
+def create_key(session: Session, user_id: int, name: object) -> tuple[ApiKeyView, str]:
+    """A new key for ``user_id``: its view and the plain key (returned here only, once).
+
+    Raises InputError (bad name, disabled account, ``MAX_LIVE_KEYS`` live keys already) or
+    NotFound (no such user)."""
+    clean = _clean_name(name)
+    # Lock the owner's row so two concurrent creations cannot both pass the count (PostgreSQL;
+    # SQLite serialises writers anyway).
+    user = session.exec(select(AppUser).where(AppUser.id == user_id).with_for_update()).first()
+    if user is None:
+        raise NotFound("no such user")
+    if not user.is_active:
+        raise InputError("This account is disabled: its keys would be refused.")
+    live = session.exec(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(col(ApiKey.user_id) == user_id, col(ApiKey.revoked_at).is_(None))
+    ).one()
+    if live >= MAX_LIVE_KEYS:
+        raise InputError(f"You have {MAX_LIVE_KEYS} API keys: revoke one before creating another.")
+    plain = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
+    row = ApiKey(
+        user_id=user_id, name=clean, prefix=plain[:PREFIX_CHARS], lookup_hash=lookup_hash(plain)
+    )
+    session.add(row)
+    session.flush()
+    log.info("user %s created API key %s", user_id, row.id)
+    return _view(row), plain
+
+
+def list_keys(session: Session, user_id: int, *, include_revoked: bool = True) -> list[ApiKeyView]:
+    """The user's keys, newest first."""
+    query = select(ApiKey).where(col(ApiKey.user_id) == user_id)
+    if not include_revoked:
+        query = query.where(col(ApiKey.revoked_at).is_(None))
+    rows = session.exec(query.order_by(col(ApiKey.created_at).desc(), col(ApiKey.id).desc()))
+    return [_view(row) for row in rows.all()]
+
+
+def revoke_key(session: Session, user_id: int, key_id: object) -> None:
+    """Revoke one of the user's keys (again: no change). Another user's key is NotFound."""
+    if not isinstance(key_id, int) or isinstance(key_id, bool):
+        raise NotFound("no such API key")
+    row = session.exec(
+        select(ApiKey).where(col(ApiKey.id) == key_id, col(ApiKey.user_id) == user_id)
+    ).first()
+    if row is None:
+        raise NotFound("no such API key")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        session.flush()
+        log.info("user %s revoked API key %s", user_id, key_id)
+
+
+def authenticate_key(
+    session: Session, plain: object, *, now: datetime | None = None
+) -> KeyUse | None:
+    """The owner of a live key, or None (malformed, unknown, revoked, account disabled).
+
+    The lookup goes by the key's HMAC (an index probe reveals nothing about the key) and the
+    stored hash is compared in constant time. ``now`` is for tests (default: the clock)."""
+    if not is_well_formed(plain):
+        return None
+    assert isinstance(plain, str)
+    digest = lookup_hash(plain)
+    found = session.exec(
+        select(ApiKey, AppUser)
+        .join(AppUser, col(AppUser.id) == col(ApiKey.user_id))
+        .where(col(ApiKey.lookup_hash) == digest)
+    ).first()
+    if found is None:
+        return None
+    key, user = found
+    if not hmac.compare_digest(key.lookup_hash.encode(), digest.encode()):
+        return None
+    if key.revoked_at is not None or not user.is_active:
+        return None
+    assert key.id is not None
+    first = _touch(session, key.id, key.last_used_at, now or utcnow())
+    return KeyUse(_user_info(user), key.id, first)
+
+
+def _touch(session: Session, key_id: int, last: datetime | None, now: datetime) -> bool:
+    """Record a use; True when it is the key's first use of this UTC day.
+
+    Writes nothing when the key was used less than ``TOUCH_EVERY`` ago the same day. The
+    updates are conditional, so among concurrent first uses of a day exactly one wins."""
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if last is not None and last >= day_start and now - last < TOUCH_EVERY:
+        return False
+    if _set_last_used(session, key_id, now, before=day_start):
+        return True
+    _set_last_used(session, key_id, now, before=now - TOUCH_EVERY)
+    return False
+
+
+def _set_last_used(session: Session, key_id: int, now: datetime, *, before: datetime) -> bool:
+    result = session.execute(
+        update(ApiKey)
+        .where(
+            col(ApiKey.id) == key_id,
+            or_(col(ApiKey.last_used_at).is_(None), col(ApiKey.last_used_at) < before),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
