@@ -4,7 +4,9 @@ The React side is ``pipeline_graph.jsx`` next to this module, shipped with
 ``rx.asset(shared=True)`` (Reflex copies it into ``.web/public/external/...`` and the build
 imports it from there); its npm packages are pinned in ``lib_dependencies`` and installed by
 bun when the frontend is built. Layout (top to bottom, groups as sub-flows sized to fit their
-children) runs in the browser; dragging is local React state and reports once, at drag stop.
+children) runs in the browser, again only when the structure changes (not on a rename or a new
+label); nodes and edges that did not change stay the same objects, so an update re-renders only
+what changed. Dragging is local React state and reports once, at drag stop.
 
 Stable hooks for browser tests: every node's content element carries ``data-step`` (the step
 name), ``data-node-id`` (the node id) and ``data-status`` (``idle`` unless given).
@@ -78,8 +80,9 @@ def pipeline_graph(
       while loops, parallel tasks, nested pipelines), ``icon`` a step type name (``claude``,
       ``for_loop`` …) or an emoji. ``x``/``y`` (relative to the parent, as ``on_drag_stop``
       reports them) pin a node; the others are laid out by dagre.
-    - ``edges``: ``{id, source, target, kind}``, kind ``order`` (solid), ``data`` (dashed,
-      animated) or ``loop`` (purple, dotted).
+    - ``edges``: ``{id, source, target, kind}``, kind ``order`` (solid), ``data`` (dashed;
+      animated while there are at most 24 of them, else only those of the selected node) or
+      ``loop`` (purple, dotted).
     - ``statuses``: node id → ``idle|queued|running|succeeded|failed|skipped``; ``problems``:
       node id → message (the node is outlined red, the message is its tooltip); ``selected``:
       the selected node id. These three never cause a relayout.

@@ -10,8 +10,12 @@
 //   onSelect(id) onDragStop(id, x, y, index) onConnect(source, target) onDelete(id)
 //
 // Positions are local React state (useNodesState): a drag moves nodes here only and reports
-// once, at drag stop. The `nodes`/`edges` props are re-laid out only when their content changes.
-import React, { useCallback, useEffect, useMemo, useRef } from "react";
+// once, at drag stop. New `nodes`/`edges` props are laid out again (dagre) only when the
+// structure changes (slots and order edges: not on a rename or a new label); React Flow gets
+// the same node and edge objects for everything that did not change, so a keystroke in the
+// YAML re-renders the one node it changed, not 200 nodes and 400 edges. Statuses, problems and
+// the selection reach each node through a small store it subscribes to by id.
+import React, { useCallback, useEffect, useLayoutEffect, useMemo, useRef } from "react";
 import {
   Background,
   Controls,
@@ -26,12 +30,15 @@ import {
 import "@xyflow/react/dist/style.css";
 import {
   layoutGraph,
-  refreshData,
+  mergeEdges,
+  mergeNodes,
+  placeLaid,
   siblingIndex,
+  slotsOf,
   structureKey,
   toFlowEdges,
 } from "./pipeline_layout.js";
-import { CSS, EDGE_TYPES, GraphContext, NODE_TYPES } from "./pipeline_parts.jsx";
+import { CSS, EDGE_TYPES, GraphContext, NODE_TYPES, createLookStore } from "./pipeline_parts.jsx";
 
 const MIN_FIT_ZOOM = 0.6;
 
@@ -79,30 +86,40 @@ function Flow(props) {
   // Content keys: a resent but identical list does not reset local positions.
   const nodesKey = useMemo(() => JSON.stringify(nodesProp || []), [nodesProp]);
   const edgesKey = useMemo(() => JSON.stringify(edgesProp || []), [edgesProp]);
-  const idsKey = useRef("");
-  const layoutCache = useRef({ key: "", nodes: [] });
+  const latest = useRef({ nodes: nodesProp, edges: edgesProp });
+  latest.current = { nodes: nodesProp, edges: edgesProp };
+  const slotsKey = useRef("");
+  const idsRef = useRef(new Set());
+  const layoutCache = useRef({ key: "", nodes: [], slots: new Map() });
 
   useEffect(() => {
-    const raw = JSON.parse(nodesKey);
-    const rawEdges = JSON.parse(edgesKey);
-    const key = structureKey(raw, rawEdges);
+    const raw = latest.current.nodes || [];
+    const rawEdges = latest.current.edges || [];
+    const slots = slotsOf(raw);
+    const key = structureKey(raw, rawEdges, slots);
     if (key !== layoutCache.current.key) {
-      layoutCache.current = { key, nodes: layoutGraph(raw, rawEdges) };
+      layoutCache.current = { key, nodes: layoutGraph(raw, rawEdges), slots };
     }
-    const laid = refreshData(layoutCache.current.nodes, raw).map((n) => ({
+    const cache = layoutCache.current;
+    const laid = placeLaid(cache.nodes, cache.slots, raw, slots).map((n) => ({
       ...n,
       selected: n.id === selectedRef.current,
     }));
-    setNodes(laid);
-    setEdges(toFlowEdges(rawEdges, new Set(laid.map((n) => n.id))));
-    const ids = laid.map((n) => n.id).sort().join("\n");
-    if (ids !== idsKey.current) {
-      idsKey.current = ids;
+    setNodes((prev) => mergeNodes(prev, laid));
+    idsRef.current = new Set(laid.map((n) => n.id));
+    const flowEdges = toFlowEdges(rawEdges, idsRef.current, selectedRef.current);
+    setEdges((prev) => mergeEdges(prev, flowEdges));
+    // Fit when steps come or go (not on a rename: typing a name keeps the view still).
+    const shape = [...slots.values()].sort().join("\n");
+    if (shape !== slotsKey.current) {
+      slotsKey.current = shape;
       requestAnimationFrame(() => fitTop(laid));
     }
   }, [nodesKey, edgesKey, setNodes, setEdges, fitTop]);
 
   useEffect(() => {
+    const flowEdges = toFlowEdges(latest.current.edges || [], idsRef.current, selected);
+    setEdges((prev) => mergeEdges(prev, flowEdges));
     setNodes((ns) => {
       let changed = false;
       const next = ns.map((n) => {
@@ -113,7 +130,7 @@ function Flow(props) {
       });
       return changed ? next : ns;
     });
-  }, [selected, setNodes]);
+  }, [selected, setNodes, setEdges]);
 
   const onNodeClick = useCallback((_event, node) => {
     handlers.current.onSelect?.(node.id);
@@ -145,10 +162,10 @@ function Flow(props) {
     for (const id of ids) handlers.current.onDelete?.(id);
   }, []);
 
-  const look = useMemo(
-    () => ({ statuses: statuses || {}, problems: problems || {}, selected: selected || "" }),
-    [statuses, problems, selected],
-  );
+  const look = useMemo(createLookStore, []);
+  useLayoutEffect(() => {
+    look.set({ statuses: statuses || {}, problems: problems || {}, selected: selected || "" });
+  }, [look, statuses, problems, selected]);
 
   return (
     <GraphContext.Provider value={look}>

@@ -14,6 +14,13 @@ export const EDGE_STYLE = {
   data: { stroke: "#2563eb", strokeWidth: 1.5, strokeDasharray: "6 4" },
   loop: { stroke: "#9333ea", strokeWidth: 2, strokeDasharray: "3 3" },
 };
+// One marker object per kind (an edge object stays the same object while it is unchanged).
+const MARKERS = Object.fromEntries(
+  Object.entries(EDGE_STYLE).map(([kind, style]) => [
+    kind,
+    { type: MarkerType.ArrowClosed, color: style.stroke, width: 16, height: 16 },
+  ]),
+);
 
 function hasXY(n) {
   return typeof n.x === "number" && typeof n.y === "number" && isFinite(n.x) && isFinite(n.y);
@@ -82,19 +89,111 @@ function nodeData(raw, id) {
   };
 }
 
-// What the layout depends on: a change of label, model or icon keeps every position.
-export function structureKey(rawNodes, rawEdges) {
-  const nodes = (rawNodes || []).map((n) => [n.id, n.parent, n.index, n.group, n.x, n.y]);
+// Every node's place in the tree, independent of names: "3" is the fourth top-level step,
+// "3/0" the first step inside it. A renamed step keeps its slot.
+export function slotsOf(rawNodes) {
+  const { children } = indexTree(rawNodes);
+  const slots = new Map();
+  const visit = (parent, prefix, depth) => {
+    (children.get(parent) || []).forEach((id, i) => {
+      const slot = prefix + i;
+      slots.set(id, slot);
+      if (depth < 64) visit(id, slot + "/", depth + 1);
+    });
+  };
+  visit("", "", 0);
+  return slots;
+}
+
+// What the layout depends on, in slots: a change of name, label, model or icon keeps every
+// position (and so does not run dagre again).
+export function structureKey(rawNodes, rawEdges, slots = slotsOf(rawNodes)) {
+  const nodes = (rawNodes || [])
+    .filter((n) => n && slots.has(String(n.id)))
+    .map((n) => [slots.get(String(n.id)), Boolean(n.group), n.x, n.y]);
+  nodes.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const edges = (rawEdges || [])
     .filter((e) => (e.kind || "order") === "order")
-    .map((e) => [e.source, e.target]);
+    .map((e) => [slots.get(String(e.source)) ?? "?", slots.get(String(e.target)) ?? "?"]);
   return JSON.stringify([nodes, edges]);
 }
 
-// The previous layout with fresh node data (same structureKey).
-export function refreshData(laidNodes, rawNodes) {
+// A layout (layoutGraph's nodes, made for the slots `laidSlots`) given to the nodes of the
+// same structure now: ids, parents and data from `rawNodes`, geometry from the layout.
+export function placeLaid(laid, laidSlots, rawNodes, slots) {
+  const idAt = new Map();
+  for (const [id, slot] of slots) idAt.set(slot, id);
   const byId = new Map((rawNodes || []).map((n) => [String(n.id), n]));
-  return laidNodes.map((n) => (byId.has(n.id) ? { ...n, data: nodeData(byId.get(n.id), n.id) } : n));
+  const out = [];
+  for (const n of laid) {
+    const id = idAt.get(laidSlots.get(n.id));
+    if (id === undefined) continue;
+    const node = { ...n, id, data: nodeData(byId.get(id) || {}, id) };
+    if (n.parentId) node.parentId = idAt.get(laidSlots.get(n.parentId));
+    out.push(node);
+  }
+  return out;
+}
+
+function sameData(a, b) {
+  return (
+    a.step === b.step &&
+    a.type === b.type &&
+    a.label === b.label &&
+    a.model === b.model &&
+    a.icon === b.icon
+  );
+}
+
+// `next` with the objects of `prev` kept wherever a node did not change (React Flow and the
+// memoised node components then skip it); `prev` itself when nothing changed.
+export function mergeNodes(prev, next) {
+  const byId = new Map(prev.map((n) => [n.id, n]));
+  let same = prev.length === next.length;
+  const out = next.map((n, i) => {
+    const p = byId.get(n.id);
+    const kept =
+      p &&
+      p.type === n.type &&
+      p.parentId === n.parentId &&
+      p.width === n.width &&
+      p.height === n.height &&
+      p.position.x === n.position.x &&
+      p.position.y === n.position.y &&
+      Boolean(p.selected) === Boolean(n.selected) &&
+      sameData(p.data, n.data);
+    if (kept) {
+      if (prev[i] !== p) same = false;
+      return p;
+    }
+    same = false;
+    // Keep what React Flow measured, so a changed node does not wait for a new measure.
+    return p && p.measured ? { ...n, measured: p.measured } : n;
+  });
+  return same ? prev : out;
+}
+
+const EDGE_KEYS = ["source", "target", "sourceHandle", "targetHandle", "type", "animated"];
+
+export function mergeEdges(prev, next) {
+  const byId = new Map(prev.map((e) => [e.id, e]));
+  let same = prev.length === next.length;
+  const out = next.map((e, i) => {
+    const p = byId.get(e.id);
+    const kept =
+      p &&
+      EDGE_KEYS.every((k) => p[k] === e[k]) &&
+      p.data.kind === e.data.kind &&
+      p.data.side === e.data.side &&
+      p.data.lane === e.data.lane;
+    if (kept) {
+      if (prev[i] !== p) same = false;
+      return p;
+    }
+    same = false;
+    return e;
+  });
+  return same ? prev : out;
 }
 
 // React Flow nodes, parents before children, positions relative to the parent. Nodes with x/y
@@ -177,10 +276,17 @@ export function layoutGraph(rawNodes, rawEdges) {
   return out;
 }
 
+// Data edges are animated (moving dashes) only while few enough of them are drawn: each
+// animated edge repaints on every frame, and 200 of them kept the main thread busy.
+export const MAX_ANIMATED = 24;
+
 // Order edges run bottom → top; data edges in a lane on the right, loop edges on the left.
-export function toFlowEdges(rawEdges, ids) {
+// On a graph with more than MAX_ANIMATED data edges only those touching `selected` move.
+export function toFlowEdges(rawEdges, ids, selected = "") {
   const out = [];
   let lanes = 0;
+  const dataEdges = (rawEdges || []).filter((e) => e.kind === "data").length;
+  const animate = (s, t) => dataEdges <= MAX_ANIMATED || s === selected || t === selected;
   for (const e of rawEdges || []) {
     const source = String(e.source);
     const target = String(e.target);
@@ -195,9 +301,9 @@ export function toFlowEdges(rawEdges, ids) {
       sourceHandle: side ? `${side}-out` : "b",
       targetHandle: side ? `${side}-in` : "t",
       type: side ? "lane" : "smoothstep",
-      animated: kind === "data",
+      animated: kind === "data" && animate(source, target),
       style,
-      markerEnd: { type: MarkerType.ArrowClosed, color: style.stroke, width: 16, height: 16 },
+      markerEnd: MARKERS[kind],
       data: { kind, side, lane: side ? lanes++ % 4 : 0 },
       className: `elx-edge-${kind}`,
     });

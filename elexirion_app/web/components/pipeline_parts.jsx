@@ -1,5 +1,5 @@
 // Node and edge components of the pipeline graph (registered once, at module level).
-import React, { createContext, memo, useCallback, useContext } from "react";
+import React, { createContext, memo, useCallback, useContext, useSyncExternalStore } from "react";
 import { BaseEdge, Handle, Position, useStore } from "@xyflow/react";
 import {
   Bot,
@@ -89,7 +89,25 @@ export const CSS = `
 @keyframes elx-pulse { 0%, 100% { opacity: 1; } 50% { opacity: .25; } }
 `;
 
-export const GraphContext = createContext({ statuses: {}, problems: {}, selected: "" });
+// Statuses, problems and the selection, read by each node for its own id: a node re-renders
+// only when its own look changes (a new problems map does not re-render 200 nodes).
+export function createLookStore() {
+  let look = { statuses: {}, problems: {}, selected: "" };
+  const listeners = new Set();
+  return {
+    get: () => look,
+    set(next) {
+      look = next;
+      for (const listener of listeners) listener();
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+
+export const GraphContext = createContext(createLookStore());
 
 function TypeIcon({ data }) {
   const key = data.icon || data.type || "";
@@ -100,11 +118,12 @@ function TypeIcon({ data }) {
 }
 
 function useLook(id) {
-  const { statuses, problems, selected } = useContext(GraphContext);
-  const status = (statuses && statuses[id]) || "idle";
-  const problem = (problems && problems[id]) || "";
+  const store = useContext(GraphContext);
+  const status = useSyncExternalStore(store.subscribe, () => store.get().statuses[id] || "idle");
+  const problem = useSyncExternalStore(store.subscribe, () => store.get().problems[id] || "");
+  const isSelected = useSyncExternalStore(store.subscribe, () => store.get().selected === id);
   const look = STATUS_LOOK[status] || STATUS_LOOK.idle;
-  return { status, problem, isSelected: selected === id, look };
+  return { status, problem, isSelected, look };
 }
 
 function Handles() {

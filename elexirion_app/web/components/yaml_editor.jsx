@@ -1,6 +1,7 @@
 // The YAML editor: CodeMirror 6 through @uiw/react-codemirror, lint markers from server-side
-// diagnostics, JSON Schema completion/hover (codemirror-json-schema, loaded on demand). Wrapped
-// by yaml_editor.py (YamlEditor); shipped with rx.asset(shared=True).
+// diagnostics, JSON Schema completion/hover (codemirror-json-schema, loaded on demand, run on a
+// window of the document: yaml_schema.js). Wrapped by yaml_editor.py (YamlEditor); shipped with
+// rx.asset(shared=True).
 //
 // Props:
 //   value        the text shown on mount and whenever `revision` changes
@@ -15,6 +16,7 @@ import { Annotation } from "@codemirror/state";
 import { EditorView, hoverTooltip } from "@codemirror/view";
 import { yaml, yamlLanguage } from "@codemirror/lang-yaml";
 import { linter, lintGutter, setDiagnostics } from "@codemirror/lint";
+import { schemaFeatures } from "./yaml_schema.js";
 
 const remoteEdit = Annotation.define();
 
@@ -99,15 +101,19 @@ export function YamlEditor(props) {
       return undefined;
     }
     let cancelled = false;
-    Promise.all([import("codemirror-json-schema"), import("codemirror-json-schema/yaml")])
-      .then(([core, forYaml]) => {
+    Promise.all([
+      import("codemirror-json-schema"),
+      import("codemirror-json-schema/yaml"),
+      import("json-schema-library"),
+    ])
+      .then(([core, forYaml, library]) => {
         if (cancelled) return;
-        const parsed = JSON.parse(schemaKey);
         // Completion and hover only: its linter would overwrite the server's diagnostics.
+        const features = schemaFeatures(core, forYaml, library, JSON.parse(schemaKey));
         setSchemaExt([
-          yamlLanguage.data.of({ autocomplete: forYaml.yamlCompletion() }),
-          hoverTooltip(forYaml.yamlSchemaHover()),
-          core.stateExtensions(parsed),
+          yamlLanguage.data.of({ autocomplete: features.complete }),
+          hoverTooltip(features.hover),
+          core.stateExtensions(features.schema),
         ]);
       })
       .catch((err) => console.error("yaml editor: schema features unavailable", err));

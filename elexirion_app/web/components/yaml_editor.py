@@ -25,11 +25,18 @@ NPM_PACKAGES = (
     "@codemirror/state@6.7.6",
     "@codemirror/view@6.43.15",
     "@codemirror/language@6.13.1",
+    "@codemirror/autocomplete@6.20.4",
     "@lezer/common@1.5.5",
     "codemirror-json-schema@0.8.1",
+    # The version codemirror-json-schema 0.8.1 resolves to (one copy): the schema is compiled
+    # once with it (yaml_schema.js).
+    "json-schema-library@9.3.5",
 )
 
 _JSX = rx.asset("yaml_editor.jsx", shared=True)
+# Imported by yaml_editor.jsx from the same folder: completion and hover on a window of the
+# document, with the schema compiled once.
+_SCHEMA_JS = rx.asset("yaml_schema.js", shared=True)
 
 
 class YamlEditor(rx.NoSSRComponent):

@@ -82,30 +82,42 @@ class EditorState(rx.State):
         return user_id
 
     async def _show(self, user_id: int, text: str) -> None:
-        """Recompute problems, graph and inspector for ``text`` (the new truth)."""
+        """Recompute problems, graph and inspector for ``text`` (the new truth).
+
+        Only the vars whose value changed are assigned: Reflex sends every assigned var, and
+        every component reading this state re-renders when one arrives. A keystroke in a step
+        name sends its nodes and edges, not the problems, lint markers and inspector again.
+        """
         shown = await in_db_thread(model.analyse, text, store.user_dir(user_id), self._layout)
         self._yaml = text
-        self.dirty = text != self._saved
-        self.problems = shown.problems
-        self.diagnostics = shown.diagnostics
-        self.error_count = shown.errors
+        changes: dict[str, Any] = {
+            "dirty": text != self._saved,
+            "problems": shown.problems,
+            "diagnostics": shown.diagnostics,
+            "error_count": shown.errors,
+            "node_problems": shown.node_problems,
+        }
         if shown.workflow.get("name"):
-            self.title = str(shown.workflow["name"])[:200]
-        if self.node_problems != shown.node_problems:
-            self.node_problems = shown.node_problems
-        changed = shown.nodes != self.nodes or shown.edges != self.edges
-        if shown.nodes is not None and shown.edges is not None and changed:
-            self.nodes, self.edges = shown.nodes, shown.edges
+            changes["title"] = str(shown.workflow["name"])[:200]
+        if shown.nodes is not None and shown.edges is not None:
+            changes["nodes"], changes["edges"] = shown.nodes, shown.edges
+        for name, value in changes.items():
+            if getattr(self, name) != value:
+                setattr(self, name, value)
         self._inspect(shown)
 
     def _inspect(self, shown: model.Shown) -> None:
         step = shown.step(self.selected) if self.selected else None
-        if step is None:
-            self.selected, self.fields, self.parts, self.selected_type = "", [], [], ""
-            return
-        self.selected_type = str(step.get("type") or "")
-        self.fields = view.inspector_fields(step)
-        self.parts = view.prompt_parts(step)
+        changes: dict[str, Any] = {"selected": "", "fields": [], "parts": [], "selected_type": ""}
+        if step is not None:
+            changes = {
+                "selected_type": str(step.get("type") or ""),
+                "fields": view.inspector_fields(step),
+                "parts": view.prompt_parts(step),
+            }
+        for name, value in changes.items():  # unchanged vars are not sent again
+            if getattr(self, name) != value:
+                setattr(self, name, value)
 
     async def _replace(self, user_id: int, text: str) -> None:
         """A server-side edit: new text for the YAML editor, autosaved as the draft."""
