@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from elexirion_app.core.errors import InputError, Problem
+from elexirion_app.core.errors import InputError, PipelineValidationError, Problem
 
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 # Where child steps live inside a step, by key (an inline pipeline nests one level more).
@@ -229,9 +229,11 @@ def coerce(kind: str, raw: Any, options: list[str] | None = None) -> Any:
     if kind == "enum" and options and text not in options:
         raise InputError(f"choose one of {', '.join(options)}")
     if kind in ("list", "object"):
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        from elexirion_app.pipelines.loader import parse_yaml
+
+        try:  # the loader's caps (aliases, depth, expansion), not a bare safe_load
+            value, _lines = parse_yaml(text, "<field>")
+        except PipelineValidationError as exc:
             raise InputError("that is not valid YAML") from exc
         json.dumps(value, default=str)  # plain data only
         return value

@@ -138,23 +138,32 @@ class EditorRunState(rx.State):
             _TASKS[run_id] = (user_id, task)
             outcome = await task
             async with self:
-                self.run_status, self.run_error = outcome.status, outcome.error or ""
-                self.run_cost = f"${outcome.cost:.4f}"
+                if await self._still_mine(user_id, run_id):
+                    self.run_status, self.run_error = outcome.status, outcome.error or ""
+                    self.run_cost = f"${outcome.cost:.4f}"
         except asyncio.CancelledError:
             async with self:
-                self.run_status, self.run_error = "stopped", "Stopped."
+                if await self._still_mine(user_id, run_id):
+                    self.run_status, self.run_error = "stopped", "Stopped."
         except ElexirionError as exc:
             async with self:
-                self.run_status, self.run_error = "failed", exc.user_message
+                if await self._still_mine(user_id, run_id):
+                    self.run_status, self.run_error = "failed", exc.user_message
         finally:
             _TASKS.pop(run_id, None)
             async with self:
-                self.running = False
-                try:
-                    await self._reload_history(user_id, name)
-                except ElexirionError as exc:
-                    self.error = exc.user_message
+                # The tab may have changed hands (or opened another pipeline) meanwhile: the
+                # identity reset cleared ``_run_id``; then nothing of this run is written.
+                if await self._still_mine(user_id, run_id):
+                    self.running = False
+                    try:
+                        await self._reload_history(user_id, name)
+                    except ElexirionError as exc:
+                        self.error = exc.user_message
         return None
+
+    async def _still_mine(self, user_id: int, run_id: str) -> bool:
+        return self._run_id == run_id and await current_user_id(self) == user_id
 
     async def _progress(self, progress: pipeline_runs.RunProgress) -> None:
         statuses = {node_of_step(s.name): s.status for s in progress.steps}
