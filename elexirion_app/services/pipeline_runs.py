@@ -23,7 +23,7 @@ from elexirion_app.core.events import (
     StepStarted,
 )
 from elexirion_app.core.types import ChatMessage, Usage
-from elexirion_app.db.engine import session_scope
+from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.pipelines.executor import RunOutcome, run_pipeline
 from elexirion_app.pipelines.loader import load_file
 from elexirion_app.providers.registry import get_provider
@@ -127,14 +127,16 @@ async def run_for_user(
     prompt parts read the user's conversations (``conversation_id`` is the one the run was
     started from, also reachable as session id ``current``).
     """
-    doc = load_file(pipeline_path)
+    # Reading and parsing a large file is not work for the event loop.
+    doc = await in_db_thread(load_file, pipeline_path)
+    pipeline_yaml = await in_db_thread(pipeline_path.read_text, encoding="utf-8")
     run_id = run_id or str(uuid.uuid4())
     observers: list[Any] = []
     if on_progress is not None:
         observers.append(ProgressObserver(on_progress))
     return await run_recorded(
         doc,
-        pipeline_yaml=pipeline_path.read_text(encoding="utf-8"),
+        pipeline_yaml=pipeline_yaml,
         pipeline_path=str(pipeline_path),
         user_id=user_id,
         observers=observers,

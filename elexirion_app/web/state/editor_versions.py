@@ -135,7 +135,7 @@ class VersionsState(rx.State):
             self.error = exc.user_message
             return None
         lines = await in_db_thread(line_diff, old, new)
-        added, removed = diff_stats(old, new)
+        added, removed = await in_db_thread(diff_stats, old, new)
         self.diff_title = f"Version {old_n} → {new_n}: +{added} −{removed} lines"
         self.diff_lines = [
             {
