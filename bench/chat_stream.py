@@ -450,7 +450,7 @@ async def login_http(url: str, email: str, password: str = PASSWORD) -> str:
 
 
 async def _auth_post(url: str, email: str, password: str) -> str:
-    from elexirion_app.services.auth import SESSION_COOKIE
+    from elexirion_app.services.accounts.auth import SESSION_COOKIE
 
     form = {"email": email, "password": password}
     timeout = aiohttp.ClientTimeout(total=120)

@@ -100,7 +100,7 @@ def seed(data: Path, user_id: int) -> None:
     os.environ["ELEXIRION_DATA_DIR"] = str(data)
     from elexirion_app.config import get_settings
     from elexirion_app.db.engine import session_scope
-    from elexirion_app.services import pipeline_store as store
+    from elexirion_app.services.runs import pipeline_store as store
 
     get_settings.cache_clear()
     with session_scope() as session:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from elexirion_app.core.types import LLMRequest, LLMResponse, StreamEvent, Usage  # noqa: E402
 from elexirion_app.db.engine import create_all, make_engine  # noqa: E402
 from elexirion_app.pipelines.executor import run_pipeline  # noqa: E402
-from elexirion_app.services.run_records import run_recorded  # noqa: E402
+from elexirion_app.services.runs.run_records import run_recorded  # noqa: E402
 
 
 async def fake_model(prompt: str) -> str:

@@ -156,7 +156,7 @@ def _records_engine(args: argparse.Namespace) -> Any:
     from sqlmodel import Session
 
     from elexirion_app.db.engine import create_all, get_engine
-    from elexirion_app.services.run_records import sweep_stale
+    from elexirion_app.services.runs.run_records import sweep_stale
 
     try:
         engine = get_engine()
@@ -189,7 +189,7 @@ async def _run(args: argparse.Namespace, progress: Progress) -> Any:
     from elexirion_app.pipelines.executor import run_pipeline
     from elexirion_app.pipelines.loader import load_file
     from elexirion_app.pipelines.validate import validate_document
-    from elexirion_app.services.run_records import run_recorded
+    from elexirion_app.services.runs.run_records import run_recorded
 
     doc = load_file(args.file)
     problems = validate_document(doc)
@@ -230,7 +230,7 @@ def default_workspace(workflow: dict[str, Any]) -> Path | None:
 
 
 async def _resume(args: argparse.Namespace, progress: Progress) -> Any:
-    from elexirion_app.services.run_records import resume_run
+    from elexirion_app.services.runs.run_records import resume_run
 
     engine = _records_engine(args)
     if engine is None:

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from elexirion_app.core.errors import Conflict, ElexirionError, InputError, NotFound
 from elexirion_app.db.engine import get_engine, session_scope
 from elexirion_app.db.models import AppUser
-from elexirion_app.services import api_keys, auth
+from elexirion_app.services.accounts import api_keys, auth
 
 COMMANDS = ("users", "apikey")
 GENERATED_PASSWORD_BYTES = 18  # 24 characters of urlsafe base64

@@ -13,7 +13,6 @@ posted from another origin are refused (login CSRF).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -31,8 +30,8 @@ from elexirion_app.core.errors import (
     InputError,
     InvalidCredentials,
 )
-from elexirion_app.db.engine import session_scope
-from elexirion_app.services import auth, rate_limits
+from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.services.accounts import audit, auth, rate_limits
 from elexirion_app.web import routes
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc in allowed
 
 
-def _client(request: Request) -> str:
+def client_address(request: Request) -> str:
     # Every X-Forwarded-For line, in order: a proxy that adds its own line (rather than
     # appending to the client's) must not leave the client's forged first line in charge.
     forwarded = ", ".join(request.headers.getlist("x-forwarded-for"))
@@ -82,7 +81,7 @@ def _limited(request: Request, page: str, retry: int) -> Response:
     )
 
 
-def _signed_in(request: Request, user: auth.UserInfo, token: str) -> Response:
+def signed_in(request: Request, user: auth.UserInfo, token: str) -> Response:
     settings = get_settings()
     response: Response
     if _wants_json(request):
@@ -124,18 +123,39 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def _check_login(email: str, password: str) -> tuple[auth.UserInfo, str]:
+def _tried(email: str) -> str:
+    """The account a login tried, for the audit log (never the password)."""
+    try:
+        return auth.normalize_email(email)
+    except InputError:
+        return (email or "").strip()[:100]
+
+
+def _check_login(email: str, password: str, address: str) -> tuple[auth.UserInfo, str]:
     with session_scope() as session:
         user = auth.authenticate(session, email, password)
         token = auth.create_session(session, user.id, days=get_settings().session_days)
+        audit.record(session, "login", actor_id=user.id, address=address, target=user.email)
     return user, token
 
 
-def _register(email: str, password: str) -> tuple[auth.UserInfo, str]:
+def _register(email: str, password: str, address: str) -> tuple[auth.UserInfo, str]:
     with session_scope() as session:
         user = auth.register(session, email, password)
         token = auth.create_session(session, user.id, days=get_settings().session_days)
+        audit.record(session, "register", actor_id=user.id, address=address, target=user.email)
     return user, token
+
+
+async def _audit_login(outcome: str, email: str, address: str, **detail: object) -> None:
+    await in_db_thread(
+        audit.record_now,
+        "login",
+        outcome=outcome,
+        address=address,
+        target=_tried(email),
+        detail=detail,
+    )
 
 
 async def login(request: Request) -> Response:
@@ -149,9 +169,10 @@ async def login(request: Request) -> Response:
         return _fail(request, page, "server", 400, exc.user_message)
     email = form.get("email", "")
     account = rate_limits.account_key(email)
-    client = _client(request)
+    client = client_address(request)
     verdict = await limits.hit("login_client", client)
     if not verdict.allowed:
+        await _audit_login("locked", email, client, limit="login_client")
         return _limited(request, page, verdict.retry_after_s)
     # The account's slots are taken before the password is checked, atomically: concurrent
     # tries cannot all pass a check first. A successful login gives them back.
@@ -159,17 +180,21 @@ async def login(request: Request) -> Response:
     for scope, key in (("login_account_client", pair), ("login_account", account)):
         verdict = await limits.hit(scope, key)
         if not verdict.allowed:
+            await _audit_login("locked", email, client, limit=scope)
             return _limited(request, page, verdict.retry_after_s)
     try:  # argon2 and the database off the event loop, on the password pool
-        user, token = await auth.run_password_work(_check_login, email, form.get("password", ""))
+        user, token = await auth.run_password_work(
+            _check_login, email, form.get("password", ""), client
+        )
     except InvalidCredentials as exc:
+        await _audit_login("failed", email, client)
         return _fail(request, page, "credentials", 401, exc.user_message)
     except ElexirionError as exc:
         return _fail(request, page, "server", 400, exc.user_message)
     await limits.clear("login_account_client", pair)
     await limits.clear("login_account", account)
     log.info("user %s logged in", user.id)
-    return _signed_in(request, user, token)
+    return signed_in(request, user, token)
 
 
 async def register(request: Request) -> Response:
@@ -183,11 +208,14 @@ async def register(request: Request) -> Response:
     password = form.get("password", "")
     if "confirm" in form and form["confirm"] != password:
         return _fail(request, page, "mismatch", 400, "The two passwords differ.")
-    verdict = await rate_limits.get_limits().hit("register_client", _client(request))
+    client = client_address(request)
+    verdict = await rate_limits.get_limits().hit("register_client", client)
     if not verdict.allowed:
         return _limited(request, page, verdict.retry_after_s)
     try:
-        user, token = await auth.run_password_work(_register, form.get("email", ""), password)
+        user, token = await auth.run_password_work(
+            _register, form.get("email", ""), password, client
+        )
     except Conflict as exc:
         return _fail(request, page, "exists", 409, exc.user_message)
     except InputError as exc:
@@ -195,12 +223,15 @@ async def register(request: Request) -> Response:
         return _fail(request, page, code, 400, exc.user_message)
     except AuthError as exc:
         return _fail(request, page, "server", 400, exc.user_message)
-    return _signed_in(request, user, token)
+    return signed_in(request, user, token)
 
 
-def _revoke(token: str | None) -> None:
+def _revoke(token: str | None, address: str) -> None:
     with session_scope() as session:
+        user = auth.user_for_token(session, token)
         auth.revoke_session(session, token)
+        if user is not None:
+            audit.record(session, "logout", actor_id=user.id, address=address, target=user.email)
 
 
 async def logout(request: Request) -> Response:
@@ -208,7 +239,7 @@ async def logout(request: Request) -> Response:
         return _fail(request, routes.LOGIN, "origin", 403, "That form came from another site.")
     token = request.cookies.get(auth.SESSION_COOKIE)
     if token:
-        await asyncio.to_thread(_revoke, token)
+        await in_db_thread(_revoke, token, client_address(request))
     response: Response = (
         JSONResponse({"ok": True})
         if _wants_json(request)

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.services import auth, tab_bindings
+from elexirion_app.services.accounts import auth, tab_bindings
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,9 @@ class AppUser(SQLModel, table=True):
     is_active: bool = True
     # An admin-allowed folder the user chose as workspace (None: their uploaded files).
     workspace_folder: str | None = None
+    # Per-user rate limits set by an admin ("30/minute;500/day"); None: the server's default.
+    chat_limit: str | None = Field(default=None, max_length=100)
+    api_limit: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -200,3 +203,40 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class OidcIdentity(SQLModel, table=True):
+    """An account at an OpenID Connect provider linked to one of our users.
+
+    The pair (issuer, subject) is the identity (OIDC Core 5.7: ``sub`` is unique per issuer,
+    an email is not); ``email`` is what the provider asserted, verified, when the link was made."""
+
+    __tablename__ = "oidc_identity"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    provider: str = Field(max_length=40)
+    issuer: str = Field(max_length=500)
+    subject: str = Field(max_length=255)
+    email: str = Field(default="", max_length=320)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """One security-relevant event: who (``actor_id``), what (``action``, ``outcome``), when,
+    from which address, about what (``target``: an email tried, a pipeline, a key) and whom
+    (``subject_id``: the account acted on, e.g. by an admin). Append-only."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    subject_id: int | None = Field(default=None, foreign_key="app_user.id")
+    action: str = Field(max_length=40, index=True)
+    outcome: str = Field(default="ok", max_length=16)
+    address: str = Field(default="", max_length=64)
+    target: str = Field(default="", max_length=320)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))

@@ -6,7 +6,8 @@ import logging
 
 from elexirion_app.config import get_settings
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.services import chat, workspace
+from elexirion_app.services import workspace
+from elexirion_app.services.chat import chat
 
 log = logging.getLogger(__name__)
 

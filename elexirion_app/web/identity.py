@@ -19,7 +19,7 @@ from reflex.middleware import Middleware
 
 from elexirion_app.core.errors import AuthError
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.services import auth, tab_bindings
+from elexirion_app.services.accounts import auth, tab_bindings
 from elexirion_app.web.state.auth import AuthState
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from elexirion_app.core import secrets as server_secrets
 from elexirion_app.core.errors import InvalidCredentials
 from elexirion_app.db import engine as db_engine
 from elexirion_app.db.engine import session_scope
-from elexirion_app.services import api_keys, auth
+from elexirion_app.services.accounts import api_keys, auth
 
 ROOT = Path(__file__).resolve().parents[2]
 

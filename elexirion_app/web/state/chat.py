@@ -19,7 +19,7 @@ from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.ids import parse_id
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.providers.choice import chat_choice, chat_provider
-from elexirion_app.services import agent_turn, chat
+from elexirion_app.services.chat import agent_turn, chat
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 

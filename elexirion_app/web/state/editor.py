@@ -20,7 +20,7 @@ from elexirion_app.core.errors import ElexirionError, InputError
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.editor import view
 from elexirion_app.editor import workbench as model
-from elexirion_app.services import pipeline_store as store
+from elexirion_app.services.runs import pipeline_store as store
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 

@@ -17,8 +17,8 @@ import reflex as rx
 from elexirion_app.core.errors import ElexirionError, InputError
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.editor import view
-from elexirion_app.services import pipeline_runs, runs
-from elexirion_app.services import pipeline_store as store
+from elexirion_app.services.runs import pipeline_runs, runs
+from elexirion_app.services.runs import pipeline_store as store
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 from elexirion_app.web.state.editor import EditorState

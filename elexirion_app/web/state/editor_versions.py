@@ -12,7 +12,7 @@ from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.ids import parse_id
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.editor.diff import diff_stats, line_diff
-from elexirion_app.services import pipeline_store as store
+from elexirion_app.services.runs import pipeline_store as store
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 from elexirion_app.web.state.editor import EditorState

@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from elexirion_app.core.errors import ElexirionError, InputError
 from elexirion_app.db.engine import in_db_thread, in_file_thread, session_scope
-from elexirion_app.services import pipeline_store as store
+from elexirion_app.services.runs import pipeline_store as store
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 

@@ -9,7 +9,7 @@ import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.services import runs
+from elexirion_app.services.runs import runs
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 

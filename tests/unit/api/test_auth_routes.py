@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from elexirion_app.api import auth_routes
 from elexirion_app.config import get_settings
 from elexirion_app.db.engine import session_scope
-from elexirion_app.services import auth, rate_limits, tab_bindings
+from elexirion_app.services.accounts import auth, rate_limits, tab_bindings
 
 JSON = {"Accept": "application/json"}
 

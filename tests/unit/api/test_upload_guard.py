@@ -8,7 +8,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from elexirion_app.api.upload_guard import DEFAULT_MAX_UPLOAD_BYTES, guard_uploads
-from elexirion_app.services import auth, tab_bindings
+from elexirion_app.services.accounts import auth, tab_bindings
 
 MiB = 1024 * 1024
 CHUNK = b"x" * MiB

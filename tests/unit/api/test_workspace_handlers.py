@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import reflex as rx
 
-from elexirion_app.services import auth, workspace
+from elexirion_app.services import workspace
+from elexirion_app.services.accounts import auth
 from elexirion_app.web.state import workspace as ws_state
 from elexirion_app.web.state.auth import AuthState
 from elexirion_app.web.state.workspace import WorkspaceState

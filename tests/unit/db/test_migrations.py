@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from elexirion_app.db.engine import make_engine, session_scope
-from elexirion_app.services import auth
+from elexirion_app.services.accounts import auth
 
 ROOT = Path(__file__).resolve().parents[3]
 TABLES = {"app_user", "auth_session", "conversation", "message", "run", "step_run", "llm_call"}

@@ -77,7 +77,7 @@ def test_a_user_can_choose_an_allowed_folder_and_go_back(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from elexirion_app.db.engine import session_scope
-    from elexirion_app.services import auth
+    from elexirion_app.services.accounts import auth
 
     with session_scope() as s:
         uid = auth.register(s, "w@example.com", "password-1").id

@@ -19,7 +19,7 @@ from elexirion_app.core.events import StepStarted
 from elexirion_app.db.engine import get_engine
 from elexirion_app.db.models import AppUser, LLMCall, Run, StepRun, utcnow
 from elexirion_app.pipelines.loader import load_text
-from elexirion_app.services.run_records import (
+from elexirion_app.services.runs.run_records import (
     RunRecorder,
     load_resume,
     queue_run,

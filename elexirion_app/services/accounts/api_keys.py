@@ -33,7 +33,7 @@ from elexirion_app.core.errors import InputError, NotFound
 from elexirion_app.core.secrets import SECRET_ENV, server_secret
 from elexirion_app.core.text import clean_title
 from elexirion_app.db.models import ApiKey, AppUser, utcnow
-from elexirion_app.services.auth import UserInfo
+from elexirion_app.services.accounts.auth import UserInfo
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from sqlmodel import select
 from elexirion_app.core.errors import Conflict, InputError, NotFound
 from elexirion_app.db.engine import session_scope
 from elexirion_app.db.models import PipelineVersion, Run
-from elexirion_app.services import auth
-from elexirion_app.services import pipeline_store as store
+from elexirion_app.services.accounts import auth
+from elexirion_app.services.runs import pipeline_store as store
 
 GOOD = """\
 # my pipeline

@@ -10,8 +10,11 @@ from elexirion_app.core.types import LLMRequest, StreamEvent
 from elexirion_app.db.engine import session_scope
 from elexirion_app.db.models import LLMCall, Run, StepRun
 from elexirion_app.providers.mock import MockProvider
-from elexirion_app.services import agent_turn, auth, chat, pipeline_runs, workspace
-from elexirion_app.services.agent_turn import AgentEvent
+from elexirion_app.services import workspace
+from elexirion_app.services.accounts import auth
+from elexirion_app.services.chat import agent_turn, chat
+from elexirion_app.services.chat.agent_turn import AgentEvent
+from elexirion_app.services.runs import pipeline_runs
 
 
 def _user() -> int:

@@ -27,8 +27,9 @@ from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.pipelines.executor import RunOutcome, run_pipeline
 from elexirion_app.pipelines.loader import load_file
 from elexirion_app.providers.registry import get_provider
-from elexirion_app.services import chat, workspace
-from elexirion_app.services.run_records import run_recorded
+from elexirion_app.services import workspace
+from elexirion_app.services.chat import chat
+from elexirion_app.services.runs.run_records import run_recorded
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from sqlmodel import select
 from elexirion_app.core.errors import Conflict, InputError, InvalidCredentials
 from elexirion_app.db.engine import session_scope
 from elexirion_app.db.models import AppUser, AuthSession
-from elexirion_app.services import auth
+from elexirion_app.services.accounts import auth
 
 
 def test_password_hash_is_argon2_salted_and_verifies() -> None:

@@ -30,7 +30,8 @@ from elexirion_app.core.types import ChatMessage, Usage
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.db.models import Message
 from elexirion_app.providers.base import Provider
-from elexirion_app.services import chat, pipeline_runs, pipeline_store
+from elexirion_app.services.chat import chat
+from elexirion_app.services.runs import pipeline_runs, pipeline_store
 
 log = logging.getLogger(__name__)
 

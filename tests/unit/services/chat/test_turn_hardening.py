@@ -20,7 +20,9 @@ from elexirion_app.db.engine import session_scope
 from elexirion_app.db.models import LLMCall, Message, Run
 from elexirion_app.providers.choice import chat_choice
 from elexirion_app.providers.mock import MockProvider
-from elexirion_app.services import agent_turn, auth, chat, startup, workspace
+from elexirion_app.services import startup, workspace
+from elexirion_app.services.accounts import auth
+from elexirion_app.services.chat import agent_turn, chat
 
 
 def _user(email: str = "turns@example.com") -> int:
@@ -101,7 +103,7 @@ class _Slow(MockProvider):
 async def test_stop_cancels_a_running_pipeline(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from elexirion_app.services import pipeline_runs
+    from elexirion_app.services.runs import pipeline_runs
 
     uid = _user()
     workspace.save_file(uid, "app.py", b"print(1)\n")

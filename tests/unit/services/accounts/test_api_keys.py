@@ -16,7 +16,7 @@ from elexirion_app.core import secrets as server_secrets
 from elexirion_app.core.errors import ConfigError, InputError, NotFound
 from elexirion_app.db.engine import get_engine, session_scope
 from elexirion_app.db.models import ApiKey, AppUser
-from elexirion_app.services import api_keys
+from elexirion_app.services.accounts import api_keys
 
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 

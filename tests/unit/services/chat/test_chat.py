@@ -7,7 +7,8 @@ from elexirion_app.core.errors import InputError, NotFound
 from elexirion_app.db.engine import session_scope
 from elexirion_app.db.models import LLMCall, Message
 from elexirion_app.providers.mock import MockProvider
-from elexirion_app.services import auth, chat
+from elexirion_app.services.accounts import auth
+from elexirion_app.services.chat import chat
 
 
 def _users() -> tuple[int, int]:

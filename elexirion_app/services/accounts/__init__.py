@@ -1,0 +1,1 @@
+"""Accounts: passwords and sessions, API keys, OIDC links, roles, rate limits, the audit log."""

@@ -1,0 +1,1 @@
+"""Chat: conversations and messages, and one agent turn (route, reply, run, genesis)."""
