@@ -128,7 +128,7 @@ def walk(data: Any) -> list[StepRef]:
     if root is None:
         return []
     out: list[StepRef] = []
-    taken: set[str] = set()
+    taken: dict[str, int] = {}
     stack: list[tuple[Container, str]] = [(Container((*root, "steps"), "step", root), "")]
     while stack:
         container, parent = stack.pop()
@@ -165,11 +165,19 @@ def walk(data: Any) -> list[StepRef]:
     return _preorder(out)
 
 
-def _unique(prefix: str, segment: str, taken: set[str]) -> str:
-    sid, n = prefix + segment, 2
-    while sid in taken:
-        sid, n = f"{prefix}{segment}~{n}", n + 1
-    taken.add(sid)
+def _unique(prefix: str, segment: str, taken: dict[str, int]) -> str:
+    """``prefix + segment``, or with the first free ``~n`` suffix. ``taken`` maps every id
+    handed out to the next suffix to try for it, so n steps named alike cost O(n), not
+    O(n²) (each new one starts where the last one stopped)."""
+    base = prefix + segment
+    sid, n = base, taken.get(base, 2)
+    if sid in taken:
+        sid = f"{base}~{n}"
+        while sid in taken:
+            n += 1
+            sid = f"{base}~{n}"
+        taken[base] = n + 1
+    taken.setdefault(sid, 2)
     return sid
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from elexirion_app.core.errors import PipelineValidationError, Problem
 from elexirion_app.pipelines.checks.context import (
     Ctx,
+    Later,
     StepInfo,
     Walk,
     check_enum,
@@ -243,13 +244,11 @@ def _validate_steps(ctx: Ctx, steps: list[Any], path: tuple[Any, ...]) -> None:
         seen[name] = i
         infos.append(StepInfo(name, str(step.get("type", "")), spath, step))
     # names visible as "later" (for clear messages about forward references)
-    outer_later = dict(ctx.later)
-    pending = {info.name: info for info in infos if info is not None}
+    outer_later = ctx.later
+    positions = {info.name: (i, info) for i, info in enumerate(infos) if info is not None}
     for i, step in enumerate(steps):
         info = infos[i]
-        if info is not None:
-            pending.pop(info.name, None)
-        ctx.later = {**outer_later, **pending}
+        ctx.later = Later(positions, i, outer_later)
         if isinstance(step, dict):
             _validate_step(ctx, step, (*path, i))
         if info is not None:

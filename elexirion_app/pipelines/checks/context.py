@@ -14,7 +14,7 @@ CONTRACT:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,42 @@ class StepInfo:
     step: Mapping[str, Any]
 
 
+class Later(Mapping[str, StepInfo]):
+    """The steps that run after position ``after`` of one step list, over ``outer`` (the
+    names still to come around that list): an O(1) view per step instead of a dict copied
+    for every step (40,000 steps took 53 s). ``names`` maps each name of the list to its
+    position and record; it is built once per list and never changed, so views are shared
+    freely (loop bodies keep their parent's)."""
+
+    __slots__ = ("_after", "_names", "_outer")
+
+    def __init__(
+        self,
+        names: Mapping[str, tuple[int, StepInfo]],
+        after: int,
+        outer: Mapping[str, StepInfo],
+    ) -> None:
+        self._names, self._after, self._outer = names, after, outer
+
+    def __getitem__(self, name: str) -> StepInfo:
+        here = self._names.get(name)
+        if here is not None and here[0] > self._after:
+            return here[1]
+        return self._outer[name]
+
+    def __contains__(self, name: object) -> bool:
+        here = self._names.get(name) if isinstance(name, str) else None
+        return (here is not None and here[0] > self._after) or name in self._outer
+
+    def __iter__(self) -> Iterator[str]:
+        mine = {n for n, (i, _) in self._names.items() if i > self._after}
+        yield from mine
+        yield from (n for n in self._outer if n not in mine)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass
 class Ctx:
     """What is visible where a step sits (copied for loop bodies and inline pipelines)."""
@@ -52,7 +88,7 @@ class Ctx:
     problems: list[Problem]
     walk: Walk
     earlier: dict[str, StepInfo] = field(default_factory=dict)
-    later: dict[str, StepInfo] = field(default_factory=dict)
+    later: Mapping[str, StepInfo] = field(default_factory=dict)
     variables: set[str] = field(default_factory=set)
     global_vars: set[str] = field(default_factory=set)
     iterators: tuple[str, ...] = ()
@@ -64,7 +100,7 @@ class Ctx:
 
     def child(self, **changes: Any) -> Ctx:
         data = dict(self.__dict__)
-        for key in ("earlier", "later", "output_fields"):
+        for key in ("earlier", "output_fields"):  # ``later`` is a read-only view: shared
             data[key] = dict(data[key])
         data["variables"] = set(data["variables"])
         data["loop_keys"] = set(data["loop_keys"])
