@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from elexirion_app.core.errors import Conflict, ElexirionError, InputError, NotFound
 from elexirion_app.db.engine import get_engine, session_scope
 from elexirion_app.db.models import AppUser
-from elexirion_app.services.accounts import api_keys, auth
+from elexirion_app.services.accounts import api_keys, audit, auth
 
 COMMANDS = ("users", "apikey")
 GENERATED_PASSWORD_BYTES = 18  # 24 characters of urlsafe base64
@@ -122,7 +122,14 @@ def _users_create(args: argparse.Namespace) -> None:
             assert user is not None
             user.is_admin = True
             session.add(user)
-    role = "admin" if args.admin or info.is_admin else "member"
+        role = "admin" if args.admin or info.is_admin else "member"
+        audit.record(
+            session,
+            "user_created",
+            subject_id=info.id,
+            target=info.email,
+            detail={"role": role, "via": "cli"},
+        )
     print(f"created user {info.id} {info.email} ({role})", file=sys.stderr)
     if generated:
         print(password)

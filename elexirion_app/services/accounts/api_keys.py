@@ -33,6 +33,7 @@ from elexirion_app.core.errors import InputError, NotFound
 from elexirion_app.core.secrets import SECRET_ENV, server_secret
 from elexirion_app.core.text import clean_title
 from elexirion_app.db.models import ApiKey, AppUser, utcnow
+from elexirion_app.services.accounts import audit
 from elexirion_app.services.accounts.auth import UserInfo
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,11 @@ def _clean_name(name: object) -> str:
     return cleaned
 
 
-def create_key(session: Session, user_id: int, name: object) -> tuple[ApiKeyView, str]:
+def create_key(
+    session: Session, user_id: int, name: object, *, address: str = ""
+) -> tuple[ApiKeyView, str]:
     """A new key for ``user_id``: its view and the plain key (returned here only, once).
+    A ``key_created`` audit row (target: the display prefix) joins the caller's transaction.
 
     Raises InputError (bad name, disabled account, ``MAX_LIVE_KEYS`` live keys already) or
     NotFound (no such user)."""
@@ -143,6 +147,15 @@ def create_key(session: Session, user_id: int, name: object) -> tuple[ApiKeyView
     )
     session.add(row)
     session.flush()
+    audit.record(
+        session,
+        "key_created",
+        actor_id=user_id,
+        subject_id=user_id,
+        address=address,
+        target=f"{row.prefix}…",
+        detail={"key_id": row.id, "name": clean},
+    )
     log.info("user %s created API key %s", user_id, row.id)
     return _view(row), plain
 
@@ -156,8 +169,9 @@ def list_keys(session: Session, user_id: int, *, include_revoked: bool = True) -
     return [_view(row) for row in rows.all()]
 
 
-def revoke_key(session: Session, user_id: int, key_id: object) -> None:
-    """Revoke one of the user's keys (again: no change). Another user's key is NotFound."""
+def revoke_key(session: Session, user_id: int, key_id: object, *, address: str = "") -> None:
+    """Revoke one of the user's keys (again: no change, no audit row). Another user's key is
+    NotFound."""
     if not isinstance(key_id, int) or isinstance(key_id, bool):
         raise NotFound("no such API key")
     row = session.exec(
@@ -168,6 +182,15 @@ def revoke_key(session: Session, user_id: int, key_id: object) -> None:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
+        audit.record(
+            session,
+            "key_revoked",
+            actor_id=user_id,
+            subject_id=user_id,
+            address=address,
+            target=f"{row.prefix}…",
+            detail={"key_id": row.id, "name": row.name},
+        )
         session.flush()
         log.info("user %s revoked API key %s", user_id, key_id)
 

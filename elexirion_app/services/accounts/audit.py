@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from elexirion_app.db.engine import session_scope
@@ -109,13 +110,17 @@ def list_events(
     action: str | None = None,
     outcome: str | None = None,
     actor_id: int | None = None,
+    involving: tuple[int | None, str] | None = None,
     address: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     before_id: int | None = None,
     limit: int = 100,
 ) -> list[AuditView]:
-    """Events matching every filter given, newest first (at most ``limit``, ≤ ``MAX_LIST``)."""
+    """Events matching every filter given, newest first (at most ``limit``, ≤ ``MAX_LIST``).
+
+    ``involving`` = (user id or None, email): events by that user, on them, or naming the
+    email as target (a failed login of an account has no actor)."""
     query = select(AuditEvent, AppUser.email).join(
         AppUser, col(AppUser.id) == col(AuditEvent.actor_id), isouter=True
     )
@@ -125,6 +130,14 @@ def list_events(
         query = query.where(col(AuditEvent.outcome) == outcome)
     if actor_id is not None:
         query = query.where(col(AuditEvent.actor_id) == actor_id)
+    if involving is not None:
+        user_id, email = involving
+        about = col(AuditEvent.target) == email
+        if user_id is not None:
+            about = or_(
+                about, col(AuditEvent.actor_id) == user_id, col(AuditEvent.subject_id) == user_id
+            )
+        query = query.where(about)
     if address:
         query = query.where(col(AuditEvent.address) == address)
     if since is not None:
