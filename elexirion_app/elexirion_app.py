@@ -5,7 +5,8 @@ from __future__ import annotations
 import reflex as rx
 from starlette.applications import Starlette
 
-from elexirion_app.api import auth_routes
+from elexirion_app.api import auth_routes, oidc_routes
+from elexirion_app.api.http import app as http_api
 from elexirion_app.api.security_headers import security_headers
 from elexirion_app.api.upload_guard import guard_uploads
 from elexirion_app.services import startup
@@ -25,11 +26,17 @@ from elexirion_app.web.state.runs import RunsState
 from elexirion_app.web.state.workspace import WorkspaceState
 
 # The theme is configured in rxconfig.py. The auth routes (which alone set the HttpOnly session
-# cookie) are mounted in front of Reflex's backend; /_upload needs a live session bound to the
-# tab and a body under the cap before a byte is read; security headers wrap every response.
+# cookie) are mounted in front of Reflex's backend, the HTTP API (/api/*, /healthz) in front of
+# them; /_upload needs a live session bound to the tab and a body under the cap before a byte is
+# read; security headers wrap every response.
 app = rx.App(
     stylesheets=["/styles.css"],
-    api_transformer=[Starlette(routes=auth_routes.ROUTES), guard_uploads, security_headers],
+    api_transformer=[
+        Starlette(routes=auth_routes.ROUTES + oidc_routes.ROUTES),
+        http_api.build(),
+        guard_uploads,
+        security_headers,
+    ],
     backend_exception_handler=errors.backend_exception_handler,
 )
 identity.install(app)

@@ -10,6 +10,8 @@ short one makes the client wait a minute, repeating it crosses the long one — 
   guesser spread over many addresses;
 - ``login_client``: login attempts per client address;
 - ``register_client``: registrations per client address;
+- ``oidc_client``: OIDC login starts and callbacks per client address;
+- ``api_bad_key_client``: API requests with an invalid key per client address;
 - ``chat_user`` / ``api_user``: chat messages / API calls per *user* (the account, never the
   address: a spoofed ``X-Forwarded-For`` cannot move a user into another bucket). An admin can
   set a user's own limit (``AppUser.chat_limit`` / ``api_limit``), passed to ``hit_user``.
@@ -37,16 +39,20 @@ DEFAULTS = {
     "login_account": "50/hour;200/day",
     "login_client": "20/minute;200/hour",
     "register_client": "5/minute;30/hour",
+    "oidc_client": "20/minute;200/hour",
     "chat_user": "30/minute;600/day",
     "api_user": "300/minute;20000/day",
+    "api_bad_key_client": "30/minute;300/hour",
 }
 _ENV = {
     "login_account_client": "ELEXIRION_LIMIT_LOGIN_ACCOUNT_CLIENT",
     "login_account": "ELEXIRION_LIMIT_LOGIN_ACCOUNT",
     "login_client": "ELEXIRION_LIMIT_LOGIN_CLIENT",
     "register_client": "ELEXIRION_LIMIT_REGISTER_CLIENT",
+    "oidc_client": "ELEXIRION_LIMIT_OIDC_CLIENT",
     "chat_user": "ELEXIRION_LIMIT_CHAT_USER",
     "api_user": "ELEXIRION_LIMIT_API_USER",
+    "api_bad_key_client": "ELEXIRION_LIMIT_API_BAD_KEY_CLIENT",
 }
 USER_SCOPES = ("chat_user", "api_user")
 MAX_RULE_CHARS = 100

@@ -1,0 +1,1 @@
+"""The HTTP API (``/api/*``, ``/healthz``): FastAPI, mounted in front of Reflex's backend."""

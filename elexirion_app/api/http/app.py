@@ -1,0 +1,93 @@
+"""The FastAPI app of ``/api/*`` and ``/healthz`` (mounted by Reflex's ``api_transformer``:
+what it does not route falls through to Reflex)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from elexirion_app.api.http import (
+    chat_routes,
+    docs,
+    errors,
+    misc_routes,
+    pipeline_routes,
+    run_routes,
+)
+from elexirion_app.api.http.errors import ApiError
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+DESCRIPTION = """Everything the chat and the editor do, for scripts.
+
+Authenticate with an API key from **Settings**: `Authorization: Bearer elx_…`. A key carries its
+owner's rights only. Errors are JSON `{"error": {"code", "message"}}`; `429` answers carry
+`Retry-After`."""
+
+
+class _BodyCap:
+    """Refuse ``/api`` request bodies over ``MAX_BODY_BYTES`` while they stream (413)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or not str(scope.get("path", "")).startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers") or []:
+            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY_BYTES):
+                raise_413 = True
+                break
+        else:
+            raise_413 = False
+        if raise_413:
+            from starlette.responses import JSONResponse
+
+            response = JSONResponse(
+                errors.error_body(
+                    "too_large", f"A request body is at most {MAX_BODY_BYTES:,} bytes."
+                ),
+                status_code=413,
+            )
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            message: dict[str, Any] = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY_BYTES:
+                    raise ApiError(
+                        413, "too_large", f"A request body is at most {MAX_BODY_BYTES:,} bytes."
+                    )
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def build() -> FastAPI:
+    api = FastAPI(
+        title="ElexirionDSP API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    errors.install(api)
+    for module in (chat_routes, run_routes, pipeline_routes, misc_routes, docs):
+        api.include_router(module.router)
+
+    @api.api_route(
+        "/api/{rest:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def _unknown(rest: str) -> None:
+        raise ApiError(404, "not_found", "No such API route.")
+
+    api.add_middleware(_BodyCap)
+    return api

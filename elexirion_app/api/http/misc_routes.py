@@ -1,0 +1,108 @@
+"""Usage totals of the caller, and the health check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import text
+from starlette.responses import JSONResponse
+
+from elexirion_app.api.http.deps import Caller, caller
+from elexirion_app.api.http.responses import errors
+from elexirion_app.api.http.schemas import HealthOut, UsageGroup, UsageOut
+from elexirion_app.config import get_settings
+from elexirion_app.db.engine import get_engine, in_db_thread, session_scope
+from elexirion_app.services.billing import usage as usage_service
+
+router = APIRouter(tags=["usage"])
+
+Group = Literal["day", "model", "provider", "pipeline", "status"]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _usage(
+    user_id: int, since: datetime | None, until: datetime | None, group_by: str | None
+) -> usage_service.Usage:
+    since, until = usage_service.check_range(since, until, datetime.now(UTC))
+    with session_scope() as session:
+        return usage_service.usage(session, user_id, since, until, group_by)
+
+
+@router.get(
+    "/api/usage",
+    response_model=UsageOut,
+    summary="Your calls, tokens by type and cost over a time range (default: 30 days)",
+    responses=errors(400),
+)
+async def get_usage(
+    since: datetime | None = Query(default=None, alias="from"),
+    until: datetime | None = Query(default=None, alias="to"),
+    group_by: Group | None = Query(default=None),
+    who: Caller = Depends(caller),
+) -> UsageOut:
+    result = await in_db_thread(_usage, who.id, _aware(since), _aware(until), group_by)
+    return UsageOut(
+        since=result.since.isoformat(),
+        until=result.until.isoformat(),
+        calls=result.calls,
+        errors=result.errors,
+        cost_usd=f"{result.cost_usd:.6f}",
+        tokens=result.tokens,
+        group_by=group_by,
+        groups=[
+            UsageGroup(
+                key=g.key,
+                calls=g.calls,
+                errors=g.errors,
+                cost_usd=f"{g.cost_usd:.6f}",
+                tokens=g.tokens,
+            )
+            for g in result.groups
+        ],
+    )
+
+
+def _db_ok() -> None:
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+async def _redis_state() -> str:
+    url = get_settings().redis_url
+    if not url:
+        return "not configured"
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        await client.ping()  # type: ignore[misc]
+        return "ok"
+    except (OSError, aioredis.RedisError) as exc:
+        return f"down: {type(exc).__name__}"
+    finally:
+        await client.aclose()
+
+
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    summary="Liveness and readiness: the database and Redis answer",
+    responses={503: {"model": HealthOut, "description": "A dependency is down"}},
+)
+async def healthz() -> JSONResponse:
+    try:
+        await in_db_thread(_db_ok)
+        db = "ok"
+    except Exception as exc:  # reported as the answer, not swallowed
+        db = f"down: {type(exc).__name__}"
+    redis_state = await _redis_state()
+    ok = db == "ok" and redis_state in ("ok", "not configured")
+    body = HealthOut(status="ok" if ok else "degraded", db=db, redis=redis_state)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

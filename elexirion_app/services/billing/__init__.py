@@ -1,0 +1,1 @@
+"""Billing: what calls cost (usage totals from the ledger); budgets come here too."""

@@ -1,0 +1,294 @@
+"""Pipeline runs started by a client that does not wait for them (the HTTP API).
+
+CONTRACT:
+- ``start`` resolves what to run for the user (a library pipeline by name — its saved current
+  version —, a shipped one by key, or YAML text validated first), writes the run ``queued``
+  with its step names (so ``GET /api/runs/{id}`` answers at once), then runs it as a task of
+  this worker and returns the run id. Invalid YAML raises ``PipelineValidationError`` with every
+  problem; an unknown name ``NotFound``; a user with ``MAX_ACTIVE`` runs going ``Conflict``.
+- ``cancel`` stops a run of this user that runs in this worker (the engine records it
+  ``interrupted``/"cancelled"); a finished run is left as it is. A run of another user is
+  ``NotFound``, exactly like one that does not exist.
+- ``wait_change`` lets an event stream sleep until a run of this worker reports progress (or a
+  timeout passes: runs of other workers are followed through the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elexirion_app.core.errors import (
+    Conflict,
+    ElexirionError,
+    InputError,
+    NotFound,
+    PipelineValidationError,
+)
+from elexirion_app.db.engine import get_engine, in_db_thread, session_scope
+from elexirion_app.db.models import Run
+from elexirion_app.pipelines.loader import load_text
+from elexirion_app.services.runs import pipeline_runs
+from elexirion_app.services.runs import pipeline_store as store
+from elexirion_app.services.runs.run_records import queue_run
+
+log = logging.getLogger(__name__)
+
+MAX_ACTIVE = int(os.environ.get("ELEXIRION_MAX_ACTIVE_RUNS_PER_USER") or "20")
+MAX_INPUTS_CHARS = 200_000
+
+
+@dataclass
+class _Job:
+    user_id: int
+    task: asyncio.Task[Any] | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+_JOBS: dict[str, _Job] = {}
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    path: Path
+    name: str
+    yaml: str
+    step_names: tuple[str, ...]
+    version: tuple[int, int] | None
+
+
+def _step_names(text: str) -> tuple[str, ...]:
+    steps = load_text(text, filename="<api>").workflow.get("steps") or []
+    return tuple(str(s.get("name", "")) for s in steps if isinstance(s, dict))
+
+
+def _resolve(user_id: int, pipeline: str, run_id: str) -> _Resolved:
+    """What ``pipeline`` names for this user (database and files: a worker thread)."""
+    if "\n" in pipeline or pipeline.lstrip().startswith(("workflow:", "{")):
+        problems = store.problems_of(pipeline, store.user_dir(user_id))
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise PipelineValidationError(problems)
+        folder = pipeline_runs.output_dir_for(user_id, run_id)
+        path = folder / "pipeline.yaml"
+        path.write_text(pipeline, encoding="utf-8")
+        name = str(load_text(pipeline, filename="<api>").workflow.get("name", "pipeline"))
+        return _Resolved(path, name, pipeline, _step_names(pipeline), None)
+    with session_scope() as session:
+        try:
+            path, doc_id, number = store.runnable(session, user_id, pipeline)
+            text = path.read_text(encoding="utf-8")
+            return _Resolved(path, pipeline, text, _step_names(text), (doc_id, number))
+        except NotFound:
+            pass
+    shipped = store.shipped_pipelines().get(pipeline)
+    if shipped is None:
+        raise NotFound(f"No pipeline named {pipeline[:100]!r} in your library or the shipped ones.")
+    text = shipped.read_text(encoding="utf-8")
+    return _Resolved(shipped, pipeline, text, _step_names(text), None)
+
+
+def _check_inputs(inputs: Any) -> dict[str, Any]:
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, dict) or not all(isinstance(k, str) for k in inputs):
+        raise InputError("inputs must be an object of name → value")
+    if len(repr(inputs)) > MAX_INPUTS_CHARS:
+        raise InputError(f"inputs are at most {MAX_INPUTS_CHARS:,} characters")
+    return dict(inputs)
+
+
+def active_count(user_id: int) -> int:
+    return sum(
+        1
+        for j in _JOBS.values()
+        if j.user_id == user_id and j.task is not None and not j.task.done()
+    )
+
+
+async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
+    """Queue and start a run of ``pipeline`` for ``user_id``; returns its id at once."""
+    if not isinstance(pipeline, str) or not pipeline.strip():
+        raise InputError("name a pipeline, or send its YAML")
+    values = _check_inputs(inputs)
+    if active_count(user_id) >= MAX_ACTIVE:
+        raise Conflict(f"You have {MAX_ACTIVE} runs going: wait for one to finish.")
+    run_id = str(uuid.uuid4())
+    resolved = await in_db_thread(_resolve, user_id, pipeline.strip("\ufeff"), run_id)
+    await in_db_thread(
+        queue_run,
+        get_engine(),
+        run_id=run_id,
+        pipeline_name=resolved.name,
+        pipeline_yaml=resolved.yaml,
+        pipeline_path=str(resolved.path),
+        inputs=values,
+        step_names=resolved.step_names,
+        user_id=user_id,
+    )
+    job = _JOBS[run_id] = _Job(user_id)
+
+    async def progress(_p: pipeline_runs.RunProgress) -> None:
+        job.changed.set()
+
+    async def go() -> None:
+        try:
+            await pipeline_runs.run_for_user(
+                user_id,
+                resolved.path,
+                values,
+                progress,
+                run_id=run_id,
+                pipeline_version=resolved.version,
+            )
+        except ElexirionError as exc:  # refused before it started: recorded as failed
+            log.info("run %s refused: %s", run_id, exc.user_message)
+        except asyncio.CancelledError:
+            await asyncio.shield(in_db_thread(_mark_cancelled, run_id))
+            raise
+        except Exception:
+            log.exception("run %s crashed", run_id)
+            await in_db_thread(_mark_failed, run_id, "internal error")
+        finally:
+            job.changed.set()
+            _forget_later(run_id)
+
+    job.task = asyncio.create_task(go(), name=f"run-{run_id}")
+    log.info("user %s started run %s of %s", user_id, run_id, resolved.name)
+    return run_id
+
+
+def _forget_later(run_id: str, after_s: float = 60.0) -> None:
+    """Keep a finished job a little (streams still waiting on it wake up), then drop it."""
+    with contextlib.suppress(RuntimeError):
+        asyncio.get_running_loop().call_later(after_s, _JOBS.pop, run_id, None)
+
+
+def _mark(run_id: str, status: str, error: str) -> None:
+    from elexirion_app.db.models import utcnow
+
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        if run is not None and run.status in ("queued", "running"):
+            run.status, run.error, run.finished_at = status, error, utcnow()
+            session.add(run)
+
+
+def _mark_cancelled(run_id: str) -> None:
+    _mark(run_id, "interrupted", "cancelled")
+
+
+def _mark_failed(run_id: str, error: str) -> None:
+    _mark(run_id, "failed", error)
+
+
+def _owned_status(user_id: int, run_id: str) -> str:
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        if run is None or run.user_id != user_id:
+            raise NotFound("This run does not exist.")
+        return run.status
+
+
+async def cancel(user_id: int, run_id: Any) -> str:
+    """Cancel the user's run (when it runs here); returns the run's status afterwards."""
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
+        raise NotFound("This run does not exist.")
+    status = await in_db_thread(_owned_status, user_id, run_id)
+    job = _JOBS.get(run_id)
+    if status not in ("queued", "running"):
+        return status
+    if job is None or job.task is None or job.user_id != user_id:
+        raise Conflict("This run is not running in this worker; it cannot be cancelled here.")
+    job.task.cancel()
+    await asyncio.wait({job.task}, timeout=10)  # its own outcome is logged by the task
+    return await in_db_thread(_owned_status, user_id, run_id)
+
+
+async def wait_change(run_id: str, timeout_s: float) -> None:
+    """Sleep until a run of this worker reports progress, or ``timeout_s`` passes."""
+    job = _JOBS.get(run_id)
+    if job is None:
+        await asyncio.sleep(timeout_s)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(job.changed.wait(), timeout_s)
+    job.changed.clear()
+
+
+FINISHED = ("succeeded", "failed", "interrupted", "cancelled")
+
+
+@dataclass(frozen=True)
+class StepState:
+    name: str
+    status: str
+    model: str
+    tokens: dict[str, int]
+    cost_usd: str
+    latency_ms: float
+    error: str
+
+
+@dataclass(frozen=True)
+class RunState:
+    status: str
+    error: str
+    cost_usd: str
+    tokens: dict[str, int]
+    steps: tuple[StepState, ...]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+def snapshot(user_id: int, run_id: Any) -> RunState:
+    """A run's status and its steps' (two indexed reads; no results, no call rows)."""
+    from sqlmodel import col, select
+
+    from elexirion_app.db.models import StepRun
+
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
+        raise NotFound("This run does not exist.")
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        if run is None or run.user_id != user_id:
+            raise NotFound("This run does not exist.")
+        rows = session.exec(  # type: ignore[call-overload]
+            select(  # type: ignore[call-overload]
+                StepRun.name,
+                StepRun.status,
+                StepRun.model,
+                StepRun.tokens,
+                StepRun.cost_usd,
+                StepRun.latency_ms,
+                StepRun.error,
+            )
+            .where(col(StepRun.run_id) == run_id)
+            .order_by(col(StepRun.position), col(StepRun.id))
+        ).all()
+        return RunState(
+            run.status,
+            run.error or "",
+            f"{run.cost_usd or 0:.6f}",
+            dict(run.tokens or {}),
+            tuple(
+                StepState(
+                    str(r[0]),
+                    str(r[1]),
+                    str(r[2] or ""),
+                    dict(r[3] or {}),
+                    f"{r[4] or 0:.6f}",
+                    round(float(r[5] or 0.0), 1),
+                    str(r[6] or ""),
+                )
+                for r in rows
+            ),
+        )
