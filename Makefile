@@ -6,13 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUN := .tools/node_modules/.bin/bun
 BUN_VERSION := 1.4.4
+SWAGGER_UI := .tools/node_modules/swagger-ui-dist/swagger-ui-bundle.js
+SWAGGER_UI_VERSION := 5.35.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export REFLEX_CHECK_LATEST_VERSION := false
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck unit browser migrate deps bun chromium clean
+.PHONY: run test lint typecheck unit browser migrate deps bun apidocs chromium clean
 
 # pytest on one directory. Exit code 5 ("no tests collected") stays a failure, named as such:
 # every directory we run has tests, so collecting none means they were lost.
@@ -21,14 +23,14 @@ $(BIN)/pytest $(1) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no test
 endef
 
 ## run: install everything missing, migrate the database, serve http://localhost:3000
-run: deps bun migrate
+run: deps bun apidocs migrate
 	$(BIN)/reflex run --env prod --single-port
 
 ## test: lint, type-check, unit tests, the security suite against the served app (websocket and
 ## HTTP clients), and browser tests (installs Chromium from apt if missing)
 # Unit and browser tests run in separate processes: Playwright's sync API keeps an event loop
 # running in the main thread, which the asyncio tests cannot share.
-test: deps bun chromium lint typecheck
+test: deps bun apidocs chromium lint typecheck
 	$(call pytest_in,tests/unit)
 	$(call pytest_in,tests/security)
 	$(call pytest_in,tests/integration)
@@ -43,7 +45,7 @@ typecheck: deps
 unit: deps
 	$(call pytest_in,tests/unit)
 
-browser: deps bun chromium
+browser: deps bun apidocs chromium
 	$(call pytest_in,tests/integration)
 
 deps: $(VENV)/.installed
@@ -55,6 +57,12 @@ $(VENV)/.installed: requirements.txt
 	@touch $@
 
 bun: $(BUN)
+
+## apidocs: Swagger UI's files for /api/docs, from npm (served from our origin, never a CDN)
+apidocs: $(SWAGGER_UI)
+
+$(SWAGGER_UI):
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error swagger-ui-dist@$(SWAGGER_UI_VERSION)
 
 $(BUN):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error bun@$(BUN_VERSION)

@@ -197,3 +197,11 @@ def revoke_session(session: Session, token: str | None) -> None:
     if auth is not None and auth.revoked_at is None:
         auth.revoked_at = utcnow()
         session.add(auth)
+
+
+def own_limits(session: Session, user_id: int) -> tuple[str | None, str | None]:
+    """(chat limit, API limit) an admin set for the user; None: the server's default."""
+    user = session.get(AppUser, user_id)
+    if user is None:
+        return None, None
+    return user.chat_limit, user.api_limit

@@ -19,6 +19,7 @@ from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.ids import parse_id
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.providers.choice import chat_choice, chat_provider
+from elexirion_app.services.accounts import auth, rate_limits
 from elexirion_app.services.chat import agent_turn, chat
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
@@ -283,6 +284,17 @@ class ChatState(rx.State):
         user_id = await self._guard()
         if user_id is None:
             return rx.redirect(routes.LOGIN)
+
+        def own_limit() -> str | None:
+            with session_scope() as session:
+                return auth.own_limits(session, user_id)[0]
+
+        verdict = await rate_limits.get_limits().hit_user(
+            "chat_user", user_id, await in_db_thread(own_limit)
+        )
+        if not verdict.allowed:
+            self.error = f"Too many messages: try again in {verdict.retry_after_s} s."
+            return None
 
         def start() -> chat.TurnStarted:
             with session_scope() as session:

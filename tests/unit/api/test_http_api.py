@@ -324,3 +324,17 @@ async def test_the_openapi_schema_lists_every_route(api: httpx.AsyncClient) -> N
         "/healthz",
     } <= paths
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+async def test_chat_messages_have_their_own_per_user_limit(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELEXIRION_LIMIT_CHAT_USER", "1/minute")
+    rate_limits.reset()
+    _uid, key = _user("a@example.com")
+    first = await api.post("/api/agent/chat", json={"message": "hello"}, headers=_bearer(key))
+    assert first.status_code == 200
+    second = await api.post("/api/agent/chat", json={"message": "again"}, headers=_bearer(key))
+    assert second.status_code == 429 and "chat messages" in second.json()["error"]["message"]
+    # Other API calls are not chat messages.
+    assert (await api.get("/api/pipelines", headers=_bearer(key))).status_code == 200
