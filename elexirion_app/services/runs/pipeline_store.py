@@ -14,12 +14,14 @@ CONTRACT:
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from elexirion_app.config import PROJECT_ROOT, get_settings
@@ -30,12 +32,17 @@ from elexirion_app.core.text import clean_title
 from elexirion_app.db.models import PipelineDoc, PipelineVersion, Run, utcnow
 from elexirion_app.pipelines.loader import load_text
 from elexirion_app.pipelines.validate import validate_document
+from elexirion_app.services.accounts import audit
 
 SHIPPED_DIR = PROJECT_ROOT / "pipelines"
 MAX_YAML_BYTES = 1_000_000
 MAX_PIPELINES = 500
 MAX_LABEL = 100
 MAX_MESSAGE = 500
+MAX_POSITIONS = 5000
+# Saves and rollbacks of one pipeline in the last minute (each is a row of up to 1 MB and a
+# file write): a burst past this is refused with a clear message.
+MAX_VERSIONS_PER_MINUTE = 20
 BLANK_YAML = """\
 workflow:
   name: {name}
@@ -113,6 +120,25 @@ def problems_of(text: str, base_dir: Path) -> list[Problem]:
     return validate_document(doc)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What a version records about its text: ``check_text`` (CPU work: the web layer runs
+    it on the CPU pool and hands it to ``save_version``, so the database thread only writes)."""
+
+    text: str
+    errors: int
+    title: str
+    description: str
+    steps: int
+
+
+def check_text(text: str, base_dir: Path) -> Checked:
+    problems = problems_of(text, base_dir)
+    title, description, steps = _facts(text)
+    errors = sum(1 for p in problems if p.severity == "error")
+    return Checked(text, errors, title, description, steps)
+
+
 def _facts(text: str) -> tuple[str, str, int]:
     """(workflow name, description, step count) of a text, tolerating any shape."""
     try:
@@ -164,6 +190,26 @@ def _version(session: Session, doc_id: int, number: object) -> PipelineVersion:
     return row
 
 
+_SHIPPED_CACHE: dict[Path, tuple[tuple[int, int], str, tuple[str, str, int]]] = {}
+_SHIPPED_LOCK = threading.Lock()
+
+
+def _shipped_text(path: Path) -> tuple[str, tuple[str, str, int]]:
+    """(text, facts) of a shipped file, parsed once per (path, mtime, size): the library's
+    search re-lists on every keystroke."""
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    with _SHIPPED_LOCK:
+        kept = _SHIPPED_CACHE.get(path)
+    if kept is not None and kept[0] == stamp:
+        return kept[1], kept[2]
+    text = path.read_text(encoding="utf-8")
+    facts = _facts(text)
+    with _SHIPPED_LOCK:
+        _SHIPPED_CACHE[path] = (stamp, text, facts)
+    return text, facts
+
+
 def shipped_pipelines() -> dict[str, Path]:
     """Shipped pipelines by key (``code_analysis``, ``examples/hello``)."""
     return {
@@ -204,7 +250,7 @@ def list_library(session: Session, user_id: int, query: str = "") -> list[Pipeli
     ]
     shipped = []
     for key, path in shipped_pipelines().items():
-        title, description, steps = _facts(path.read_text(encoding="utf-8"))
+        title, description, steps = _shipped_text(path)[1]
         shipped.append(PipelineSummary(key, title, description, steps, 0, 0, "", True, "shipped"))
     rows = own + shipped
     if needle:
@@ -235,9 +281,9 @@ def open_pipeline(session: Session, user_id: int, name: object) -> PipelineDetai
 
 
 def open_shipped(key: object) -> PipelineDetail:
+    """A shipped pipeline, read-only (file work: call it in a worker thread)."""
     path = _shipped_path(key)
-    text = path.read_text(encoding="utf-8")
-    title = _facts(text)[0]
+    text, (title, _description, _steps) = _shipped_text(path)
     return PipelineDetail(None, str(key), title, text, text, 0, (), {}, True, "shipped")
 
 
@@ -364,18 +410,70 @@ def save_version(
     *,
     label: object = "",
     message: object = "",
+    checked: Checked | None = None,
+    address: str = "",
 ) -> VersionView:
+    """A new version of ``text``; ``Conflict`` when it equals the current version ("no
+    changes") or the pipeline had ``MAX_VERSIONS_PER_MINUTE`` versions in the last minute."""
     _check_size(text)
     doc = _doc(session, user_id, name)
-    return _add_version(session, user_id, doc, text, label=label, message=message)
+    _may_add_version(session, doc, text)
+    saved = _add_version(session, user_id, doc, text, label=label, message=message, checked=checked)
+    _audit_saved(session, user_id, doc, saved, address)
+    return saved
 
 
-def rollback(session: Session, user_id: int, name: object, number: object) -> VersionView:
+def rollback(
+    session: Session, user_id: int, name: object, number: object, *, address: str = ""
+) -> VersionView:
     doc = _doc(session, user_id, name)
     assert doc.id is not None
     old = _version(session, doc.id, number)
-    return _add_version(
+    _may_add_version(session, doc, old.yaml)
+    back = _add_version(
         session, user_id, doc, old.yaml, label="", message=f"Rolled back to version {old.number}"
+    )
+    _audit_saved(session, user_id, doc, back, address, rollback_to=old.number)
+    return back
+
+
+def _may_add_version(session: Session, doc: PipelineDoc, text: str) -> None:
+    assert doc.id is not None
+    if doc.current_version >= 1:
+        current = _version(session, doc.id, doc.current_version)
+        if current.yaml == text:
+            raise Conflict(f"No changes since version {current.number}: nothing to save.")
+    since = utcnow() - timedelta(minutes=1)
+    recent = session.exec(
+        select(func.count())
+        .select_from(PipelineVersion)
+        .where(PipelineVersion.pipeline_id == doc.id, col(PipelineVersion.created_at) >= since)
+    ).one()
+    if recent >= MAX_VERSIONS_PER_MINUTE:
+        raise Conflict(
+            f"{MAX_VERSIONS_PER_MINUTE} versions of this pipeline were saved in the last "
+            "minute: wait a minute before saving again."
+        )
+
+
+def _audit_saved(
+    session: Session,
+    user_id: int,
+    doc: PipelineDoc,
+    saved: VersionView,
+    address: str,
+    rollback_to: int | None = None,
+) -> None:
+    detail: dict[str, Any] = {"version": saved.number}
+    if rollback_to is not None:
+        detail["rollback_to"] = rollback_to
+    audit.record(
+        session,
+        "pipeline_saved",
+        actor_id=user_id,
+        address=address,
+        target=doc.name,
+        detail=detail,
     )
 
 
@@ -384,12 +482,20 @@ def _clean(value: object, limit: int) -> str:
 
 
 def _add_version(
-    session: Session, user_id: int, doc: PipelineDoc, text: str, *, label: object, message: object
+    session: Session,
+    user_id: int,
+    doc: PipelineDoc,
+    text: str,
+    *,
+    label: object,
+    message: object,
+    checked: Checked | None = None,
 ) -> VersionView:
     assert doc.id is not None
     _check_size(text)
-    problems = problems_of(text, user_dir(user_id))
-    errors = sum(1 for p in problems if p.severity == "error")
+    if checked is None or checked.text != text:
+        checked = check_text(text, user_dir(user_id))
+    errors = checked.errors
     # One statement takes the next number, so two tabs saving at once get two versions.
     number = session.execute(
         update(PipelineDoc)
@@ -397,7 +503,7 @@ def _add_version(
         .values(current_version=col(PipelineDoc.current_version) + 1)
         .returning(col(PipelineDoc.current_version))
     ).scalar_one()
-    title, description, steps = _facts(text)
+    title, description, steps = checked.title, checked.description, checked.steps
     now = utcnow()
     row = PipelineVersion(
         pipeline_id=doc.id,
@@ -420,26 +526,50 @@ def _add_version(
 
 
 def set_position(
-    session: Session, user_id: int, name: object, node_id: object, x: object, y: object
+    session: Session,
+    user_id: int,
+    name: object,
+    node_id: object,
+    x: object,
+    y: object,
+    known: Iterable[str] | None = None,
 ) -> None:
-    """Keep where the user dragged a node (layout only; the YAML is not touched)."""
+    """Keep where the user dragged a node (layout only; the YAML is not touched).
+
+    ``known`` are the node ids of the graph the user sees: a position for any other id is
+    refused and positions of steps no longer there are dropped, so the layout never holds
+    more than the graph (and never more than ``MAX_POSITIONS``)."""
     doc = _doc(session, user_id, name)
     if not isinstance(node_id, str) or not node_id or len(node_id) > 500:
         raise InputError("no such step")
-    if not all(isinstance(v, int | float) and abs(v) < 1e7 for v in (x, y)):
+    ids = set(known) if known is not None else None
+    if ids is not None and node_id not in ids:
+        raise InputError("no such step")
+    numbers = [v for v in (x, y) if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != 2 or not all(abs(v) < 1e7 for v in numbers):  # NaN fails too
         raise InputError("a position is two numbers")
     layout = dict(doc.layout or {})
-    if node_id not in layout and len(layout) >= 5000:
+    if ids is not None:
+        layout = {k: v for k, v in layout.items() if k in ids}
+    if node_id not in layout and len(layout) >= MAX_POSITIONS:
         raise InputError("too many positions kept")
-    layout[node_id] = [round(float(x), 1), round(float(y), 1)]  # type: ignore[arg-type]
+    layout[node_id] = [round(float(numbers[0]), 1), round(float(numbers[1]), 1)]
     doc.layout = layout
     session.add(doc)
 
 
-def delete_pipeline(session: Session, user_id: int, name: object) -> None:
+def delete_pipeline(session: Session, user_id: int, name: object, *, address: str = "") -> None:
     """Remove a pipeline and its versions; its runs stay (unlinked from it)."""
     doc = _doc(session, user_id, name)
     assert doc.id is not None
+    audit.record(
+        session,
+        "pipeline_deleted",
+        actor_id=user_id,
+        address=address,
+        target=doc.name,
+        detail={"versions": doc.current_version},
+    )
     session.execute(update(Run).where(col(Run.pipeline_id) == doc.id).values(pipeline_id=None))
     session.execute(delete(PipelineVersion).where(col(PipelineVersion.pipeline_id) == doc.id))
     session.execute(delete(PipelineDoc).where(col(PipelineDoc.id) == doc.id))

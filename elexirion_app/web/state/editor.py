@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError, InputError
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.core.threads import in_cpu_thread
+from elexirion_app.db.engine import in_db_thread, in_file_thread, session_scope
 from elexirion_app.editor import view
 from elexirion_app.editor import workbench as model
 from elexirion_app.services.runs import pipeline_store as store
@@ -27,6 +28,10 @@ from elexirion_app.web.identity import current_user_id
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ID = 500
+
+
+def _analyse(user_id: int, text: str, layout: dict[str, Any]) -> model.Shown:
+    return model.analyse(text, store.user_dir(user_id), layout)
 
 
 def _node_arg(value: Any) -> str:
@@ -88,7 +93,11 @@ class EditorState(rx.State):
         every component reading this state re-renders when one arrives. A keystroke in a step
         name sends its nodes and edges, not the problems, lint markers and inspector again.
         """
-        shown = await in_db_thread(model.analyse, text, store.user_dir(user_id), self._layout)
+        try:  # CPU work: on the CPU pool, one job of this user at a time (core/threads)
+            shown = await in_cpu_thread(user_id, _analyse, user_id, text, self._layout)
+        except ElexirionError as exc:
+            self._yaml, self.error = text, exc.user_message
+            return
         self._yaml = text
         changes: dict[str, Any] = {
             "dirty": text != self._saved,
@@ -132,7 +141,7 @@ class EditorState(rx.State):
             return rx.redirect(routes.LOGIN) if await self._user() is None else None
         self.error, self.message = "", ""
         try:
-            edited = await in_db_thread(fn, self._yaml, *args)
+            edited = await in_cpu_thread(user_id, fn, self._yaml, *args)
             if edited.select is not None:
                 self.selected = edited.select
             await self._replace(user_id, edited.text)
@@ -151,7 +160,7 @@ class EditorState(rx.State):
         self.error, self.message, self.selected = "", "", ""
         try:
             if query.get("shipped"):
-                detail = store.open_shipped(query.get("shipped"))
+                detail = await in_file_thread(store.open_shipped, query.get("shipped"))
             else:
                 detail = await self._db(store.open_pipeline, user_id, query.get("name"))
         except ElexirionError as exc:
@@ -237,10 +246,14 @@ class EditorState(rx.State):
             node = _node_arg(node_id)
             if not isinstance(index, int) or isinstance(index, bool):
                 raise InputError("That position is not valid.")
-            if model.index_of(self.nodes, node) not in (None, index):
+            place = model.index_of(self.nodes, node)
+            if place is None:  # only the graph's own steps have positions (finding 10)
+                raise InputError("That step does not exist.")
+            if place != index:
                 self._layout.pop(node, None)
                 return await self._edit(model.move, node, index)
-            await self._db(store.set_position, user_id, self.name, node, x, y)
+            known = [n["id"] for n in self.nodes]
+            await self._db(store.set_position, user_id, self.name, node, x, y, known)
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
@@ -254,9 +267,14 @@ class EditorState(rx.State):
         if field is None or not self.selected:
             self.error = "That field does not exist."
             return None
-        try:
-            parsed = view.coerce(field["kind"], value, field["options"])
-        except InputError as exc:
+        user_id = await self._editable()
+        if user_id is None:
+            return rx.redirect(routes.LOGIN) if await self._user() is None else None
+        try:  # a list/object value is YAML of up to 200k characters: not for the event loop
+            parsed = await in_cpu_thread(
+                user_id, view.coerce, field["kind"], value, field["options"]
+            )
+        except ElexirionError as exc:
             self.error = f"{field['label']}: {exc.user_message}"
             return None
         return await self._edit(model.set_value, self.selected, tuple(key.split(".")), parsed)

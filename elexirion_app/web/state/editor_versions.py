@@ -10,14 +10,24 @@ import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.ids import parse_id
+from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.editor.diff import diff_stats, line_diff
+from elexirion_app.editor.diff import compare
 from elexirion_app.services.runs import pipeline_store as store
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 from elexirion_app.web.state.editor import EditorState
 
 T = TypeVar("T")
+
+
+def _check(user_id: int, text: str) -> store.Checked:
+    return store.check_text(text, store.user_dir(user_id))
+
+
+def _address(state: rx.State) -> str:
+    """The client's address for the audit log."""
+    return str(state.router.session.client_ip or "")
 
 
 class VersionsState(rx.State):
@@ -81,10 +91,14 @@ class VersionsState(rx.State):
         self.error, self.message = "", ""
         text = editor._yaml
         try:
+            # Parse and validate on the CPU pool; the database thread only writes.
+            checked = await in_cpu_thread(user_id, _check, user_id, text)
             save = functools.partial(
                 store.save_version,
                 label=form.get("version_name", ""),
                 message=form.get("version_message", ""),
+                checked=checked,
+                address=_address(self),
             )
             saved = await self._db(save, user_id, editor.name, text)
             await self._reload(user_id, editor.name)
@@ -131,11 +145,13 @@ class VersionsState(rx.State):
         try:
             old = await self._db(store.version_yaml, user_id, editor.name, old_n)
             new = await self._db(store.version_yaml, user_id, editor.name, new_n)
+            # CPU work (bounded: editor/diff), on the CPU pool as one of this user's jobs
+            diffed = await in_cpu_thread(user_id, compare, old, new)
         except ElexirionError as exc:
             self.error = exc.user_message
+            self.diff_lines, self.diff_title = [], ""
             return None
-        lines = await in_db_thread(line_diff, old, new)
-        added, removed = await in_db_thread(diff_stats, old, new)
+        lines, added, removed = diffed.lines, diffed.added, diffed.removed
         self.diff_title = f"Version {old_n} → {new_n}: +{added} −{removed} lines"
         self.diff_lines = [
             {
@@ -159,7 +175,8 @@ class VersionsState(rx.State):
             return None
         self.error, self.message = "", ""
         try:
-            back = await self._db(store.rollback, user_id, editor.name, self.chosen)
+            rollback = functools.partial(store.rollback, address=_address(self))
+            back = await self._db(rollback, user_id, editor.name, self.chosen)
             text = await self._db(store.version_yaml, user_id, editor.name, back.number)
             await self._reload(user_id, editor.name)
         except ElexirionError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -160,7 +161,10 @@ class LibraryState(rx.State):
         except InputError as exc:
             self.error = exc.user_message
             return None
-        await self._work(store.delete_pipeline, user_id, name)
+        delete = functools.partial(
+            store.delete_pipeline, address=str(self.router.session.client_ip or "")
+        )
+        await self._work(delete, user_id, name)
         if not self.error:
             self.message = f"Deleted {name}; its runs are kept."
         await self._refresh(user_id)
@@ -178,8 +182,8 @@ class LibraryState(rx.State):
         except InputError as exc:
             self.error = exc.user_message
             return None
-        if name in store.shipped_pipelines():
-            detail = store.open_shipped(name)
+        if name in await in_file_thread(store.shipped_pipelines):
+            detail = await in_file_thread(store.open_shipped, name)
         else:
             found = await self._work(store.open_pipeline, user_id, name)
             if found is None:

@@ -45,3 +45,60 @@ def test_line_breaks_and_a_missing_final_break_are_not_part_of_the_text() -> Non
         ("+", "b: 3"),
     ]
     assert diff_stats("", "x\ny\n") == (2, 0)
+
+
+def test_a_version_over_the_line_cap_is_refused_with_both_sizes() -> None:
+    import pytest
+
+    from elexirion_app.core.errors import InputError
+    from elexirion_app.editor.diff import MAX_DIFF_LINES
+
+    big = "x: 1\n" * (MAX_DIFF_LINES + 1)
+    with pytest.raises(InputError, match=r"too large to diff, 5,001 lines vs 1"):
+        line_diff(big, "a: 1\n")
+    with pytest.raises(InputError):
+        diff_stats("a: 1\n", big)
+
+
+def test_difflib_sees_only_the_lines_between_the_common_head_and_tail(monkeypatch) -> None:
+    """Thousands of repeated lines cost difflib O(n²) and more: the shared head and tail
+    are matched in linear time first (finding 2)."""
+    import difflib
+
+    seen: list[tuple[int, int]] = []
+    real = difflib.SequenceMatcher
+
+    def spy(junk, a, b, autojunk=True):  # type: ignore[no-untyped-def]
+        seen.append((len(a), len(b)))
+        return real(junk, a, b, autojunk=autojunk)
+
+    monkeypatch.setattr(difflib, "SequenceMatcher", spy)
+    old, new = "- a\n" * 4000, "- b\n" + "- a\n" * 4000
+    assert diff_stats(old, new) == (1, 0)
+    assert line_diff(old, new, context=1) == [
+        DiffLine("@", "@@ -1 +1,2 @@", None, None),
+        DiffLine("+", "- b", None, 1),
+        DiffLine(" ", "- a", 1, 2),
+    ]
+    assert all(a + b <= 2 for a, b in seen), seen
+
+
+def test_the_rows_rebuild_the_new_text_from_the_old() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        old = [rng.choice("abc") for _ in range(rng.randint(0, 12))]
+        new = [rng.choice("abcd") for _ in range(rng.randint(0, 12))]
+        rows = line_diff("\n".join(old), "\n".join(new), context=MAX)
+        kept = [r.text for r in rows if r.kind in (" ", "+")]
+        gone = [r.text for r in rows if r.kind in (" ", "-")]
+        assert (kept, gone) == (new, old) or (old == new and rows == [])
+        added, removed = diff_stats("\n".join(old), "\n".join(new))
+        assert (added, removed) == (
+            sum(r.kind == "+" for r in rows),
+            sum(r.kind == "-" for r in rows),
+        )
+
+
+MAX = 1000

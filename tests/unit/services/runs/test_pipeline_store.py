@@ -202,3 +202,92 @@ def test_files_written_before_the_library_are_synced_once(db_url: str) -> None:
         assert store.sync_files(s, a) == ["old_draft"]
         assert store.sync_files(s, a) == []
         assert store.open_pipeline(s, a, "old_draft").source == "genesis"
+
+
+def _audit(action: str) -> list[tuple[int | None, str, dict]]:
+    from elexirion_app.db.models import AuditEvent
+
+    with session_scope() as s:
+        rows = s.exec(select(AuditEvent).where(AuditEvent.action == action)).all()
+        return [(r.actor_id, r.target, dict(r.detail), r.address) for r in rows]  # type: ignore[misc]
+
+
+def test_saving_the_current_text_again_makes_no_version(db_url: str) -> None:
+    a, _ = _users()
+    with session_scope() as s:
+        name = store.create_pipeline(s, a, "x", GOOD, source="blank")
+        with pytest.raises(Conflict, match="No changes since version 1"):
+            store.save_version(s, a, name, GOOD)
+        with pytest.raises(Conflict, match="No changes"):
+            store.rollback(s, a, name, 1)
+        assert store.open_pipeline(s, a, name).current_version == 1
+
+
+def test_a_burst_of_saves_is_refused_past_the_per_minute_cap(db_url: str) -> None:
+    a, _ = _users()
+    with session_scope() as s:
+        name = store.create_pipeline(s, a, "x", GOOD, source="blank")
+    refused = 0
+    for i in range(store.MAX_VERSIONS_PER_MINUTE + 5):
+        with session_scope() as s:
+            try:
+                store.save_version(s, a, name, GOOD + f"# {i}\n")
+            except Conflict as exc:
+                assert "wait a minute" in exc.user_message
+                refused += 1
+    with session_scope() as s:
+        kept = store.open_pipeline(s, a, name).current_version
+    assert kept == store.MAX_VERSIONS_PER_MINUTE and refused == 6
+
+
+def test_saves_rollbacks_and_deletes_are_audited_with_the_address(db_url: str) -> None:
+    a, _ = _users()
+    with session_scope() as s:
+        name = store.create_pipeline(s, a, "x", GOOD, source="blank")
+        store.save_version(s, a, name, GOOD + "# 2\n", address="10.0.0.9")
+        store.rollback(s, a, name, 1, address="10.0.0.9")
+    with pytest.raises(NotFound), session_scope() as s:
+        store.save_version(s, a, "nope", GOOD)  # nothing audited for a refused save
+    with session_scope() as s:
+        store.delete_pipeline(s, a, name, address="10.0.0.8")
+    assert _audit("pipeline_saved") == [
+        (a, "x", {"version": 2}, "10.0.0.9"),
+        (a, "x", {"version": 3, "rollback_to": 1}, "10.0.0.9"),
+    ]
+    assert _audit("pipeline_deleted") == [(a, "x", {"versions": 3}, "10.0.0.8")]
+
+
+def test_positions_are_kept_only_for_the_graphs_steps(db_url: str) -> None:
+    a, _ = _users()
+    with session_scope() as s:
+        name = store.create_pipeline(s, a, "x", GOOD, source="blank")
+        store.set_position(s, a, name, "gone", 1, 2)
+        with pytest.raises(InputError, match="no such step"):
+            store.set_position(s, a, name, "ghost", 1, 2, known=["hello"])
+        store.set_position(s, a, name, "hello", 5, 6, known=["hello"])
+        assert store.open_pipeline(s, a, name).layout == {"hello": [5.0, 6.0]}
+        with pytest.raises(InputError):
+            store.set_position(s, a, name, "hello", True, 6, known=["hello"])
+
+
+def test_shipped_files_are_parsed_once_until_they_change(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setattr(store, "SHIPPED_DIR", tmp_path)
+    shipped = tmp_path / "demo.yaml"
+    shipped.write_text(GOOD)
+    parsed: list[str] = []
+    real = store._facts
+    monkeypatch.setattr(store, "_facts", lambda text: parsed.append(text) or real(text))
+    a, _ = _users()
+    for query in ("", "d", "de", "dem"):
+        with session_scope() as s:
+            rows = store.list_library(s, a, query)
+        assert [r.title for r in rows if r.shipped] == ["demo"]
+    assert store.open_shipped("demo").title == "demo"
+    assert len(parsed) == 1
+    shipped.write_text(GOOD.replace("name: demo", "name: changed"))
+    os.utime(shipped, ns=(1, 1))
+    assert store.open_shipped("demo").title == "changed" and len(parsed) == 2
