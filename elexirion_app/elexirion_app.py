@@ -11,18 +11,22 @@ from elexirion_app.api.security_headers import security_headers
 from elexirion_app.api.upload_guard import guard_uploads
 from elexirion_app.services import startup
 from elexirion_app.web import errors, identity, routes
+from elexirion_app.web.pages.admin import admin_page
 from elexirion_app.web.pages.chat import chat_page
 from elexirion_app.web.pages.editor import editor_page
 from elexirion_app.web.pages.login import login_page
 from elexirion_app.web.pages.pipelines import pipelines_page
 from elexirion_app.web.pages.register import register_page
 from elexirion_app.web.pages.runs import run_detail_page, run_trace_page, runs_page
+from elexirion_app.web.pages.settings import settings_page
 from elexirion_app.web.pages.workspace import workspace_page
+from elexirion_app.web.state.admin import AdminState
 from elexirion_app.web.state.auth import AuthState
 from elexirion_app.web.state.chat import ChatState
 from elexirion_app.web.state.editor import EditorState
 from elexirion_app.web.state.library import LibraryState
 from elexirion_app.web.state.runs import RunsState
+from elexirion_app.web.state.settings import SettingsState
 from elexirion_app.web.state.workspace import WorkspaceState
 
 # The theme is configured in rxconfig.py. The auth routes (which alone set the HttpOnly session
@@ -64,6 +68,8 @@ PRIVATE_PAGES = [
     (pipelines_page, routes.PIPELINES, "Pipelines · ElexirionDSP", LibraryState.load),
     (editor_page, routes.PIPELINE_EDIT, "Editor · ElexirionDSP", EditorState.load),
     (workspace_page, routes.WORKSPACE, "Workspace · ElexirionDSP", WorkspaceState.load),
+    (settings_page, routes.SETTINGS, "Settings · ElexirionDSP", SettingsState.load),
+    (admin_page, routes.ADMIN, "Admin · ElexirionDSP", AdminState.load),
 ]
 for page, route, title, loader in PRIVATE_PAGES:
     app.add_page(page, route=route, title=title, on_load=[AuthState.check_login, loader])

@@ -20,6 +20,8 @@ def navbar() -> rx.Component:
         rx.link("Pipelines", href=routes.PIPELINES, id="nav-pipelines"),
         rx.link("Runs", href=routes.RUNS, id="nav-runs"),
         rx.link("Workspace", href=routes.WORKSPACE, id="nav-workspace"),
+        rx.link("Settings", href=routes.SETTINGS, id="nav-settings"),
+        rx.cond(AuthState.is_admin, rx.link("Admin", href=routes.ADMIN, id="nav-admin")),
         rx.text(AuthState.user_email, size="2", color_scheme="gray", id="current-user"),
         rx.cond(AuthState.is_admin, rx.badge("admin", color_scheme="purple")),
         native_form(

@@ -14,6 +14,8 @@ WORKSPACE = "/workspace"
 PIPELINES = "/pipelines"
 PIPELINE_EDIT = "/pipelines/edit"
 RUN_TRACE = "/runs/trace"
+SETTINGS = "/settings"
+ADMIN = "/admin"
 PUBLIC = frozenset({LOGIN, REGISTER})
 # Server routes (not pages): the only places the HttpOnly session cookie is set or cleared.
 AUTH_LOGIN = "/auth/login"

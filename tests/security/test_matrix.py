@@ -35,6 +35,10 @@ REFLEX_INTERNAL = {
 P = "reflex___state____state.elexirion_app___web___state___"
 # Ours: the handler and the page it is called from.
 HANDLERS: dict[str, dict[str, str]] = {
+    P + "admin____admin_state": dict.fromkeys(
+        ["filter_audit", "load", "older", "save_limits", "set_active", "set_role", "setvar"],
+        "/admin",
+    ),
     P + "auth____auth_state": {"check_login": "/chat", "load_auth_page": "/login", "setvar": "/"},
     P + "chat____chat_state": dict.fromkeys(
         [
@@ -105,6 +109,9 @@ HANDLERS: dict[str, dict[str, str]] = {
         "load_trace": "/runs/trace",
         "setvar": "/",
     },
+    P + "settings____settings_state": dict.fromkeys(
+        ["create_key", "key_dialog_changed", "load", "revoke_key", "setvar"], "/settings"
+    ),
     P + "workspace____workspace_state": {
         "delete": "/workspace",
         "load": "/workspace",
