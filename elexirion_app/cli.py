@@ -1,4 +1,4 @@
-"""Command line: ``python -m elexirion_app validate|run|resume|users|apikey``.
+"""Command line: ``python -m elexirion_app validate|run|resume|generate|users|apikey``.
 
 ``print`` is allowed here (and only here): stdout carries results (``--json``: exactly one
 JSON object), stderr carries progress, step lines and messages. Expected errors show their
@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("resume", help="continue an interrupted or failed run")
     s.add_argument("run_id")
     _common(s)
-    from elexirion_app import cli_accounts
+    from elexirion_app import cli_accounts, cli_generate
 
+    cli_generate.add_parsers(sub)  # generate "a pipeline that ..."
     cli_accounts.add_parsers(sub)  # users create, apikey create|list|revoke
     return parser
 
@@ -272,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from elexirion_app import cli_accounts
 
             return cli_accounts.run(args)
+        if args.command == "generate":
+            from elexirion_app import cli_generate
+
+            return cli_generate.run(args)
         progress = Progress(sys.stderr, bar=not args.no_progress)
         try:
             runner = _run if args.command == "run" else _resume

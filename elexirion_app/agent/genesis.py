@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -355,12 +356,15 @@ async def generate_pipeline(
     max_tries: int = 3,
     name: str | None = None,
     base_dir: Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> GenesisResult:
     """Generate pipeline YAML for ``request`` (see the module docstring).
 
     ``name`` fixes the workflow name (the model is asked for it and held to it); ``base_dir``
-    is where nested ``pipeline_file`` references resolve (see ``check_yaml``).
+    is where nested ``pipeline_file`` references resolve (see ``check_yaml``); ``on_progress``
+    is told each stage in a short sentence (asking the model, repairing N problems, valid).
     """
+    say = on_progress or (lambda _text: None)
     request = " ".join(str(request or "").split())
     if not request:
         raise InputError("Describe the pipeline you want first.")
@@ -372,6 +376,7 @@ async def generate_pipeline(
     if name is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", name):
         raise InputError("A pipeline name is letters, digits, '_' or '-' and starts with a letter.")
     if provider.offline:
+        say("building the pipeline with the offline demo model")
         yaml_text = offline_pipeline(request, name)
         problems, got = check_yaml(yaml_text, base_dir=base_dir)
         return GenesisResult(
@@ -386,7 +391,14 @@ async def generate_pipeline(
     yaml_text, problems, got = "", [], ""
     usage, cost = Usage(), Decimal("0")
     attempts = 0
-    for _ in range(max(1, max_tries)):
+    tries = max(1, max_tries)
+    for _ in range(tries):
+        say(
+            f"asking {provider.name} (attempt {attempts + 1}/{tries})"
+            if attempts == 0
+            else f"asking {provider.name} to repair {len(problems)} problem(s) "
+            f"(attempt {attempts + 1}/{tries})"
+        )
         try:
             response = await complete(
                 provider,
@@ -413,6 +425,7 @@ async def generate_pipeline(
         usage, cost = usage + response.usage, cost + response.cost
         yaml_text = extract_yaml(response.text)
         problems, got = check_yaml(yaml_text, base_dir=base_dir, expected_name=name)
+        say(f"attempt {attempts}: {sum(p.severity == 'error' for p in problems)} error(s)")
         if not _has_errors(problems):
             return GenesisResult(yaml_text, True, problems, attempts, got, False, usage, cost)
         log.info("genesis: attempt %d has %d problem(s)", attempts, len(problems))

@@ -1,0 +1,165 @@
+"""The HTTP API under load (issue #9, performance).
+
+A 3-step pipeline on the zero-latency offline model, started through ``POST
+/api/pipeline/execute`` and followed through ``GET /api/runs/{id}/events`` (SSE) until its
+``end`` event: the time from the POST to that event, for 1 client running runs one after the
+other, then for 60 clients at once (several rounds). Printed: p50/p95 of both, the ratio
+60-concurrent p95 ÷ single-client p95 (goal ≤ 3) and whether the 60-concurrent p95 is under
+1 s. For comparison, Dify users report a 3-node echo workflow taking ~1 s alone and ~8 s at 60
+concurrent requests (a reported figure: Dify is not installed here).
+
+    .venv/bin/python bench/api.py [--single 30] [--concurrent 60] [--rounds 3] [--port 3170]
+
+The app is served (``reflex run --env prod``, one worker, SQLite) on port 3170 from a fresh
+temporary folder; users and keys are made with the operator CLI. Loopback only; the bench
+stops the process group it started. Progress to stderr, results to stdout, with the load
+average (other jobs share the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support import appserver  # noqa: E402
+
+PIPELINE = """workflow:
+  name: three_steps
+  steps:
+    - name: one
+      type: claude
+      prompt:
+        - type: static
+          content: "Echo: one"
+    - name: two
+      type: claude
+      prompt:
+        - type: static
+          content: "Echo: two"
+    - name: three
+      type: claude
+      prompt:
+        - type: static
+          content: "Echo: three"
+"""
+USERS = 6  # 60 concurrent runs from 6 users (10 each), as a team would send them
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "elexirion_app", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return done.stdout.strip()
+
+
+async def one_run(client: httpx.AsyncClient, key: str) -> float:
+    auth = {"Authorization": f"Bearer {key}"}
+    start = time.perf_counter()
+    resp = await client.post("/api/pipeline/execute", json={"pipeline": PIPELINE}, headers=auth)
+    resp.raise_for_status()
+    run_id = resp.json()["run_id"]
+    status = ""
+    async with client.stream("GET", f"/api/runs/{run_id}/events", headers=auth) as events:
+        kind = ""
+        async for line in events.aiter_lines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:") and kind == "end":
+                status = line
+                break
+    elapsed = time.perf_counter() - start
+    if "succeeded" not in status:
+        raise RuntimeError(f"run {run_id} ended {status!r}")
+    return elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def line(label: str, values: list[float]) -> str:
+    return (
+        f"{label:<28} n={len(values):<4} p50 {statistics.median(values) * 1000:7.1f} ms"
+        f"   p95 {pct(values, 0.95) * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms"
+    )
+
+
+async def measure(url: str, keys: list[str], single: int, concurrent: int, rounds: int) -> None:
+    limits = httpx.Limits(max_connections=concurrent + 10, max_keepalive_connections=concurrent)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        for _ in range(3):  # warm-up: first imports, first queries
+            await one_run(client, keys[0])
+        alone = []
+        for i in range(single):
+            alone.append(await one_run(client, keys[0]))
+            print(f"  single {i + 1}/{single}", file=sys.stderr, end="\r")
+        crowd: list[float] = []
+        for r in range(rounds):
+            crowd += await asyncio.gather(
+                *(one_run(client, keys[i % len(keys)]) for i in range(concurrent))
+            )
+            print(f"  round {r + 1}/{rounds} of {concurrent}", file=sys.stderr)
+    ratio = pct(crowd, 0.95) / pct(alone, 0.95)
+    print(f"load average {os.getloadavg()[0]:.1f} (2 cores)")
+    print(line("1 client (sequential)", alone))
+    print(line(f"{concurrent} concurrent clients", crowd))
+    print(
+        f"ratio p95 {concurrent}-concurrent / single: {ratio:.2f} (goal <= 3)   "
+        f"{concurrent}-concurrent p95 under 1 s: {'yes' if pct(crowd, 0.95) < 1 else 'no'}"
+    )
+    print("peer (reported, not run here): Dify 3-node echo workflow ~1 s alone, ~8 s at 60")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--single", type=int, default=30)
+    parser.add_argument("--concurrent", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=3170)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="elx-bench-api-") as tmp:
+        data = Path(tmp)
+        extra = {
+            "ELEXIRION_CHAT_TOKEN_DELAY_S": "0",
+            "ELEXIRION_LIMIT_API_USER": "100000/minute",
+            "ELEXIRION_MAX_ACTIVE_RUNS_PER_USER": "100",
+        }
+        env = appserver.app_env(data, args.port, **extra)
+        print(f"serving the app on port {args.port} …", file=sys.stderr)
+        with appserver.serving(data, args.port, **extra):
+            keys = []
+            for i in range(USERS):
+                email = f"bench{i}@example.com"
+                cli(env, "users", "create", "--email", email)
+                keys.append(cli(env, "apikey", "create", "--email", email, "--name", "bench"))
+            asyncio.run(
+                measure(
+                    f"http://localhost:{args.port}",
+                    keys,
+                    args.single,
+                    args.concurrent,
+                    args.rounds,
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()
