@@ -21,6 +21,14 @@ PUBLIC = frozenset({LOGIN, REGISTER})
 AUTH_LOGIN = "/auth/login"
 AUTH_REGISTER = "/auth/register"
 AUTH_LOGOUT = "/auth/logout"
+# Single sign-on (OIDC): the login start redirects to the provider, which sends the browser
+# back to the callback (which sets the session cookie).
+AUTH_OIDC_LOGIN = "/auth/oidc/{provider}/login"
+AUTH_OIDC_CALLBACK = "/auth/oidc/{provider}/callback"
+
+
+def oidc_login(provider: str) -> str:
+    return AUTH_OIDC_LOGIN.format(provider=quote(provider, safe=""))
 
 
 def chat_conversation(conversation_id: int) -> str:

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import reflex as rx
 
+from elexirion_app.web import routes
 from elexirion_app.web.components.common import error_callout, native_form
 from elexirion_app.web.state.auth import AuthState
+
+
+def sso_links(providers: Sequence[tuple[str, str]]) -> list[rx.Component]:
+    """A divider and a full-page link per provider (``#oidc-<name>``): the login start is a
+    server route, not a page, so the browser must navigate to it (a plain ``<a>``)."""
+    if not providers:
+        return []
+    links = [
+        rx.button(
+            rx.el.a(f"Continue with {display}", href=routes.oidc_login(name), id=f"oidc-{name}"),
+            as_child=True,
+            variant="outline",
+            width="100%",
+        )
+        for name, display in providers
+    ]
+    divider = rx.hstack(
+        rx.separator(size="4"),
+        rx.text("or", size="1", color_scheme="gray"),
+        rx.separator(size="4"),
+        align="center",
+        width="100%",
+    )
+    return [divider, *links]
 
 
 def auth_card(
@@ -18,8 +45,10 @@ def auth_card(
     password_autocomplete: str,
     footer: rx.Component,
     action: str,
+    providers: Sequence[tuple[str, str]] = (),
 ) -> rx.Component:
-    """A form the browser posts to ``action`` (a server route that sets the HttpOnly cookie)."""
+    """A form the browser posts to ``action`` (a server route that sets the HttpOnly cookie),
+    then one "Continue with ..." link per single sign-on provider (``(name, display name)``)."""
     intro = [rx.text(subtitle, size="2", color_scheme="gray")] if subtitle else []
     return rx.card(
         native_form(
@@ -46,6 +75,7 @@ def auth_card(
                     auto_complete=password_autocomplete,
                 ),
                 rx.button(submit, id=f"{prefix}-submit", type="submit", width="100%"),
+                *sso_links(providers),
                 footer,
                 spacing="3",
                 width="100%",

@@ -12,6 +12,7 @@ from typing import Any
 
 import reflex as rx
 
+from elexirion_app.services.accounts.oidc import MESSAGES as OIDC_MESSAGES
 from elexirion_app.web import routes
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ AUTH_MESSAGES = {
     "origin": "That form came from another site and was refused.",
     "disabled": "This account is disabled.",
     "server": "Something went wrong. Please try again.",
+    **OIDC_MESSAGES,
 }
 
 
