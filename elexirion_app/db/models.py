@@ -240,3 +240,21 @@ class AuditEvent(SQLModel, table=True):
     address: str = Field(default="", max_length=64)
     target: str = Field(default="", max_length=320)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class OidcPending(SQLModel, table=True):
+    """An OIDC login between its start and its callback: ``state``, ``nonce`` and the PKCE
+    verifier, kept server-side under the SHA-256 of a random key that only the browser that
+    started the login holds (a short-lived HttpOnly cookie). Deleted when consumed."""
+
+    __tablename__ = "oidc_pending"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(index=True, unique=True, max_length=64)
+    provider: str = Field(max_length=40)
+    state: str = Field(max_length=128)
+    nonce: str = Field(max_length=128)
+    code_verifier: str = Field(max_length=128)
+    redirect_uri: str = Field(max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
