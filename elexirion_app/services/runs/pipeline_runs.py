@@ -22,8 +22,9 @@ from elexirion_app.core.events import (
     StepFinished,
     StepStarted,
 )
+from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.core.types import ChatMessage, Usage
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_file_thread, session_scope
 from elexirion_app.pipelines.executor import RunOutcome, run_pipeline
 from elexirion_app.pipelines.loader import load_file
 from elexirion_app.providers.registry import get_provider
@@ -121,20 +122,26 @@ async def run_for_user(
     run_id: str | None = None,
     conversation_id: int | None = None,
     pipeline_version: tuple[int, int] | None = None,
+    address: str = "",
 ) -> RunOutcome:
     """Validate and run ``pipeline_path`` as ``user_id`` with run records written ahead.
 
     Files come from the user's current workspace; ``session_context``/``claude_continue``
     prompt parts read the user's conversations (``conversation_id`` is the one the run was
-    started from, also reachable as session id ``current``).
+    started from, also reachable as session id ``current``). The start is audited
+    (``pipeline_run`` from ``address``, with the run id and version) in the transaction that
+    marks the run running. Nothing here blocks the event loop: the file is read and parsed,
+    and validated, on the CPU pool; the workspace and output folder are found on the file pool.
     """
-    # Reading and parsing a large file is not work for the event loop.
-    doc = await in_db_thread(load_file, pipeline_path)
-    pipeline_yaml = await in_db_thread(pipeline_path.read_text, encoding="utf-8")
+    doc = await in_cpu_thread(user_id, load_file, pipeline_path)
+    pipeline_yaml = await in_file_thread(pipeline_path.read_text, encoding="utf-8")
     run_id = run_id or str(uuid.uuid4())
+    folder = await in_file_thread(workspace.current_workspace, user_id)
+    output_dir = await in_file_thread(output_dir_for, user_id, run_id)
     observers: list[Any] = []
     if on_progress is not None:
         observers.append(ProgressObserver(on_progress))
+    target = pipeline_path.stem if pipeline_version else str(doc.workflow.get("name") or "")
     return await run_recorded(
         doc,
         pipeline_yaml=pipeline_yaml,
@@ -142,11 +149,13 @@ async def run_for_user(
         user_id=user_id,
         observers=observers,
         pipeline_version=pipeline_version,
+        audit_address=address,
+        audit_target=target[:200],
         inputs=inputs,
         run_id=run_id,
-        workspace=workspace.current_workspace(user_id),
+        workspace=folder,
         session_store=make_session_store(_conversation_loader(user_id, conversation_id)),
-        output_dir=output_dir_for(user_id, run_id),
+        output_dir=output_dir,
         # The offline model is paced like the chat so a demo run's steps are watchable.
         provider_for=lambda kind: get_provider(
             kind, token_delay_s=get_settings().chat_token_delay_s
@@ -181,16 +190,20 @@ def _conversation_loader(user_id: int, current: int | None) -> Callable[[str], l
 
 async def run_draft_offline(user_id: int, path: Path) -> str:
     """Try a freshly generated pipeline on the offline model; a sentence saying how it went."""
+    from elexirion_app.pipelines.validate import ensure_valid
     from elexirion_app.providers.mock import MockProvider
 
     offline = MockProvider()
     try:
+        doc = await in_cpu_thread(user_id, load_file, path)
+        await in_cpu_thread(user_id, ensure_valid, doc)
         outcome = await run_pipeline(
-            load_file(path),
+            doc,
             provider_for=lambda _kind: offline,
-            workspace=workspace.workspace_dir(user_id),
-            output_dir=output_dir_for(user_id, "drafts"),
+            workspace=await in_file_thread(workspace.workspace_dir, user_id),
+            output_dir=await in_file_thread(output_dir_for, user_id, "drafts"),
             inputs={},
+            validate=False,
         )
     except ElexirionError as exc:
         return f"could not start: {exc.user_message}"

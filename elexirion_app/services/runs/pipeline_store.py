@@ -412,12 +412,19 @@ def save_version(
     message: object = "",
     checked: Checked | None = None,
     address: str = "",
+    unchanged_ok: bool = False,
 ) -> VersionView:
     """A new version of ``text``; ``Conflict`` when it equals the current version ("no
-    changes") or the pipeline had ``MAX_VERSIONS_PER_MINUTE`` versions in the last minute."""
+    changes"; with ``unchanged_ok`` the current version is returned instead) or the pipeline
+    had ``MAX_VERSIONS_PER_MINUTE`` versions in the last minute."""
     _check_size(text)
     doc = _doc(session, user_id, name)
-    _may_add_version(session, doc, text)
+    current = _unchanged(session, doc, text)
+    if current is not None:
+        if unchanged_ok:
+            return current
+        raise Conflict(f"No changes since version {current.number}: nothing to save.")
+    _may_add_version(session, doc)
     saved = _add_version(session, user_id, doc, text, label=label, message=message, checked=checked)
     _audit_saved(session, user_id, doc, saved, address)
     return saved
@@ -429,7 +436,10 @@ def rollback(
     doc = _doc(session, user_id, name)
     assert doc.id is not None
     old = _version(session, doc.id, number)
-    _may_add_version(session, doc, old.yaml)
+    current = _unchanged(session, doc, old.yaml)
+    if current is not None:
+        raise Conflict(f"No changes since version {current.number}: nothing to save.")
+    _may_add_version(session, doc)
     back = _add_version(
         session, user_id, doc, old.yaml, label="", message=f"Rolled back to version {old.number}"
     )
@@ -437,12 +447,19 @@ def rollback(
     return back
 
 
-def _may_add_version(session: Session, doc: PipelineDoc, text: str) -> None:
+def _unchanged(session: Session, doc: PipelineDoc, text: str) -> VersionView | None:
+    """The current version when it holds ``text`` already."""
     assert doc.id is not None
-    if doc.current_version >= 1:
-        current = _version(session, doc.id, doc.current_version)
-        if current.yaml == text:
-            raise Conflict(f"No changes since version {current.number}: nothing to save.")
+    if doc.current_version < 1:
+        return None
+    row = _version(session, doc.id, doc.current_version)
+    if row.yaml != text:
+        return None
+    return VersionView(row.number, row.label, row.message, row.errors, _stamp(row.created_at))
+
+
+def _may_add_version(session: Session, doc: PipelineDoc) -> None:
+    assert doc.id is not None
     since = utcnow() - timedelta(minutes=1)
     recent = session.exec(
         select(func.count())

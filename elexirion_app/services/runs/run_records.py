@@ -49,6 +49,7 @@ from elexirion_app.core.events import (
     StepFinished,
     StepStarted,
 )
+from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.core.types import TOKEN_KINDS
 from elexirion_app.db.engine import get_engine, in_db_thread
 from elexirion_app.db.models import LLMCall, Run, StepRun, utcnow
@@ -149,6 +150,10 @@ class RunRecorder:
     # The library pipeline and version that runs (recorded on the run row).
     pipeline_id: int | None = None
     pipeline_version: int | None = None
+    # A run started for a user (not a resume): a "pipeline_run" audit event from this address
+    # is written in the transaction that marks the run running; ``audit_target`` names it.
+    audit_address: str | None = None
+    audit_target: str = ""
     _run_id: str | None = None
     _step_ids: dict[str, int] = field(default_factory=dict)
     _pending_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -159,6 +164,7 @@ class RunRecorder:
     # The first failed write (set on the writer thread); raised once into the run.
     _failure: Exception | None = None
     _failure_raised: bool = False
+    _finished: bool = False
 
     def __post_init__(self) -> None:
         self.engine = self.engine or get_engine()
@@ -197,6 +203,24 @@ class RunRecorder:
             raise
 
     async def _finish(self, event: RunFinished) -> None:
+        """The run's final write, whatever happens to the task awaiting it: a Stop (or any
+        cancellation) landing while a run finishes must not leave it ``running``. The work
+        goes on in a task of its own; a cancellation is passed on once it is done."""
+        if self._finished:  # idempotent: one final write per run
+            return
+        self._finished = True
+        final = asyncio.ensure_future(self._finish_now(event))
+        cancelled = False
+        while not final.done():
+            try:
+                await asyncio.wait([final])
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled and final.exception() is None:
+            raise asyncio.CancelledError
+        final.result()  # its failure, if any, is the run's
+
+    async def _finish_now(self, event: RunFinished) -> None:
         await self._stop_heartbeat()
         await asyncio.gather(*self._in_flight, return_exceptions=True)  # failures: _failure
         self._in_flight.clear()
@@ -330,6 +354,8 @@ class RunRecorder:
                 )
             missing = [n for n in event.step_names if n not in known]
             _insert_steps(conn, event.run_id, missing, start=len(rows))
+            if self.audit_address is not None and self.user_id is not None:
+                self._audit_started(conn, event.run_id)
             if missing:
                 for r in conn.execute(
                     select(STEP.c.id, STEP.c.name).where(
@@ -370,6 +396,20 @@ class RunRecorder:
                         finished_at=now,
                     )
                 )
+
+    def _audit_started(self, conn: Connection, run_id: str) -> None:
+        from elexirion_app.services.accounts import audit
+
+        with Session(bind=conn) as session:  # joins this transaction: committed with it
+            audit.record(
+                session,
+                "pipeline_run",
+                actor_id=self.user_id,
+                address=self.audit_address or "",
+                target=self.audit_target,
+                detail={"run_id": run_id, "version": self.pipeline_version},
+            )
+            session.flush()
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -584,14 +624,19 @@ async def run_recorded(
     user_id: int | None = None,
     heartbeat_s: float = 5.0,
     pipeline_version: tuple[int, int] | None = None,
+    audit_address: str | None = None,
+    audit_target: str = "",
     **kwargs: Any,
 ) -> Any:
     """``run_pipeline`` with a ``RunRecorder`` attached (returns its ``RunOutcome``).
 
-    If the run is refused before it starts (invalid pipeline, missing input), a run that was
-    ``queued`` under ``run_id`` is marked failed with the reason, then the error is re-raised.
+    The document is validated first on the CPU pool (one of ``user_id``'s jobs), not on the
+    event loop. If the run is refused before it starts (invalid pipeline, missing input), a
+    run that was ``queued`` under ``run_id`` is marked failed with the reason, then the error
+    is re-raised. With ``audit_address`` (a run started for a user) the start is audited.
     """
     from elexirion_app.pipelines.executor import run_pipeline
+    from elexirion_app.pipelines.validate import ensure_valid
 
     workspace, output_dir = kwargs.get("workspace"), kwargs.get("output_dir")
     recorder = RunRecorder(
@@ -604,9 +649,16 @@ async def run_recorded(
         output_dir=str(Path(output_dir).resolve()) if output_dir is not None else None,
         pipeline_id=pipeline_version[0] if pipeline_version else None,
         pipeline_version=pipeline_version[1] if pipeline_version else None,
+        audit_address=audit_address,
+        audit_target=audit_target,
     )
+    validate = kwargs.pop("validate", True)
     try:
-        return await run_pipeline(doc, observers=[recorder, *observers], user_id=user_id, **kwargs)
+        if validate:
+            await in_cpu_thread(user_id, ensure_valid, doc)
+        return await run_pipeline(
+            doc, observers=[recorder, *observers], user_id=user_id, validate=False, **kwargs
+        )
     except ElexirionError as exc:
         if kwargs.get("run_id") and recorder._run_id is None:
             await in_db_thread(
@@ -653,8 +705,12 @@ async def resume_run(
     engine = engine or get_engine()
     info = await in_db_thread(_sweep_and_load, engine, run_id, stale_after_s)
     base_dir = Path(info.pipeline_path).resolve().parent if info.pipeline_path else None
-    doc = load_text(
-        info.pipeline_yaml, filename=info.pipeline_path or "<stored>", base_dir=base_dir
+    doc = await in_cpu_thread(
+        info.user_id,
+        load_text,
+        info.pipeline_yaml,
+        filename=info.pipeline_path or "<stored>",
+        base_dir=base_dir,
     )
     if kwargs.get("workspace") is None and info.workspace:
         kwargs["workspace"] = info.workspace

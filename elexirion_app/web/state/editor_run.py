@@ -10,11 +10,13 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError, InputError
+from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.editor import view
 from elexirion_app.services.runs import pipeline_runs, runs
@@ -27,8 +29,26 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_INPUT_CHARS = 100_000
 _ITERATION = re.compile(r"\[\d+\]\.")
-# Runs started from editors of this process, by run id (Stop cancels the task).
-_TASKS: dict[str, tuple[int, asyncio.Task[Any]]] = {}
+
+
+@dataclass
+class _Started:
+    """A run started from an editor tab of this process, from the moment the tab marks
+    itself running (before its text is saved): a Stop then is kept and honoured as soon as
+    the task exists, and ``prepare`` still sees the tab running."""
+
+    user_id: int
+    task: asyncio.Task[Any] | None = None
+    stopped: bool = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.task is not None:
+            self.task.cancel()
+
+
+# By run id (Stop cancels the task).
+_TASKS: dict[str, _Started] = {}
 
 
 def node_of_step(qualname: str) -> str:
@@ -82,7 +102,10 @@ class EditorRunState(rx.State):
         self.run_id, self.run_status, self.run_cost = "", "", ""
         self.running = self._run_id in _TASKS
         self.history = []
-        shown = await in_db_thread(view_inputs, editor._yaml)
+        try:
+            shown = await in_cpu_thread(user_id, view_inputs, editor._yaml)
+        except ElexirionError as exc:
+            self.error, shown = exc.user_message, []
         self.inputs = shown
         if editor.name and not editor.shipped:
             try:
@@ -98,7 +121,7 @@ class EditorRunState(rx.State):
             user_id = await current_user_id(self)
             if user_id is None:
                 return rx.redirect(routes.LOGIN)
-            if self.running:
+            if self.running or self._run_id in _TASKS:
                 return None  # one run per editor tab at a time
             editor = await self.get_state(EditorState)
             name, text, shipped = editor.name, editor._yaml, editor.shipped
@@ -115,17 +138,28 @@ class EditorRunState(rx.State):
             self.running, self.run_status = True, "queued"
             self.run_id = self._run_id = str(uuid.uuid4())
             self.statuses = {n["id"]: "queued" for n in editor.nodes if not n.get("parent")}
+            started = _TASKS[self.run_id] = _Started(user_id)
+            address = str(self.router.session.client_ip or "")
         run_id = self.run_id
         try:
             if dirty:
-                save = functools.partial(store.save_version, message="Saved to run")
+                checked = await in_cpu_thread(user_id, _check, user_id, text)
+                save = functools.partial(
+                    store.save_version,
+                    message="Saved to run",
+                    checked=checked,
+                    address=address,
+                    unchanged_ok=True,
+                )
                 await self._db(save, user_id, name, text)
                 async with self:
                     editor = await self.get_state(EditorState)
                     if editor._yaml == text:
                         editor._saved, editor.dirty = text, False
             path, pipeline_id, number = await self._db(store.runnable, user_id, name)
-            task = asyncio.ensure_future(
+            if started.stopped:
+                raise asyncio.CancelledError
+            started.task = asyncio.ensure_future(
                 pipeline_runs.run_for_user(
                     user_id,
                     path,
@@ -133,10 +167,10 @@ class EditorRunState(rx.State):
                     self._progress,
                     run_id=run_id,
                     pipeline_version=(pipeline_id, number),
+                    address=address,
                 )
             )
-            _TASKS[run_id] = (user_id, task)
-            outcome = await task
+            outcome = await started.task
             async with self:
                 if await self._still_mine(user_id, run_id):
                     self.run_status, self.run_error = outcome.status, outcome.error or ""
@@ -180,9 +214,9 @@ class EditorRunState(rx.State):
         user_id = await current_user_id(self)
         if user_id is None:
             return rx.redirect(routes.LOGIN)
-        owner, task = _TASKS.get(self._run_id, (None, None))
-        if task is not None and owner == user_id:
-            task.cancel()
+        started = _TASKS.get(self._run_id)
+        if started is not None and started.user_id == user_id:
+            started.stop()  # kept when the task does not exist yet
         return None
 
     @rx.event
@@ -222,6 +256,10 @@ class EditorRunState(rx.State):
                     ],
                     "trace": routes.run_trace(run_id),
                 }
+
+
+def _check(user_id: int, text: str) -> store.Checked:
+    return store.check_text(text, store.user_dir(user_id))
 
 
 def view_inputs(text: str) -> list[dict[str, Any]]:
