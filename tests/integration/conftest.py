@@ -19,8 +19,14 @@ SCREENSHOTS = ROOT / "screenshots"
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("appdata")
+def app_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The served app's data folder (its database is ``app.db``; the CLI can use it)."""
+    return tmp_path_factory.mktemp("appdata")
+
+
+@pytest.fixture(scope="session")
+def app_url(app_data: Path) -> Iterator[str]:
+    data = app_data
     limits = {"ELEXIRION_LIMIT_REGISTER_CLIENT": "60/minute"}
     with appserver.serving(data, PORT, ELEXIRION_CHAT_TOKEN_DELAY_S="0.03", **limits):
         yield f"http://localhost:{PORT}"

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from elexirion_app.api.http.deps import Caller, caller, limited
-from elexirion_app.api.http.responses import SSE, errors
+from elexirion_app.api.http.responses import errors, sse
 from elexirion_app.api.http.schemas import ChatRequest
 from elexirion_app.config import get_settings
 from elexirion_app.db.engine import in_db_thread, session_scope
@@ -56,7 +56,8 @@ async def _stream(who: Caller, turn: chat.TurnStarted) -> AsyncIterator[ServerSe
 @router.post(
     "/agent/chat",
     summary="Send a chat message; the reply streams as Server-Sent Events",
-    responses={**SSE, **errors(400, 404)},
+    responses={**sse("start", "decision", "delta", "progress", "final"), **errors(400, 404)},
+    operation_id="agent_chat",
     response_class=EventSourceResponse,
 )
 async def agent_chat(body: ChatRequest, who: Caller = Depends(caller)) -> EventSourceResponse:

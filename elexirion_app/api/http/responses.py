@@ -25,9 +25,21 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-SSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "A stream of Server-Sent Events",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+def sse(*kinds: str) -> dict[int | str, dict[str, Any]]:
+    """A 200 answer streaming Server-Sent Events of the given kinds (``data`` is JSON)."""
+    event = {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": list(kinds)},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+        "required": ["event", "data"],
     }
-}
+    return {
+        200: {
+            "description": "A stream of Server-Sent Events: " + ", ".join(kinds),
+            "content": {"text/event-stream": {"schema": event}},
+        }
+    }

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from elexirion_app.api.http.deps import Caller, caller
-from elexirion_app.api.http.responses import SSE, errors
+from elexirion_app.api.http.responses import errors, sse
 from elexirion_app.api.http.schemas import (
     CancelResponse,
     ExecuteRequest,
@@ -32,7 +32,20 @@ POLL_S = 1.0  # a run of another worker is followed through the database this of
     response_model=ExecuteResponse,
     status_code=202,
     summary="Start a run of a pipeline (by name, or YAML text); returns its id at once",
-    responses=errors(400, 404, 409),
+    operation_id="execute_pipeline",
+    responses={
+        202: {
+            "links": {
+                name: {"operationId": op, "parameters": {"run_id": "$response.body#/run_id"}}
+                for name, op in (
+                    ("GetRun", "get_run"),
+                    ("RunEvents", "run_events"),
+                    ("CancelRun", "cancel_run"),
+                )
+            }
+        },
+        **errors(400, 404, 409),
+    },
 )
 async def execute(body: ExecuteRequest, who: Caller = Depends(caller)) -> ExecuteResponse:
     run_id = await jobs.start(who.id, body.pipeline, body.inputs)
@@ -48,6 +61,7 @@ def _get(user_id: int, run_id: str) -> runs.RunView:
     "/runs/{run_id}",
     response_model=RunOut,
     summary="A run: status, step results, tokens and cost",
+    operation_id="get_run",
     responses=errors(404),
 )
 async def get_run(run_id: str = RunId, who: Caller = Depends(caller)) -> RunOut:
@@ -119,8 +133,9 @@ async def _follow(
 @router.get(
     "/runs/{run_id}/events",
     summary="A run's events as Server-Sent Events: what happened so far, then what happens",
-    responses={**SSE, **errors(404)},
+    responses={**sse("step", "run", "end"), **errors(404)},
     response_class=EventSourceResponse,
+    operation_id="run_events",
 )
 async def run_events(run_id: str = RunId, who: Caller = Depends(caller)) -> EventSourceResponse:
     first = await in_db_thread(jobs.snapshot, who.id, run_id)  # NotFound before streaming
@@ -133,6 +148,7 @@ async def run_events(run_id: str = RunId, who: Caller = Depends(caller)) -> Even
     "/runs/{run_id}/cancel",
     response_model=CancelResponse,
     summary="Cancel a run that is going (a finished run is left as it is)",
+    operation_id="cancel_run",
     responses=errors(404, 409),
 )
 async def cancel_run(run_id: str = RunId, who: Caller = Depends(caller)) -> CancelResponse:

@@ -24,11 +24,18 @@ class ErrorBody(BaseModel):
 
 
 class ChatRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"message": "What can you do?"}]}
+    )
     message: str = Field(min_length=1, max_length=MAX_MESSAGE)
     conversation_id: int | None = Field(default=None, ge=1, le=2**62)
 
 
 class ExecuteRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"pipeline": "examples/hello", "inputs": {"who": "API"}}]},
+    )
     pipeline: str = Field(
         min_length=1,
         max_length=MAX_YAML,
