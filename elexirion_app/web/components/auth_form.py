@@ -13,12 +13,17 @@ from elexirion_app.web.state.auth import AuthState
 
 def sso_links(providers: Sequence[tuple[str, str]]) -> list[rx.Component]:
     """A divider and a full-page link per provider (``#oidc-<name>``): the login start is a
-    server route, not a page, so the browser must navigate to it (a plain ``<a>``)."""
+    server route, not a page, so the browser must load it as a document."""
     if not providers:
         return []
     links = [
         rx.button(
-            rx.el.a(f"Continue with {display}", href=routes.oidc_login(name), id=f"oidc-{name}"),
+            rx.el.a(
+                f"Continue with {display}",
+                href=routes.oidc_login(name),
+                id=f"oidc-{name}",
+                reload_document=True,  # React Router would route it client-side (a 404)
+            ),
             as_child=True,
             variant="outline",
             width="100%",
