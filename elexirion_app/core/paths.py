@@ -50,11 +50,15 @@ def pipeline_slug(name: object) -> str:
 def pipeline_file(folder: Path, name: object, *, read_only: tuple[Path, ...] = ()) -> Path:
     """``folder/<slug>.yaml`` for a pipeline ``name`` — never outside ``folder`` (whatever
     the name holds: ``..``, slashes, a NUL) and never inside a ``read_only`` folder (the
-    shipped pipelines). Raises ``WorkspaceError``."""
+    shipped pipelines). Raises ``WorkspaceError``, whose message names the pipeline (its
+    file name) only, never the server's folders."""
     root = folder.resolve()
     target = (root / f"{pipeline_slug(name)}.yaml").resolve()
     if target.parent != root:
-        raise WorkspaceError(f"pipeline {str(name)[:80]!r} would be written outside {root}")
+        raise WorkspaceError(
+            f"pipeline {str(name)[:80]!r} would be written outside its library folder",
+            user_message=f"The pipeline {target.name} cannot be written there.",
+        )
     for protected in read_only:
         guarded = protected.resolve()
         if target == guarded or guarded in target.parents:

@@ -21,41 +21,88 @@ from elexirion_app.pipelines.loader import load_text
 from elexirion_app.pipelines.validate import validate_document
 
 OPEN_DOCUMENTS = 32
+# Parsed documents cost ~47 bytes of memory per byte of YAML: the cache is budgeted by the
+# characters of their texts, in all and per user, the least recently used evicted first.
+CACHE_CHARS = 3_000_000
+CACHE_CHARS_PER_USER = 1_200_000
+
+_owner = threading.local()
+
+
+def as_user(user_id: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with its documents kept under ``user_id``'s share of the cache."""
+    _owner.user = user_id
+    try:
+        return fn(*args)
+    finally:
+        _owner.user = None
+
+
+@dataclass
+class _Kept:
+    doc: EditorDocument
+    chars: int
+    owner: object
 
 
 class _Documents:
     """Parsed documents of the texts edited last, by content: an edit of the text a tab shows
-    reuses its document (and the node tree it keeps) instead of parsing 200 steps again. One
-    edit at a time; a document is re-filed under its new text after the edit."""
+    reuses its document (and the node tree it keeps) instead of parsing 200 steps again.
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._docs: OrderedDict[str, EditorDocument] = OrderedDict()
+    The lock guards only the table: an edit takes its document out (it is then the edit's
+    alone), parses a missing one and edits it without any lock, and files it under its new
+    text afterwards, so one user's slow parse holds back nobody else's edit. Two edits of the
+    same text at once each work on a document of their own."""
+
+    def __init__(self, size: int, chars: int, chars_per_user: int) -> None:
+        self._size, self._chars, self._per_user = size, chars, chars_per_user
+        self._docs: OrderedDict[str, _Kept] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
     def _key(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def edit(self, text: str, fn: Callable[[EditorDocument], Any]) -> tuple[str, Any]:
+    def _take(self, key: str) -> EditorDocument | None:
         with self._lock:
-            doc = self._docs.pop(self._key(text), None)
-            if doc is None:
-                doc = EditorDocument.parse(text)
-            try:
-                result = fn(doc)
-            except BaseException:
-                # A failed edit leaves the document unchanged: keep it for the next try.
-                self._docs[self._key(text)] = doc
-                raise
-            new = doc.text
-            self._docs[self._key(new)] = doc
-            while len(self._docs) > self._size:
+            kept = self._docs.pop(key, None)
+        return kept.doc if kept is not None else None
+
+    def _keep(self, key: str, doc: EditorDocument, text: str) -> None:
+        owner = getattr(_owner, "user", None)
+        kept = _Kept(doc, len(text), owner)
+        if kept.chars > min(self._chars, self._per_user):
+            return  # larger than any share: never kept
+        with self._lock:
+            self._docs.pop(key, None)
+            self._docs[key] = kept
+            while len(self._docs) > self._size or self.chars() > self._chars:
                 self._docs.popitem(last=False)
-            return new, result
+            while self.chars(owner) > self._per_user:
+                oldest = next(k for k, v in self._docs.items() if v.owner == owner)
+                del self._docs[oldest]
+
+    def chars(self, owner: object = ...) -> int:
+        """Characters of the texts kept (of ``owner``'s only, when given)."""
+        return sum(v.chars for v in self._docs.values() if owner is ... or v.owner == owner)
+
+    def edit(self, text: str, fn: Callable[[EditorDocument], Any]) -> tuple[str, Any]:
+        key = self._key(text)
+        doc = self._take(key)
+        if doc is None:
+            doc = EditorDocument.parse(text)
+        try:
+            result = fn(doc)
+        except BaseException:
+            # A failed edit leaves the document unchanged: keep it for the next try.
+            self._keep(key, doc, text)
+            raise
+        new = doc.text
+        self._keep(self._key(new), doc, new)
+        return new, result
 
 
-_DOCS = _Documents(OPEN_DOCUMENTS)
+_DOCS = _Documents(OPEN_DOCUMENTS, CACHE_CHARS, CACHE_CHARS_PER_USER)
 
 
 def _apply(text: str, fn: Callable[[EditorDocument], Any]) -> tuple[str, Any]:

@@ -141,7 +141,7 @@ class EditorState(rx.State):
             return rx.redirect(routes.LOGIN) if await self._user() is None else None
         self.error, self.message = "", ""
         try:
-            edited = await in_cpu_thread(user_id, fn, self._yaml, *args)
+            edited = await in_cpu_thread(user_id, model.as_user, user_id, fn, self._yaml, *args)
             if edited.select is not None:
                 self.selected = edited.select
             await self._replace(user_id, edited.text)
