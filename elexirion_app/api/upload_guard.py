@@ -10,7 +10,10 @@ body into temporary files before any handler runs. This ASGI middleware sits in 
   app sees a client disconnect, reading stops, nothing is buffered here.
 
 Every other path (websockets included) passes through untouched. The cap is
-``ELEXIRION_MAX_UPLOAD_BYTES`` (default 60 MB), read by ``max_upload_bytes()``.
+``ELEXIRION_MAX_UPLOAD_BYTES`` (default 60 MB), read by ``max_upload_bytes()``; a handler
+named in ``HANDLER_CAPS`` (by the end of its ``Reflex-Event-Handler`` header) has a lower cap
+of its own, enforced the same way: the pipeline import takes one YAML file of at most 1 MB,
+so its body is refused past that while it streams, not after 60 MB were read.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ log = logging.getLogger(__name__)
 UPLOAD_PATH = "/_upload"
 DEFAULT_MAX_UPLOAD_BYTES = 60 * 1024 * 1024
 MAX_UPLOAD_ENV = "ELEXIRION_MAX_UPLOAD_BYTES"
+# Room for the multipart framing around the file (boundaries, part headers, a file name).
+MULTIPART_SLACK = 16 * 1024
+HANDLER_CAPS = {
+    # The library's import: one pipeline file (pipeline_store.MAX_YAML_BYTES = 1,000,000).
+    "library____library_state.import_files": 1_000_000 + MULTIPART_SLACK,
+}
 
 
 def max_upload_bytes() -> int:
@@ -41,6 +50,13 @@ def max_upload_bytes() -> int:
         log.warning("%s=%r is not a positive integer; using the default", MAX_UPLOAD_ENV, raw)
         return DEFAULT_MAX_UPLOAD_BYTES
     return int(raw)
+
+
+def cap_for(headers: Headers) -> int:
+    """The body cap of this upload: its handler's own, else the global one."""
+    handler = (headers.get("reflex-event-handler") or "").strip()
+    caps = [cap for suffix, cap in HANDLER_CAPS.items() if handler.endswith(suffix)]
+    return min([max_upload_bytes(), *caps])
 
 
 def _route_path(scope: Scope) -> str:
@@ -66,9 +82,8 @@ def _refusal(status: int, code: str, message: str) -> JSONResponse:
 
 
 def _too_large(cap: int) -> JSONResponse:
-    return _refusal(
-        413, "too_large", f"The upload is larger than {cap // (1024 * 1024)} MB in all."
-    )
+    size = f"{cap // (1024 * 1024)} MB" if cap >= 1024 * 1024 else f"{cap // 1000:,} KB"
+    return _refusal(413, "too_large", f"The upload is larger than {size} in all.")
 
 
 async def _check(headers: Headers, cap: int) -> JSONResponse | None:
@@ -103,8 +118,9 @@ def guard_uploads(app: ASGIApp) -> ASGIApp:
         ):
             await app(scope, receive, send)
             return
-        cap = max_upload_bytes()
-        refusal = await _check(Headers(scope=scope), cap)
+        headers = Headers(scope=scope)
+        cap = cap_for(headers)
+        refusal = await _check(headers, cap)
         if refusal is not None:
             await refusal(scope, receive, send)
             return

@@ -233,3 +233,39 @@ def test_the_cap_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert max_upload_bytes() == 1234
     monkeypatch.setenv("ELEXIRION_MAX_UPLOAD_BYTES", "lots")
     assert max_upload_bytes() == 60 * MiB
+
+
+IMPORT = (
+    "reflex___state____state.elexirion_app___web___state___library____library_state.import_files"
+)
+
+
+async def test_the_pipeline_import_is_cut_off_past_its_own_1_mb_cap(login: Login) -> None:
+    """Finding 15: the import handler refuses files over 1 MB, so its body is cut off while
+    it streams (chunked), not after the global 60 MB were read."""
+    await tab_bindings.bind(login.tab_token, auth.hash_token(login.cookie_token))
+    inner, body = Inner(), Body(50)
+    response = await _post(
+        inner,
+        body,
+        cookie=login.cookie_token,
+        tab=login.tab_token,
+        headers={"reflex-event-handler": IMPORT},
+    )
+    assert response.status_code == 413
+    assert "1,016 KB" in response.json()["error"]["message"]
+    assert inner.bytes_read <= 2 * MiB and inner.disconnected
+    assert body.pulled <= 4 * MiB
+
+
+async def test_a_declared_import_over_its_cap_is_refused_at_once(login: Login) -> None:
+    await tab_bindings.bind(login.tab_token, auth.hash_token(login.cookie_token))
+    inner = Inner()
+    response = await _post(
+        inner,
+        b"x" * 10,
+        cookie=login.cookie_token,
+        tab=login.tab_token,
+        headers={"reflex-event-handler": IMPORT, "content-length": str(2 * MiB)},
+    )
+    assert response.status_code == 413 and inner.calls == 0
