@@ -5,9 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from elexirion_app.services.accounts import rate_limits
-from elexirion_app.web.state.admin import AdminState, EventRow, UserRow
-
-ANY = "any"
+from elexirion_app.web.state.admin import ANY, AdminState, EventRow, UserRow
 
 
 def _role(u: UserRow) -> rx.Component:
@@ -98,7 +96,7 @@ def _limits(u: UserRow) -> rx.Component:
                 placeholder=AdminState.chat_default,
                 max_length=size,
                 size="1",
-                width="11em",
+                width="12.5em",
                 aria_label="Chat limit",
             ),
             rx.input(
@@ -107,7 +105,7 @@ def _limits(u: UserRow) -> rx.Component:
                 placeholder=AdminState.api_default,
                 max_length=size,
                 size="1",
-                width="11em",
+                width="12.5em",
                 aria_label="API limit",
             ),
             rx.button("Save", size="1", variant="soft", type="submit", class_name="limits-save"),
@@ -132,8 +130,8 @@ def _user(u: UserRow) -> rx.Component:
         rx.table.cell(_status(u)),
         rx.table.cell(_limits(u)),
         rx.table.cell(u.live_keys),
-        rx.table.cell(rx.text(u.last_login, size="2")),
-        rx.table.cell(rx.text(u.created, size="2")),
+        rx.table.cell(rx.text(u.last_login, size="1", white_space="nowrap")),
+        rx.table.cell(rx.text(u.created, size="1", white_space="nowrap")),
         class_name="user-row",
         data_user_email=u.email,
     )

@@ -28,6 +28,7 @@ T = TypeVar("T")
 PAGE = 50
 MAX_DETAIL = 240
 FILTER_FIELDS = ("action", "outcome", "email", "address", "since", "until")
+ANY = "any"  # the filter selects' "no filter" item (a Radix select item cannot be "")
 
 
 @dataclasses.dataclass
@@ -229,8 +230,10 @@ class AdminState(rx.State):
         if me is None:
             return rx.redirect(routes.LOGIN)
         data = form_data if isinstance(form_data, dict) else {}
+        fields = {k: data.get(k, "") for k in FILTER_FIELDS}
+        fields.update({k: "" for k in ("action", "outcome") if fields[k] == ANY})
         try:
-            self._filter = admin.parse_filter(**{k: data.get(k, "") for k in FILTER_FIELDS})
+            self._filter = admin.parse_filter(**fields)
         except InputError as exc:
             self.error = exc.user_message
             return None

@@ -154,9 +154,8 @@ class SettingsState(rx.State):
         user_id = await current_user_id(self)
         if user_id is None:
             return rx.redirect(routes.LOGIN)
-        before = self.error
         await self._work(api_keys.revoke_key, user_id, key_id, address=self._address())
-        if self.error == before == "":
+        if not self.error:
             self.message = "The key is revoked: the next request that uses it is refused."
         await self._refresh(user_id)
         return None
