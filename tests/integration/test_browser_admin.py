@@ -18,13 +18,6 @@ pytestmark = pytest.mark.browser
 PASSWORD = "password-123"
 
 
-def _app_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The served app's database (the ``app_url`` fixture keeps it under the session's temp)."""
-    found = sorted({p.resolve() for p in tmp_path_factory.getbasetemp().glob("appdata*/app.db")})
-    assert len(found) == 1, found
-    return found[0]
-
-
 def _ensure_admin(db: Path, email: str) -> None:
     """The first account registered is admin; other browser tests may have registered first
     in this session: then this account is made admin directly in the database."""
@@ -46,7 +39,7 @@ def login(page: Page, app_url: str, email: str) -> None:
 
 
 def test_admin_manages_a_member_who_manages_their_keys(
-    browser: Browser, app_url: str, shots: Path, tmp_path_factory: pytest.TempPathFactory
+    browser: Browser, app_url: str, shots: Path, app_data: Path
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     boss_email, member_email = f"admin{tag}@example.com", f"member{tag}@example.com"
@@ -58,7 +51,7 @@ def test_admin_manages_a_member_who_manages_their_keys(
         boss, member = boss_ctx.new_page(), member_ctx.new_page()
         register(boss, app_url, boss_email)
         register(member, app_url, member_email)
-        _ensure_admin(_app_db(tmp_path_factory), boss_email)
+        _ensure_admin(app_data / "app.db", boss_email)
 
         # A member sees no admin link, and /admin shows only the refusal.
         expect(member.locator("#nav-settings")).to_be_visible()
