@@ -142,6 +142,16 @@ class LLMCall(SQLModel, table=True):
     cost_usd: Decimal = Field(default=Decimal("0"), sa_column=Column(Numeric(14, 8)))
     latency_ms: float = 0.0
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    # Issue 10 (ledger): who called, 1-hour cache writes, time to first token, the offline demo
+    # model (cost always 0; ``live_estimate_usd`` is what it would cost live, never summed) and
+    # the price table's date. Written only by ``services/billing/ledger``; append-only.
+    caller: str = Field(default="", max_length=16, index=True)
+    pipeline: str = Field(default="", max_length=200)
+    cache_write_1h_tokens: int = 0
+    ttft_ms: float | None = None
+    offline: bool = False
+    live_estimate_usd: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 8)))
+    price_date: str = Field(default="", max_length=20)
 
 
 class PipelineDoc(SQLModel, table=True):
@@ -258,3 +268,10 @@ class OidcPending(SQLModel, table=True):
     redirect_uri: str = Field(max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime = Field(index=True)
+
+
+# The ledger's rollups and the budgets (issue 10) live in a module of their own; re-exported.
+from elexirion_app.db.billing_models import Budget as Budget  # noqa: E402
+from elexirion_app.db.billing_models import BudgetReservation as BudgetReservation  # noqa: E402
+from elexirion_app.db.billing_models import RunRollup as RunRollup  # noqa: E402
+from elexirion_app.db.billing_models import UsageRollup as UsageRollup  # noqa: E402
