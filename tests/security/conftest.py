@@ -20,6 +20,16 @@ PORT = int(os.environ.get("ELEXIRION_SECURITY_PORT", "3151"))
 PASSWORD = "password-123"
 
 
+# One single sign-on provider, never reached: the OIDC routes' refusals of forged callbacks
+# come before any request to it (tests/security/test_matrix.py, HTTP routes).
+OIDC_ENV = {
+    "ELEXIRION_OIDC_PROVIDERS": "corp",
+    "ELEXIRION_OIDC_CORP_ISSUER": "https://idp.invalid",
+    "ELEXIRION_OIDC_CORP_CLIENT_ID": "matrix",
+    "ELEXIRION_OIDC_CORP_CLIENT_SECRET": "matrix-secret",
+}
+
+
 @dataclass(frozen=True)
 class Served:
     url: str
@@ -47,6 +57,7 @@ class Account:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("security")
     limits = {"ELEXIRION_LIMIT_REGISTER_CLIENT": "12/minute"}
+    limits.update(OIDC_ENV)
     with appserver.serving(data, PORT, ELEXIRION_CHAT_TOKEN_DELAY_S="0", **limits) as proc:
         yield Served(f"http://localhost:{PORT}", data, data / "reflex.log", proc.pid)
 

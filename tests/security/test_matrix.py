@@ -264,14 +264,62 @@ async def test_second_user_with_first_users_ids_gets_nothing(
 # --- HTTP routes of our own (the auth routes; /_upload is Reflex's, guarded) ------------------
 
 ROUTES = {"/auth/login": "POST", "/auth/register": "POST", "/auth/logout": "POST"}
+# Single sign-on: browser navigations (GET; Starlette adds HEAD).
+OIDC_ROUTES = {"/auth/oidc/{provider}/login": "GET", "/auth/oidc/{provider}/callback": "GET"}
 
 
 def test_every_http_route_is_in_the_matrix() -> None:
-    from elexirion_app.api import auth_routes
+    from elexirion_app.api import auth_routes, oidc_routes
 
-    assert {r.path: sorted(r.methods or []) for r in auth_routes.ROUTES} == {
-        p: [m] for p, m in ROUTES.items()
+    listed = {r.path: sorted(r.methods or []) for r in auth_routes.ROUTES + oidc_routes.ROUTES}
+    assert listed == {p: [m] for p, m in ROUTES.items()} | {
+        p: sorted({m, "HEAD"}) for p, m in OIDC_ROUTES.items()
     }
+
+
+def test_oidc_routes_answer_forged_requests_cleanly(served: Served) -> None:
+    """Unknown providers, no pending-login cookie, a forged one, another state, a provider
+    error, huge queries and cookies: each a clean 4xx (JSON for a client asking for it, a
+    redirect to the login page's message for a browser), no session, nothing linked."""
+    import httpx
+
+    from tests.security.conftest import register
+
+    someone = register(served)
+    cb = "/auth/oidc/corp/callback"
+    forged: list[tuple[str, str | None, int, str]] = [
+        ("/auth/oidc/nope/login", None, 404, "oidc_provider"),
+        ("/auth/oidc/" + "x" * 3000 + "/login", None, 404, "oidc_provider"),
+        ("/auth/oidc/nope/callback?code=c&state=s", None, 404, "oidc_provider"),
+        (cb, None, 400, "oidc_state"),
+        (f"{cb}?code=c&state=s", None, 400, "oidc_state"),
+        (f"{cb}?code=c&state=s", "elx_oidc=forged-key", 400, "oidc_state"),
+        (f"{cb}?code=c&state=s", someone.cookie, 400, "oidc_state"),
+        (f"{cb}?error=access_denied&state=s", "elx_oidc=forged-key", 400, "oidc_state"),
+        (f"{cb}?code=c&state=" + "s" * 20_000, "elx_oidc=" + "k" * 4000, 400, "oidc_state"),
+        (f"{cb}?code=" + "c" * 20_000 + "&state=s&state=t", None, 400, "oidc_state"),
+    ]
+    for path, cookie, status, code in forged:
+        headers = {"Accept": "application/json", **({"Cookie": cookie} if cookie else {})}
+        resp = httpx.get(f"{served.url}{path}", headers=headers, timeout=30)
+        assert (resp.status_code, resp.json()["error"]["code"]) == (status, code), path[:80]
+        assert "elx_session" not in resp.headers.get("set-cookie", "")
+    browser = httpx.get(f"{served.url}{cb}?code=c&state=s", timeout=30)
+    assert browser.status_code == 303
+    assert browser.headers["location"] == "/login?error=oidc_state"
+    # A provider name that decodes to more path segments matches no route at all.
+    odd = httpx.get(f"{served.url}/auth/oidc/..%2F..%2Fauth%2Flogin/login", timeout=30)
+    assert odd.status_code == 404 and "Traceback" not in odd.text
+    # A far larger query (near the client's URL limit): refused, never with a 5xx.
+    huge = httpx.get(
+        f"{served.url}{cb}?state=" + "s" * 60_000,
+        headers={"Accept": "application/json"},
+        timeout=30,
+    )
+    assert 400 <= huge.status_code < 500, huge.status_code
+    assert httpx.post(f"{served.url}{cb}", timeout=30).status_code == 405
+    assert served.count("select count(*) from oidc_identity") == 0
+    assert served.count("select count(*) from oidc_pending") == 0
 
 
 def test_http_routes_answer_forged_requests_cleanly(served: Served) -> None:
