@@ -311,5 +311,5 @@ def test_a_forged_first_forwarded_for_line_does_not_choose_the_address(
         "headers": [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"10.0.0.5")],
         "client": ("172.16.0.1", 1234),
     }
-    assert auth_routes._client(Request(scope)) == "10.0.0.5"
+    assert auth_routes.client_address(Request(scope)) == "10.0.0.5"
     get_settings.cache_clear()
