@@ -13,6 +13,7 @@ from elexirion_app.services import startup
 from elexirion_app.web import errors, identity, routes
 from elexirion_app.web.pages.admin import admin_page
 from elexirion_app.web.pages.chat import chat_page
+from elexirion_app.web.pages.dashboard import dashboard_page
 from elexirion_app.web.pages.editor import editor_page
 from elexirion_app.web.pages.login import login_page
 from elexirion_app.web.pages.pipelines import pipelines_page
@@ -23,6 +24,7 @@ from elexirion_app.web.pages.workspace import workspace_page
 from elexirion_app.web.state.admin import AdminState
 from elexirion_app.web.state.auth import AuthState
 from elexirion_app.web.state.chat import ChatState
+from elexirion_app.web.state.dashboard import DashboardState
 from elexirion_app.web.state.editor import EditorState
 from elexirion_app.web.state.library import LibraryState
 from elexirion_app.web.state.runs import RunsState
@@ -70,6 +72,7 @@ PRIVATE_PAGES = [
     (workspace_page, routes.WORKSPACE, "Workspace · ElexirionDSP", WorkspaceState.load),
     (settings_page, routes.SETTINGS, "Settings · ElexirionDSP", SettingsState.load),
     (admin_page, routes.ADMIN, "Admin · ElexirionDSP", AdminState.load),
+    (dashboard_page, routes.DASHBOARD, "Dashboard · ElexirionDSP", DashboardState.load),
 ]
 for page, route, title, loader in PRIVATE_PAGES:
     app.add_page(page, route=route, title=title, on_load=[AuthState.check_login, loader])

@@ -19,6 +19,7 @@ def navbar() -> rx.Component:
         rx.link("Chat", href=routes.CHAT, id="nav-chat"),
         rx.link("Pipelines", href=routes.PIPELINES, id="nav-pipelines"),
         rx.link("Runs", href=routes.RUNS, id="nav-runs"),
+        rx.link("Dashboard", href=routes.DASHBOARD, id="nav-dashboard"),
         rx.link("Workspace", href=routes.WORKSPACE, id="nav-workspace"),
         rx.link("Settings", href=routes.SETTINGS, id="nav-settings"),
         rx.cond(AuthState.is_admin, rx.link("Admin", href=routes.ADMIN, id="nav-admin")),

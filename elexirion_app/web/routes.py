@@ -16,6 +16,7 @@ PIPELINE_EDIT = "/pipelines/edit"
 RUN_TRACE = "/runs/trace"
 SETTINGS = "/settings"
 ADMIN = "/admin"
+DASHBOARD = "/dashboard"
 PUBLIC = frozenset({LOGIN, REGISTER})
 # Server routes (not pages): the only places the HttpOnly session cookie is set or cleared.
 AUTH_LOGIN = "/auth/login"

@@ -61,6 +61,9 @@ HANDLERS: dict[str, dict[str, str]] = {
         ],
         "/chat",
     ),
+    P + "dashboard____dashboard_state": dict.fromkeys(
+        ["export_csv", "load", "reset_filters", "set_filter", "setvar"], "/dashboard"
+    ),
     P + "editor____editor_state": dict.fromkeys(
         [
             "add_part",
