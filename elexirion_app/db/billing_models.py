@@ -57,6 +57,12 @@ class UsageRollup(SQLModel, table=True):
     latency_ms_sum: float = 0.0
     ttft_ms_sum: float = 0.0
     ttft_count: int = 0
+    # Offline demo calls and what they would have cost live (labelled, never in cost_usd).
+    offline_calls: int = Field(default=0, sa_column=_big())
+    live_estimate_usd: Decimal = Field(
+        default=Decimal("0"),
+        sa_column=Column(Numeric(18, 8), nullable=False, default=0, server_default="0"),
+    )
     lat_b0: int = 0
     lat_b1: int = 0
     lat_b2: int = 0

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Numeric, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -77,6 +77,11 @@ class Run(SQLModel, table=True):
     """A pipeline run, written ahead: queued → running → succeeded/failed/interrupted."""
 
     __tablename__ = "run"
+    # The dashboard's costliest-runs lists (issue 10): per user / everyone over a range.
+    __table_args__ = (
+        Index("ix_run_user_created", "user_id", "created_at"),
+        Index("ix_run_created_cost", "created_at", "cost_usd"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     user_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
@@ -123,6 +128,12 @@ class LLMCall(SQLModel, table=True):
     """One provider attempt (failed ones too), with tokens by type, cost and latency."""
 
     __tablename__ = "llm_call"
+    # Covering index of the dashboard's costliest conversations (SUM per conversation).
+    __table_args__ = (
+        Index(
+            "ix_llm_call_user_created_conv", "user_id", "created_at", "conversation_id", "cost_usd"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
