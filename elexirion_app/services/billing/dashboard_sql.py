@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal
+from sqlalchemy import ColumnElement, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -138,20 +138,14 @@ def _sum(column: Any) -> Any:
     return func.coalesce(func.sum(column), 0)
 
 
-def _requested(table: Any, name: str) -> Any:
-    """A counter asked of the ledger engineer (notes/ledger_schema.md, "Requests from the
-    dashboard engineer"); 0 until the migration adds it."""
-    return getattr(table, name, None) if hasattr(table, name) else literal(0)
-
-
 def _usage_columns() -> list[Any]:
     r = UsageRollup
     cols: list[Any] = [
         _sum(col(r.calls)),
         _sum(col(r.errors)),
         _sum(col(r.cost_usd)),
-        _sum(_requested(r, "live_estimate_usd")),
-        _sum(_requested(r, "offline_calls")),
+        _sum(col(r.live_estimate_usd)),
+        _sum(col(r.offline_calls)),
         *[_sum(getattr(r, f"{kind}_tokens")) for kind in TOKEN_KINDS],
         _sum(col(r.latency_ms_sum)),
         *[_sum(getattr(r, f"lat_b{i}")) for i in range(N_BUCKETS)],
