@@ -13,6 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+# Reflex keeps its registry of states in a ContextVar, created when the first state class is
+# defined. Defined first inside an async test's task (``connect`` imports reflex), the
+# registry stays in that task's context and a later test importing the app fails
+# (LookupError): define it here, at collection.
+import reflex.state  # noqa: F401
+
 from tests.support import appserver
 from tests.support.reflex_client import ReflexClient
 
@@ -73,6 +79,38 @@ def register(served: Served, email: str | None = None) -> Account:
     assert resp.status_code == 200, resp.text
     token = resp.cookies["elx_session"]
     return Account(email, f"elx_session={token}", token, int(resp.json()["user"]["id"]))
+
+
+# The editor attack battery (test_editor_attacks.py, test_editor_freezes.py) has an app of its
+# own: its floods and accounts must not spend the shared app's registration allowance (which
+# test_zz_bruteforce checks), and its slow work must not slow the other tests' server.
+EDITOR_ATTACK_PORT = int(os.environ.get("ELEXIRION_EDITOR_ATTACK_PORT", "3187"))
+
+
+@pytest.fixture(scope="session")
+def editor_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    data = tmp_path_factory.mktemp("editor-attacks")
+    env = {"ELEXIRION_CHAT_TOKEN_DELAY_S": "0", "ELEXIRION_LIMIT_REGISTER_CLIENT": "500/minute"}
+    with appserver.serving(data, EDITOR_ATTACK_PORT, **env) as proc:
+        yield Served(f"http://localhost:{EDITOR_ATTACK_PORT}", data, data / "reflex.log", proc.pid)
+
+
+@pytest.fixture(scope="session")
+def owner(editor_app: Served) -> Account:
+    """The victim of the editor battery: pipelines, versions and runs of their own."""
+    return register(editor_app)
+
+
+@pytest.fixture(scope="session")
+def other(editor_app: Served) -> Account:
+    """A second user of the editor battery's app, holding the owner's names and ids."""
+    return register(editor_app)
+
+
+@pytest.fixture(scope="session")
+def mallory(editor_app: Served) -> Account:
+    """The attacker of the editor battery: floods, bombs and forged payloads."""
+    return register(editor_app)
 
 
 @pytest.fixture(scope="session")

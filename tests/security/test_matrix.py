@@ -6,6 +6,7 @@ payloads. A handler added to the app but not to ``HANDLERS`` fails this suite (i
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 from typing import Any
 
@@ -176,12 +177,36 @@ def _bad_frames(client: ReflexClient) -> list[str]:
     ]
 
 
+def _downloads(client: ReflexClient) -> str:
+    """The text of every file the server told this tab to download (data URLs decoded)."""
+    out = []
+    for e in client.frontend_events:
+        url = str((e.get("payload") or {}).get("url") or "") if e["name"] == "_download" else ""
+        out.append(base64.b64decode(url.split(",", 1)[1]).decode() if ";base64," in url else url)
+    return "\n".join(out)
+
+
+async def _open_pipeline(client: ReflexClient) -> str:
+    """A new pipeline of this tab's user, open in its editor with a step selected."""
+    await client.emit(f"{P}library____library_state.new_blank", {}, "/pipelines")
+    redirected = lambda: any(e["name"] == "_redirect" for e in client.frontend_events)  # noqa: E731
+    await client.wait_for(redirected, 30)
+    page = [e for e in client.frontend_events if e["name"] == "_redirect"][-1]["payload"]["path"]
+    await client.emit(f"{P}editor____editor_state.load", {}, page)
+    await client.emit(f"{P}editor____editor_state.select_node", {"node_id": "first_step"}, page)
+    return str(page)
+
+
 async def _battery(served: Served, account: Account | None) -> list[str]:
     client = await connect(served, account)
     bad: list[str] = []
     try:
+        # Logged in, the editor's handlers meet a pipeline of the user's own, open and with a
+        # step selected (with nothing open most of them return early).
+        opened = await _open_pipeline(client) if account is not None else ""
         for state, handlers in HANDLERS.items():
             for handler, page in handlers.items():
+                page = opened if opened and page.startswith("/pipelines/edit") else page
                 for payload in _payloads(_params(state, handler)):
                     await client.emit(f"{state}.{handler}", payload, page)
                 await asyncio.sleep(0.05)
@@ -409,6 +434,7 @@ async def test_second_user_cannot_see_or_change_the_first_users_pipelines(
         await thief.emit(f"{P}auth____auth_state.check_login", {}, "/chat")
         await asyncio.sleep(3)
         assert not any(secret in f for f in thief.raw_frames)
+        assert secret not in _downloads(thief)  # an export is a base64 data URL
         assert _bad_frames(thief) == []
     finally:
         await thief.close()
