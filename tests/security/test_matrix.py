@@ -408,7 +408,13 @@ async def test_second_user_cannot_see_or_change_the_first_users_pipelines(
             (f"# {secret}\n", doc[0]),
         )
     name = doc[1]
-    before = served.count("select count(*) from pipeline_version")
+    # Alice's versions only: Bob's own pipelines may share the name (and his handlers may
+    # legitimately delete or copy his own).
+    alices = (
+        "select count(*) from pipeline_version v join pipeline_doc d on v.pipeline_id = d.id "
+        "where d.user_id = ?"
+    )
+    before = served.count(alices, alice.user_id)
     thief = await connect(served, bob)
     page = f"/pipelines/edit?name={name}"
     try:
@@ -438,7 +444,7 @@ async def test_second_user_cannot_see_or_change_the_first_users_pipelines(
         assert _bad_frames(thief) == []
     finally:
         await thief.close()
-    assert served.count("select count(*) from pipeline_version") == before
+    assert served.count(alices, alice.user_id) == before
     # Nothing of Alice's reached Bob's library, and no run of Bob's ran her pipeline.
     copied = (
         "select count(*) from pipeline_version v join pipeline_doc d on v.pipeline_id = d.id "
