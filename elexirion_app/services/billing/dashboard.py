@@ -204,7 +204,7 @@ def load(session: Session, actor_id: object, f: Filters, *, top: int = TOP_N) ->
     usage = sql.series(session, scope)
     runs = sql.run_series(session, scope)
     empty = RunMeasures(0, 0, Decimal("0"), None)
-    keys = sorted({k for k, _m in usage} | set(runs))
+    keys = sorted({k for k, _m in usage} | set(runs) | set(period_keys(scope)))
     by_key = dict(usage)
     periods = [Period(k, by_key.get(k) or _no_usage(), runs.get(k, empty)) for k in keys]
     return Dashboard(
@@ -220,6 +220,26 @@ def load(session: Session, actor_id: object, f: Filters, *, top: int = TOP_N) ->
         options=sql.options(session, scope),
         users=sql.users(session) if is_admin else [],
     )
+
+
+def period_keys(scope: Scope) -> list[str]:
+    """Every day / week (its Monday) / month label of the range, as the SQL labels them (the
+    charts show the empty periods too)."""
+    first = scope.since.astimezone(UTC).date()
+    last = (scope.until.astimezone(UTC) - timedelta(microseconds=1)).date()
+    if scope.grouping == "month":
+        out, y, m = [], first.year, first.month
+        while (y, m) <= (last.year, last.month):
+            out.append(f"{y:04d}-{m:02d}")
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return out
+    step = 7 if scope.grouping == "week" else 1
+    day = first - timedelta(days=first.weekday()) if step == 7 else first
+    out = []
+    while day <= last:
+        out.append(day.isoformat())
+        day += timedelta(days=step)
+    return out
 
 
 def _no_usage() -> Measures:

@@ -27,7 +27,7 @@ def kpi_card(k: Kpi) -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text(k.label, size="2", color_scheme="gray", weight="medium"),
-            rx.text(k.value, size="5", weight="bold", class_name="kpi-value", white_space="nowrap"),
+            rx.text(k.value, size="5", weight="bold", class_name="kpi-value"),
             rx.text(k.hint, size="1", color_scheme="gray"),
             spacing="1",
         ),

@@ -137,11 +137,17 @@ def test_totals_series_and_models_equal_the_hand_computed_figures(world: World) 
     # Buckets ≤50: 40, 30 · ≤100: 90 · ≤800: 700 → p50 = 50 (2nd of 4), p95 = 800 (4th).
     assert (t.latency_p50_ms, t.latency_p95_ms) == (50, 800)
     assert (t.ttft_p50_ms, t.ttft_p95_ms) == (25, 300)  # 20 → ≤25, 300 → ≤300
-    assert [(p.key, p.usage.calls, p.usage.cost_usd) for p in d.periods] == [
+    used = [p for p in d.periods if p.usage.calls or p.runs.runs]
+    assert [(p.key, p.usage.calls, p.usage.cost_usd) for p in used] == [
         ("2026-11-16", 3, Decimal("0.51")),
         ("2026-11-17", 1, Decimal("0")),
     ]
-    assert [(p.runs.runs, p.runs.failed) for p in d.periods] == [(2, 1), (0, 0)]
+    assert [(p.runs.runs, p.runs.failed) for p in used] == [(2, 1), (0, 0)]
+    # Every day of the range is there (the empty ones at zero), in order.
+    assert [p.key for p in d.periods] == [
+        (datetime(2026, 10, 21, tzinfo=UTC) + timedelta(days=i)).date().isoformat()
+        for i in range(31)
+    ]
     assert (d.run_totals.runs, d.run_totals.failed) == (2, 1)
     assert d.run_totals.cost_usd == Decimal("0.31")
     assert d.run_totals.duration_avg_ms == 2000
@@ -172,11 +178,15 @@ def test_the_rollup_totals_equal_the_sums_of_the_ledger_rows(world: World) -> No
 
 def test_week_and_month_merge_the_buckets_of_their_days(world: World) -> None:
     week = _load(world.alice, range_="30d", grouping="week")
-    assert [(p.key, p.usage.calls) for p in week.periods] == [("2026-11-16", 4)]
-    merged = week.periods[0].usage
+    assert [(p.key, p.usage.calls) for p in week.periods if p.usage.calls] == [("2026-11-16", 4)]
+    assert [p.key for p in week.periods][:2] == ["2026-10-19", "2026-10-26"]  # Mondays
+    merged = next(p.usage for p in week.periods if p.usage.calls)
     assert (merged.latency_p50_ms, merged.latency_p95_ms) == (50, 800)
     month = _load(world.alice, range_="30d", grouping="month")
-    assert [(p.key, p.usage.calls, p.runs.runs) for p in month.periods] == [("2026-11", 4, 2)]
+    assert [(p.key, p.usage.calls, p.runs.runs) for p in month.periods] == [
+        ("2026-10", 0, 0),
+        ("2026-11", 4, 2),
+    ]
 
 
 def test_filters_narrow_every_figure(world: World) -> None:
@@ -251,7 +261,7 @@ def test_the_csv_is_what_is_shown(world: World) -> None:
     assert (total["section"], total["calls"], total["cost_usd"]) == ("total", "4", "0.51000000")
     assert total["would_cost_live_usd"] == "0.05000000" and total["runs"] == "2"
     assert (total["latency_p50_ms"], total["latency_p95_ms"]) == ("50", "800")
-    days = [(r["key"], r["calls"]) for r in rows if r["section"] == "day"]
+    days = [(r["key"], r["calls"]) for r in rows if r["section"] == "day" and r["calls"] != "0"]
     assert days == [("2026-11-16", "3"), ("2026-11-17", "1")]
     models = [(r["key"], r["label"], r["cost_usd"]) for r in rows if r["section"] == "model"]
     assert models == [

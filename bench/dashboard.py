@@ -1,0 +1,298 @@
+"""The dashboard's queries at 100k and at 1M ledger rows, on SQLite and PostgreSQL (issue 10).
+
+    .venv/bin/python bench/dashboard.py                       # 1M rows, both databases
+    .venv/bin/python bench/dashboard.py --rows 200000 --small 20000 --only sqlite
+
+Generates a ledger (``bench/dashboard_data.py``: 50 users, 10 models, 20 pipelines, 90 days)
+through the app's write path (``services.billing.ledger``, batched), first ``--small`` rows, then
+up to ``--rows``, in a scratch SQLite file and a scratch PostgreSQL database on 127.0.0.1:5432
+(created and dropped here). At each size every dashboard query (``services.billing.
+dashboard_sql`` and the page's whole ``dashboard.load``) runs ``--repeat`` times for a member
+and for an admin looking at everyone (the default range: the last 30 days, by day), and the
+same figures computed naively (GROUP BY over the raw ``llm_call`` / ``run`` rows). Printed:
+p50/p95 at both sizes, 1M ÷ 100k, naive ÷ rollup at 1M, and the write cost the rollups add per
+ledger row (``ledger.write`` vs the bare ``llm_call`` insert, batched and one row per
+transaction). Goals: p95 ≤ 100 ms at 1M on both; 1M ÷ 100k ≤ 2; naive ≥ 20× slower.
+Progress on stderr, results on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn  # noqa: E402
+from sqlalchemy import case, func, insert, text  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
+from sqlmodel import Session, col, select  # noqa: E402
+
+from bench import dashboard_data as data  # noqa: E402
+from elexirion_app.db.engine import create_all, make_engine  # noqa: E402
+from elexirion_app.db.models import LLMCall, Run, UsageRollup  # noqa: E402
+from elexirion_app.services.billing import dashboard, ledger  # noqa: E402
+from elexirion_app.services.billing import dashboard_sql as q  # noqa: E402
+
+err = Console(stderr=True)
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+Query = Callable[[Session], Any]
+
+
+def _naive_where(s: q.Scope) -> list[Any]:
+    out = [col(LLMCall.created_at) >= s.since, col(LLMCall.created_at) < s.until]
+    return out + ([col(LLMCall.user_id) == s.user_id] if s.user_id is not None else [])
+
+
+def _naive_measures() -> list[Any]:
+    c = LLMCall
+    return [
+        func.count(),
+        func.sum(case((col(c.status) == "error", 1), else_=0)),
+        func.sum(col(c.cost_usd)),
+        *[func.sum(getattr(c, f"{k}_tokens")) for k in q.TOKEN_KINDS],
+        func.sum(col(c.latency_ms)),
+    ]
+
+
+def _naive_runs(session: Session, s: q.Scope, grouped: bool) -> Any:
+    where = [col(Run.finished_at) >= s.since, col(Run.finished_at) < s.until]
+    if s.user_id is not None:
+        where.append(col(Run.user_id) == s.user_id)
+    cols = [func.count(), func.sum(col(Run.cost_usd))]
+    if not grouped:
+        return session.exec(select(*cols).where(*where)).one()  # type: ignore[call-overload]
+    key = q.period(session, col(Run.finished_at), s.grouping)
+    return session.exec(select(key, *cols).where(*where).group_by(key)).all()  # type: ignore[call-overload]
+
+
+def queries(scope: q.Scope, actor: int, filters: dashboard.Filters) -> dict[str, Query]:
+    return {
+        "totals": lambda s: q.totals(s, scope),
+        "series (day)": lambda s: q.series(s, scope),
+        "series (month)": lambda s: q.series(s, _month(scope)),
+        "by model": lambda s: q.by_model(s, scope),
+        "run totals": lambda s: q.run_totals(s, scope),
+        "run series": lambda s: q.run_series(s, scope),
+        "filter options": lambda s: q.options(s, scope),
+        "costliest runs": lambda s: q.top_runs(s, scope, 10),
+        "costliest conversations": lambda s: q.top_conversations(s, scope, 10),
+        "whole page (load)": lambda s: dashboard.load(s, actor, filters),
+    }
+
+
+def naive(scope: q.Scope) -> dict[str, Query]:
+    def grouped(s: Session, key: Any, *extra: Any) -> Any:
+        stmt: Any = select(key, *extra, *_naive_measures()).where(*_naive_where(scope))
+        return s.exec(stmt.group_by(key, *extra)).all()
+
+    def options(s: Session) -> Any:
+        for name in ("model", "provider", "pipeline", "caller"):
+            column = col(getattr(LLMCall, name))
+            s.exec(select(column).where(*_naive_where(scope)).group_by(column)).all()
+
+    return {
+        "totals": lambda s: s.exec(select(*_naive_measures()).where(*_naive_where(scope))).one(),  # type: ignore[call-overload]
+        "series (day)": lambda s: grouped(s, q.period(s, col(LLMCall.created_at), "day")),
+        "series (month)": lambda s: grouped(s, q.period(s, col(LLMCall.created_at), "month")),
+        "by model": lambda s: grouped(s, col(LLMCall.model), col(LLMCall.provider)),
+        "run totals": lambda s: _naive_runs(s, scope, False),
+        "run series": lambda s: _naive_runs(s, scope, True),
+        "filter options": options,
+    }
+
+
+def _month(scope: q.Scope) -> q.Scope:
+    return q.Scope(scope.since, scope.until, "month", scope.user_id)
+
+
+def timed(engine: Engine, fn: Query, repeat: int) -> tuple[float, float]:
+    """(p50, p95) in ms of ``repeat`` runs after one warm-up, each in a fresh session."""
+    samples = []
+    for i in range(repeat + 1):
+        with Session(engine) as session:
+            t0 = time.perf_counter()
+            fn(session)
+            dt = (time.perf_counter() - t0) * 1000
+        if i:
+            samples.append(dt)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, max(0, round(0.95 * len(samples)) - 1))]
+    return statistics.median(samples), p95
+
+
+def analyze(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+
+
+def measure(
+    engine: Engine, scopes: dict[str, tuple[q.Scope, int, dashboard.Filters]], args: Any
+) -> dict[tuple[str, str, str], tuple[float, float]]:
+    out: dict[tuple[str, str, str], tuple[float, float]] = {}
+    for who, (scope, actor, filters) in scopes.items():
+        for name, fn in queries(scope, actor, filters).items():
+            out[(who, name, "rollup")] = timed(engine, fn, args.repeat)
+        for name, fn in naive(scope).items():
+            out[(who, name, "naive")] = timed(engine, fn, args.naive_repeat)
+        err.print(f"  measured {who}")
+    return out
+
+
+def write_overhead(engine: Engine, gen: data.Generator, args: Any) -> dict[str, float]:
+    """µs per ledger row: ``ledger.write`` (row + rollup upsert) vs the bare row insert."""
+    res: dict[str, float] = {}
+    for mode, size, count in (("batched", 1000, 10), ("one per transaction", 1, 300)):
+        # (their runs are not written: the calls are booked without the run link)
+        batches = [[replace(a, run_id=None) for a in gen.batch(size)[0]] for _ in range(2 * count)]
+        for label, chunk in (("with", batches[:count]), ("without", batches[count:])):
+            t0 = time.perf_counter()
+            for calls in chunk:
+                with engine.begin() as conn:
+                    if label == "with":
+                        ledger.write(conn, calls)
+                    else:
+                        conn.execute(insert(ledger.CALL), [a.row() for a in calls])
+            rows = sum(len(c) for c in chunk)
+            res[f"{mode} {label}"] = (time.perf_counter() - t0) / rows * 1e6
+    return res
+
+
+def fill(engine: Engine, gen: data.Generator, rows: int, args: Any, label: str) -> None:
+    cols = [*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn()]
+    cols[1] = BarColumn()
+    with Progress(*cols, console=err) as bar:
+        task = bar.add_task(f"{label}: ledger rows", total=rows)
+        for n in data.fill(engine, gen, rows, args.batch):
+            bar.advance(task, n)
+
+
+def run_backend(name: str, engine: Engine, args: Any) -> dict[str, Any]:
+    create_all(engine)
+    rnd = random.Random(7)
+    start = data.bench_start()
+    profiles = data.setup(engine, rnd, start)
+    gen = data.Generator(profiles, start, seed=11)
+    until = start + timedelta(days=data.DAYS)
+    filters = dashboard.Filters(since=until - timedelta(days=30), until=until, user="all")
+    everyone = q.Scope(filters.since, filters.until, "day", None)
+    member_id = profiles[1].user_id  # the second most active user (the first is the admin)
+    member = q.Scope(filters.since, filters.until, "day", member_id)
+    scopes = {
+        "member": (member, member_id, dashboard.Filters(filters.since, filters.until)),
+        "everyone": (everyone, profiles[0].user_id, filters),
+    }
+    result: dict[str, Any] = {"sizes": {}}
+    t0 = time.perf_counter()
+    fill(engine, gen, args.small, args, name)
+    result["fill_small_s"] = time.perf_counter() - t0
+    analyze(engine)
+    result["sizes"]["small"] = (measure(engine, scopes, args), _counts(engine))
+    t0 = time.perf_counter()
+    fill(engine, gen, args.rows - args.small, args, name)
+    result["fill_rest_s"] = time.perf_counter() - t0
+    analyze(engine)
+    result["sizes"]["large"] = (measure(engine, scopes, args), _counts(engine))
+    result["write"] = write_overhead(engine, gen, args)
+    return result
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as s:
+        return {
+            "llm_call": int(s.exec(select(func.count()).select_from(LLMCall)).one()),
+            "usage_rollup": int(s.exec(select(func.count()).select_from(UsageRollup)).one()),
+            "run": int(s.exec(select(func.count()).select_from(Run)).one()),
+        }
+
+
+def report(name: str, res: dict[str, Any], args: Any) -> None:
+    small, c_small = res["sizes"]["small"]
+    large, c_large = res["sizes"]["large"]
+    print(f"\n## {name}: {c_small['llm_call']:,} → {c_large['llm_call']:,} ledger rows")
+    print(
+        f"usage_rollup rows {c_small['usage_rollup']:,} → {c_large['usage_rollup']:,}; "
+        f"runs {c_small['run']:,} → {c_large['run']:,}; fill {res['fill_small_s']:.0f} s + "
+        f"{res['fill_rest_s']:.0f} s"
+    )
+    print(
+        "\n| scope | query | p50 small | p95 small | p50 large | p95 large | large ÷ small "
+        "| naive p95 large | naive ÷ rollup | goals |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (who, query, kind), (p50, p95) in large.items():
+        if kind != "rollup":
+            continue
+        s50, s95 = small[(who, query, kind)]
+        ratio = p95 / s95 if s95 else float("inf")
+        nv = large.get((who, query, "naive"))
+        speed = nv[1] / p95 if nv and p95 else None
+        goals = [p95 <= 100, ratio <= 2] + ([speed >= 20] if speed is not None else [])
+        print(
+            f"| {who} | {query} | {s50:.1f} | {s95:.1f} | {p50:.1f} | {p95:.1f} | {ratio:.2f} "
+            f"| {f'{nv[1]:.1f}' if nv else 'n/a'} | {f'{speed:.0f}×' if speed else 'n/a'} "
+            f"| {'ok' if all(goals) else 'MISSED'} |"
+        )
+    w = res["write"]
+    print(
+        "\nwrite per ledger row (µs): batched of 1000: "
+        f"{w['batched with']:.1f} with rollups vs {w['batched without']:.1f} without "
+        f"(+{w['batched with'] - w['batched without']:.1f}); one per transaction: "
+        f"{w['one per transaction with']:.0f} vs {w['one per transaction without']:.0f} "
+        f"(+{w['one per transaction with'] - w['one per transaction without']:.0f})"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--small", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--naive-repeat", type=int, default=3)
+    ap.add_argument("--only", choices=("sqlite", "postgresql"))
+    args = ap.parse_args()
+    print(
+        f"# bench/dashboard.py {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}; sizes {args.small:,} and {args.rows:,}; "
+        f"p50/p95 in ms over {args.repeat} runs (naive: {args.naive_repeat})"
+    )
+    if args.only != "postgresql":
+        with tempfile.TemporaryDirectory(prefix="elx-dash-bench-") as tmp:
+            engine = make_engine(f"sqlite:///{tmp}/bench.db")
+            try:
+                report("SQLite", run_backend("sqlite", engine, args), args)
+            finally:
+                engine.dispose()
+    if args.only != "sqlite":
+        name = f"elx_dash_bench_{os.getpid()}"
+        admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine = make_engine(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
+        try:
+            report("PostgreSQL", run_backend("postgresql", engine, args), args)
+        finally:
+            engine.dispose()
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            admin.dispose()
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
