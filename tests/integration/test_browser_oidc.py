@@ -4,6 +4,7 @@ authorization form is where the subject is picked (predefined users with their c
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -21,8 +22,8 @@ from tests.support import appserver
 
 pytestmark = pytest.mark.browser
 
-APP_PORT = 3185
-IDP_PORT = 3190
+APP_PORT = int(os.environ.get("ELEXIRION_OIDC_APP_PORT", "3185"))
+IDP_PORT = int(os.environ.get("ELEXIRION_OIDC_IDP_PORT", "3190"))
 IDP = f"http://127.0.0.1:{IDP_PORT}"
 USERS = [
     oidc_provider_mock.User(
