@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from elexirion_app.core.errors import ElexirionError, InputError, PipelineValidationError, Problem
 from elexirion_app.core.events import RunEvent, RunStarted, StepFinished, StepStarted
+from elexirion_app.core.types import TOKEN_KINDS
 
 log = logging.getLogger(__name__)
 STALE_AFTER_S = 60.0
@@ -256,7 +257,7 @@ def _json_failure(args: argparse.Namespace, error: str, problems: list[str] | No
         "error": error,
         "steps": {},
         "cost_usd": 0.0,
-        "tokens": {k: 0 for k in ("input", "output", "cache_read", "cache_write", "thinking")},
+        "tokens": dict.fromkeys(TOKEN_KINDS, 0),
     }
     if problems is not None:
         out["problems"] = problems

@@ -41,8 +41,10 @@ async def _generate(args: argparse.Namespace) -> Any:
 
     from elexirion_app.agent.genesis import generate_pipeline
     from elexirion_app.providers.choice import chat_provider
+    from elexirion_app.services.billing import meter
 
-    provider = chat_provider()
+    # Booked in the ledger as genesis calls (no user: the operator's machine).
+    provider = meter.bind(chat_provider(), caller="genesis")
     console = Console(file=sys.stderr, highlight=False)
     label = "offline demo model" if provider.offline else provider.name
     base_dir = (args.out.parent if args.out else Path.cwd()).resolve()

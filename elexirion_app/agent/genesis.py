@@ -35,10 +35,11 @@ from elexirion_app.core.errors import (
     PipelineValidationError,
     Problem,
 )
-from elexirion_app.core.types import ChatMessage, LLMRequest, Usage
+from elexirion_app.core.types import ChatMessage, LLMRequest, StreamEvent, Usage
 from elexirion_app.pipelines.loader import load_text
 from elexirion_app.pipelines.validate import validate_document
 from elexirion_app.providers.base import Provider, complete
+from elexirion_app.providers.registry import bound_provider
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +390,16 @@ async def generate_pipeline(
         )
     messages: list[ChatMessage] = [ChatMessage("user", _first_prompt(request, name))]
     yaml_text, problems, got = "", [], ""
-    usage, cost = Usage(), Decimal("0")
+    # Every attempt (failed ones too) is booked in the ledger by the metered provider; the
+    # result's usage and cost add them up at the ledger's price.
+    booked: list[tuple[Usage, Decimal]] = []
+    provider = bound_provider(provider, caller="genesis")
+
+    def on_event(event: StreamEvent) -> None:
+        if event.kind == "attempt" and event.data.get("cost_usd") is not None:  # metered
+            price = Decimal(str(event.data["cost_usd"]))
+            booked.append((Usage.from_dict(event.data.get("usage") or {}), price))
+
     attempts = 0
     tries = max(1, max_tries)
     for _ in range(tries):
@@ -399,6 +409,7 @@ async def generate_pipeline(
             else f"asking {provider.name} to repair {len(problems)} problem(s) "
             f"(attempt {attempts + 1}/{tries})"
         )
+        before = len(booked)
         try:
             response = await complete(
                 provider,
@@ -409,6 +420,7 @@ async def generate_pipeline(
                     temperature=0.2,
                     kind="chat",
                 ),
+                on_event,
             )
         except ElexirionError as exc:
             log.warning("genesis: the model failed on attempt %d: %s", attempts + 1, exc.message)
@@ -422,11 +434,13 @@ async def generate_pipeline(
             ]
             break
         attempts += 1
-        usage, cost = usage + response.usage, cost + response.cost
+        if len(booked) == before:  # a provider that reports no attempts: its response
+            booked.append((response.usage, response.cost))
         yaml_text = extract_yaml(response.text)
         problems, got = check_yaml(yaml_text, base_dir=base_dir, expected_name=name)
         say(f"attempt {attempts}: {sum(p.severity == 'error' for p in problems)} error(s)")
         if not _has_errors(problems):
+            usage, cost = _totals(booked)
             return GenesisResult(yaml_text, True, problems, attempts, got, False, usage, cost)
         log.info("genesis: attempt %d has %d problem(s)", attempts, len(problems))
         messages += [
@@ -434,7 +448,12 @@ async def generate_pipeline(
             ChatMessage("user", _fix_prompt(problems)),
         ]
     errors = [p for p in problems if p.severity == "error"] or problems
+    usage, cost = _totals(booked)
     return GenesisResult(yaml_text, False, errors, attempts, got, False, usage, cost)
+
+
+def _totals(booked: list[tuple[Usage, Decimal]]) -> tuple[Usage, Decimal]:
+    return sum((u for u, _ in booked), Usage()), sum((c for _, c in booked), Decimal("0"))
 
 
 __all__ = [

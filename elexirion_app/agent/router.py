@@ -38,6 +38,7 @@ from elexirion_app.agent.catalogue import PipelineEntry
 from elexirion_app.core.errors import ElexirionError, ProviderError, ProviderTimeout, RateLimited
 from elexirion_app.core.types import ChatMessage, LLMRequest
 from elexirion_app.providers.base import Provider, complete
+from elexirion_app.providers.registry import bound_provider
 
 log = logging.getLogger(__name__)
 
@@ -934,7 +935,9 @@ async def route(
         if picked is not None:
             return replace(picked, message=text)
     try:
-        response = await complete(provider, router_request(text, catalogue, history))
+        # Metered as the router's call: reserved against budgets, every attempt in the ledger.
+        metered = bound_provider(provider, caller="router")
+        response = await complete(metered, router_request(text, catalogue, history))
         data = response.structured if isinstance(response.structured, Mapping) else None
         if data is None:
             data = _parse_json(response.text)

@@ -8,6 +8,7 @@ shows ``user_message``; anything else is logged and shown as a generic failure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 
 class ElexirionError(Exception):
@@ -131,8 +132,44 @@ class WorkspaceError(PipelineError):
     default_message = "That path is outside the workspace."
 
 
-class BudgetExceeded(PipelineError):
-    default_message = "The budget for this run is exhausted."
+class BudgetExceeded(ElexirionError):
+    """A provider call refused before it was made: it could cross a spend cap.
+
+    ``scope`` is ``"monthly"`` (the user's monthly cap), ``"run"`` (the per-run cap) or
+    ``"global"`` (everyone's monthly cap); ``cap``, ``spent`` (booked so far in that scope),
+    ``reserved`` (held by calls in flight) and ``estimate`` (this call's worst case) are USD.
+    """
+
+    default_message = "The budget is exhausted."
+
+    def __init__(
+        self,
+        *,
+        scope: str,
+        cap: Decimal,
+        spent: Decimal,
+        reserved: Decimal,
+        estimate: Decimal,
+    ) -> None:
+        self.scope, self.cap, self.spent = scope, cap, spent
+        self.reserved, self.estimate = reserved, estimate
+        what = {"monthly": "your monthly", "run": "this run's", "global": "the global monthly"}
+        left = max(cap - spent - reserved, Decimal("0"))
+        super().__init__(
+            f"Budget exceeded: {what.get(scope, scope)} cap is ${cap:.4f}; ${spent:.4f} spent, "
+            f"${reserved:.4f} reserved by calls in flight, ${left:.4f} left, and this call "
+            f"may cost up to ${estimate:.4f}. Ask an admin to raise the cap."
+        )
+
+    def numbers(self) -> dict[str, str | float]:
+        """The figures as JSON-ready values (HTTP 402 body, CLI)."""
+        return {
+            "scope": self.scope,
+            "cap_usd": float(self.cap),
+            "spent_usd": float(self.spent),
+            "reserved_usd": float(self.reserved),
+            "estimate_usd": float(self.estimate),
+        }
 
 
 # --- providers -------------------------------------------------------------------------

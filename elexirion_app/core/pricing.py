@@ -6,7 +6,9 @@ litellm). Every token kind is priced apart:
 - ``input``       → ``input_cost_per_token``
 - ``output``      → ``output_cost_per_token``
 - ``cache_read``  → ``cache_read_input_token_cost`` (else the input price)
-- ``cache_write`` → ``cache_creation_input_token_cost`` (else the input price)
+- ``cache_write`` → ``cache_creation_input_token_cost`` (5-minute writes; else the input price)
+- ``cache_write_1h`` → ``cache_creation_input_token_cost_above_1hr`` (1-hour writes; else the
+  5-minute price, else the input price)
 - ``thinking``    → ``output_cost_per_reasoning_token`` (else the output price)
 
 Tiered prices (``<key>_above_<N>k_tokens``) apply to the whole call when its prompt (input +
@@ -38,6 +40,11 @@ _KINDS: tuple[tuple[str, str, str], ...] = (
     ("output", "output_cost_per_token", "output_cost_per_token"),
     ("cache_read", "cache_read_input_token_cost", "input_cost_per_token"),
     ("cache_write", "cache_creation_input_token_cost", "input_cost_per_token"),
+    (
+        "cache_write_1h",
+        "cache_creation_input_token_cost_above_1hr",
+        "cache_creation_input_token_cost",
+    ),
     ("thinking", "output_cost_per_reasoning_token", "output_cost_per_token"),
 )
 
@@ -89,8 +96,11 @@ def _tiers(entry: dict[str, Any], key: str) -> list[tuple[int, Decimal]]:
 def _price(entry: dict[str, Any], key: str, fallback: str, prompt_tokens: int) -> Decimal:
     base = _dec(entry.get(key))
     if base is None:
-        base = _dec(entry.get(fallback)) or ZERO
+        base = _dec(entry.get(fallback))
         key = fallback
+        if base is None:  # e.g. a 1-hour write on a model with no cache-write price at all
+            base = _dec(entry.get("input_cost_per_token")) or ZERO
+            key = "input_cost_per_token"
     for threshold, tier_price in _tiers(entry, key):
         if prompt_tokens > threshold:
             base = tier_price
@@ -111,7 +121,7 @@ def cost(model: str, usage: Usage) -> Decimal:
         _warn_unknown(model)
         return ZERO
     _, entry = found
-    prompt_tokens = usage.input + usage.cache_read + usage.cache_write
+    prompt_tokens = usage.input + usage.cache_read + usage.cache_write + usage.cache_write_1h
     total = ZERO
     for field, key, fallback in _KINDS:
         tokens = getattr(usage, field)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "thinking")
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "thinking")
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,9 @@ class Usage:
     """Tokens of one call (or a sum of calls), by type.
 
     ``input`` excludes cached tokens (Anthropic's ``input_tokens`` convention); ``output``
-    excludes thinking tokens. Every kind is priced apart by ``core.pricing.cost``.
+    excludes thinking tokens; ``cache_write`` is 5-minute cache writes and ``cache_write_1h``
+    1-hour ones (Anthropic's ``cache_creation.ephemeral_1h_input_tokens``), priced apart.
+    Every kind is priced apart by ``core.pricing.cost``.
     """
 
     input: int = 0
@@ -24,6 +26,7 @@ class Usage:
     cache_read: int = 0
     cache_write: int = 0
     thinking: int = 0
+    cache_write_1h: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -32,11 +35,19 @@ class Usage:
             cache_read=self.cache_read + other.cache_read,
             cache_write=self.cache_write + other.cache_write,
             thinking=self.thinking + other.thinking,
+            cache_write_1h=self.cache_write_1h + other.cache_write_1h,
         )
 
     @property
     def total(self) -> int:
-        return self.input + self.output + self.cache_read + self.cache_write + self.thinking
+        return (
+            self.input
+            + self.output
+            + self.cache_read
+            + self.cache_write
+            + self.cache_write_1h
+            + self.thinking
+        )
 
     def to_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in TOKEN_KINDS}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from elexirion_app.config import Settings, get_settings
 from elexirion_app.core.models import resolve_model
 from elexirion_app.providers.base import Provider
-from elexirion_app.providers.registry import get_provider
+from elexirion_app.providers.registry import get_provider, metered_provider
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def chat_choice(settings: Settings | None = None) -> ChatChoice:
 
 
 def chat_provider(settings: Settings | None = None, *, token_delay_s: float = 0.0) -> Provider:
-    """The provider of ``chat_choice()`` (the offline model when no key is set)."""
+    """The provider of ``chat_choice()`` (the offline model when no key is set), metered:
+    its calls are reserved against budgets and booked in the ledger (``providers.metered``)."""
     choice = chat_choice(settings)
     kind = "gemini" if choice.kind == "gemini" else "claude"
-    return get_provider(kind, settings, token_delay_s=token_delay_s)
+    return metered_provider(get_provider(kind, settings, token_delay_s=token_delay_s))

@@ -50,7 +50,9 @@ def _first50(prompt: str) -> str:
 
 
 def mock_answer(request: LLMRequest) -> tuple[str, Decimal, tuple[FunctionCall, ...]]:
-    """pipeline_ex's mock answer for a request: (text, cost, function_calls)."""
+    """pipeline_ex's mock answer for a request: (text, pipeline_ex's mock cost, function_calls).
+
+    The cost is what pipeline_ex's mock reported; ours books offline calls at $0."""
     prompt = request.prompt
     if request.kind == "chat":
         return _chat_answer(request), Decimal("0"), ()
@@ -114,7 +116,9 @@ class MockProvider:
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
-        text, cost, calls = mock_answer(request)
+        # pipeline_ex's mock "cost" is not spend: the offline model is free (issue 10), so the
+        # response and the ledger say $0 (a labelled live estimate is kept by the ledger).
+        text, _pipeline_ex_cost, calls = mock_answer(request)
         structured = None
         if request.response_schema is not None:
             structured = _structured_from(text)
@@ -144,7 +148,7 @@ class MockProvider:
             text=text,
             model=OFFLINE_MODEL,
             usage=usage,
-            cost=cost,
+            cost=Decimal("0"),
             latency_ms=latency,
             offline=True,
             stop_reason="end_turn",

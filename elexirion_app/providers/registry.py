@@ -18,9 +18,11 @@ import hashlib
 import logging
 import threading
 import weakref
+from typing import Any
 
 from elexirion_app.config import Settings, get_settings
 from elexirion_app.providers.base import Provider
+from elexirion_app.providers.metered import Meter, metered, with_context
 from elexirion_app.providers.mock import MockProvider
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,31 @@ def _build(which: str, key: str, base_url: str | None) -> Provider:
     from elexirion_app.providers.anthropic_provider import AnthropicProvider
 
     return AnthropicProvider(key, base_url=base_url)
+
+
+_meter: Meter | None = None
+
+
+def install_meter(meter: Meter | None) -> None:
+    """The meter (``services.billing.meter``) that ``metered_provider`` wraps providers with."""
+    global _meter
+    _meter = meter
+
+
+def installed_meter() -> Meter | None:
+    return _meter
+
+
+def metered_provider(provider: Provider) -> Provider:
+    """``provider`` behind the installed meter (budgets + ledger), if one is installed."""
+    return metered(provider, _meter)
+
+
+def bound_provider(provider: Provider, **fields: Any) -> Provider:
+    """A metered ``provider`` with these ``CallContext`` fields bound (e.g. the router's
+    ``caller``); a provider that is not metered is returned unchanged (whether a call is
+    metered is the services' choice: they hand out metered providers)."""
+    return with_context(provider, None, **fields)
 
 
 def clear_cache() -> None:

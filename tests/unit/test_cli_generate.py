@@ -17,6 +17,11 @@ from tests.unit.agent.test_genesis import MISSING_STEP, VALID, ScriptedProvider,
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _ledger(db_url: str) -> None:
+    """The CLI's genesis calls are booked in the ledger: a scratch database for them."""
+
+
 def _use(monkeypatch: pytest.MonkeyPatch, provider: ScriptedProvider) -> None:
     from elexirion_app.providers import choice
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ from elexirion_app.pipelines.scope import Scope
 from elexirion_app.pipelines.steps.prompt import build_prompt
 from elexirion_app.pipelines.steps.util import gather_or_cancel
 from elexirion_app.providers.base import ThinkingRequest, complete
+from elexirion_app.providers.metered import call_context, current_context, in_call_context
+from elexirion_app.providers.registry import metered_provider
 
 if TYPE_CHECKING:
     from elexirion_app.pipelines.executor import RunContext
@@ -65,11 +68,18 @@ async def call_model(
 ) -> LLMResponse:
     """One model call with events and metering; raises ``ProviderError`` on failure.
 
+    The provider is metered (``providers.metered``): the call is reserved against the run's
+    and user's budgets (``BudgetExceeded`` before anything is sent) and every attempt is
+    booked in the ledger with this run, step and pipeline. The step's and run's totals add
+    every attempt at the ledger's price (failed attempts too), and the response's ``cost``
+    is what its successful attempts were booked at, so every total is a sum of ledger rows.
     ``first_attempt`` numbers this call's attempt records after earlier calls of the same
     step (the fallback model's attempts follow the primary model's).
     """
     step_name = step or ctx.current_step
     provider = ctx.provider(request.provider)
+    if in_call_context():  # a service runs this pipeline: budgets + ledger
+        provider = metered_provider(provider)
     ctx.provider_calls[0] += 1
     attempts: list[Mapping[str, Any]] = []
     observed = bool(ctx.observers)
@@ -81,31 +91,46 @@ async def call_model(
             await ctx.emit(StepDelta(run_id=ctx.run_id, step=step_name, event=event))
 
     response: LLMResponse | None = None
+    pipeline = current_context().pipeline or str(ctx.workflow.get("name") or "")
     try:
-        response = await complete(provider, request, on_event)
+        with call_context(
+            caller="step",
+            user_id=ctx.user_id,
+            run_id=ctx.run_id,
+            step=step_name,
+            pipeline=pipeline,
+            conversation_id=current_context().conversation_id,
+        ):
+            response = await complete(provider, request, on_event)
     finally:
+        records = _attempt_records(request, attempts, response)
+        for usage, cost, _ok in records:
+            ctx.add_usage(usage, cost)
         await _emit_attempts(
-            ctx, step_name, provider.name, request, attempts, response, first_attempt
+            ctx, step_name, provider.name, request, records, attempts, first_attempt
         )
-    ctx.add_usage(response.usage, response.cost)
-    return response
+    assert response is not None  # complete() returned
+    booked = sum((cost for _u, cost, ok in records if ok), Decimal("0"))
+    return replace(response, cost=booked)
 
 
-def _attempt_costs(
+def _attempt_records(
     request: LLMRequest, attempts: list[Mapping[str, Any]], response: LLMResponse | None
-) -> list[Decimal]:
-    """Each attempt priced from the table; the last good one gets the rest of the response's
-    cost, so the attempts always add up to what the provider reported."""
-    costs = [
-        _price(str(a.get("model") or request.model or ""), Usage.from_dict(a.get("usage") or {}))
-        for a in attempts
-    ]
-    ok = [i for i, a in enumerate(attempts) if not a.get("error")]
-    if ok and response is not None:
-        last = ok[-1]
-        others = sum((costs[i] for i in ok if i != last), Decimal("0"))
-        costs[last] = max(response.cost - others, Decimal("0"))
-    return costs
+) -> list[tuple[Usage, Decimal, bool]]:
+    """(usage, cost, ok) of every attempt: the ledger's price when the provider is metered
+    (``cost_usd`` in the attempt), else the price table's."""
+    if not attempts and response is not None:
+        cost = Decimal("0") if response.offline else response.cost
+        return [(response.usage, cost, True)]
+    out = []
+    for a in attempts:
+        usage = Usage.from_dict(a.get("usage") or {})
+        if a.get("cost_usd") is not None:
+            cost = Decimal(str(a["cost_usd"]))
+        else:
+            cost = _price(str(a.get("model") or request.model or ""), usage)
+        out.append((usage, cost, not a.get("error")))
+    return out
 
 
 async def _emit_attempts(
@@ -113,33 +138,20 @@ async def _emit_attempts(
     step: str,
     provider: str,
     request: LLMRequest,
+    records: list[tuple[Usage, Decimal, bool]],
     attempts: list[Mapping[str, Any]],
-    response: LLMResponse | None,
     first_attempt: int = 1,
 ) -> None:
     if not ctx.observers:
         return
-    if not attempts and response is not None:
-        attempts = [
-            {
-                "attempt": 1,
-                "status": 200,
-                "usage": response.usage.to_dict(),
-                "latency_ms": response.latency_ms,
-                "model": response.model,
-            }
-        ]
-    costs = _attempt_costs(request, attempts, response)
-    for i, data in enumerate(attempts):
-        usage = Usage.from_dict(data.get("usage") or {})
-        model = str(data.get("model") or request.model or "")
-        cost = costs[i]
+    for i, (usage, cost, _ok) in enumerate(records):
+        data = attempts[i] if i < len(attempts) else {}
         error = data.get("error")
         await ctx.emit(
             LLMCallFinished(
                 run_id=ctx.run_id,
                 step=step,
-                model=model,
+                model=str(data.get("model") or request.model or ""),
                 provider=provider,
                 usage=usage,
                 cost=cost,
@@ -296,8 +308,6 @@ async def call_claude(
 
 
 def _replace(request: LLMRequest, **changes: Any) -> LLMRequest:
-    from dataclasses import replace
-
     return replace(request, **changes)
 
 

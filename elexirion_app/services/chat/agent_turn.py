@@ -30,6 +30,7 @@ from elexirion_app.core.types import ChatMessage, Usage
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.db.models import Message
 from elexirion_app.providers.base import Provider
+from elexirion_app.services.billing import meter
 from elexirion_app.services.chat import chat
 from elexirion_app.services.runs import pipeline_runs, pipeline_store
 
@@ -154,6 +155,9 @@ async def agent_reply(user_id: int, reply_id: int, provider: Provider) -> AsyncI
         if failed is not None:
             yield AgentEvent("final", final=failed)
         return
+    # Every model call of the turn (router, answer, genesis) is metered for this user and
+    # conversation: reserved against their budgets, each attempt booked in the ledger.
+    provider = meter.bind(provider, user_id=user_id, conversation_id=turn.conversation_id)
     try:
         async for event in _reply(user_id, reply_id, turn, provider):
             yield event

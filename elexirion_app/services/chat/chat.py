@@ -10,28 +10,29 @@ conversation or message is reported as not found (no existence leak).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, literal, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from elexirion_app.config import get_settings
-from elexirion_app.core import pricing
 from elexirion_app.core.errors import Conflict, ElexirionError, InputError, NotFound
 from elexirion_app.core.ids import parse_id
 from elexirion_app.core.text import clean_title
-from elexirion_app.core.types import ChatMessage, LLMRequest, Usage
+from elexirion_app.core.types import ChatMessage, LLMRequest, StreamEvent, Usage
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.db.models import Conversation, LLMCall, Message, utcnow
+from elexirion_app.db.models import Conversation, Message, utcnow
 from elexirion_app.providers.base import Provider
 from elexirion_app.providers.choice import chat_choice
+from elexirion_app.services.billing import ledger, meter
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def rename_conversation(session: Session, user_id: int, conversation_id: int, ti
 
 def delete_conversation(session: Session, user_id: int, conversation_id: int) -> None:
     conv = owned_conversation(session, user_id, conversation_id)
-    session.execute(delete(LLMCall).where(col(LLMCall.conversation_id) == conversation_id))
+    ledger.unlink_conversation(session, conversation_id)  # cost rows stay, unlinked
     # Children before parents (self-referencing parent_id), newest first.
     ids = session.exec(
         select(Message.id)
@@ -510,30 +511,39 @@ async def stream_reply(
         _reply_context, user_id, assistant_message_id, messages, claimed
     )
     request = LLMRequest(messages=tuple(context), kind="chat", model=chat_choice().override)
+    # Reserved against the user's budgets and booked in the ledger, attempt by attempt (a
+    # stopped reply too: closing the stream books what it used so far).
+    provider = meter.bind(provider, caller="chat", user_id=user_id, conversation_id=conversation_id)
     started = time.perf_counter()
     parts: list[str] = []
     status, error, model = "complete", None, ""
     usage, cost = Usage(), Decimal("0")
     attempts: list[dict[str, Any]] = []
     try:
-        async for event in provider.stream(request):
-            if assistant_message_id in _stop_requested:
-                status = "stopped"
-                break
-            if event.kind == "delta" and event.text:
-                parts.append(event.text)
-                yield ReplyChunk(text=event.text)
-            elif event.kind == "attempt":
-                attempts.append(dict(event.data))
-                if event.data.get("discard_partial"):
-                    parts.clear()
-                    yield ReplyChunk(reset=True)
-            elif event.kind == "usage" and event.usage is not None:
-                usage = event.usage
-            elif event.kind == "done" and event.response is not None:
-                usage, cost, model = event.response.usage, event.response.cost, event.response.model
-                if event.response.text and event.response.text != "".join(parts):
-                    parts = [event.response.text]  # the final response is authoritative
+        stream = cast(AsyncGenerator[StreamEvent, None], provider.stream(request))
+        async with contextlib.aclosing(stream) as events:
+            async for event in events:
+                if assistant_message_id in _stop_requested:
+                    status = "stopped"
+                    break
+                if event.kind == "delta" and event.text:
+                    parts.append(event.text)
+                    yield ReplyChunk(text=event.text)
+                elif event.kind == "attempt":
+                    attempts.append(dict(event.data))
+                    if event.data.get("discard_partial"):
+                        parts.clear()
+                        yield ReplyChunk(reset=True)
+                elif event.kind == "usage" and event.usage is not None:
+                    usage = event.usage
+                elif event.kind == "done" and event.response is not None:
+                    usage, cost, model = (
+                        event.response.usage,
+                        event.response.cost,
+                        event.response.model,
+                    )
+                    if event.response.text and event.response.text != "".join(parts):
+                        parts = [event.response.text]  # the final response is authoritative
     except ElexirionError as exc:
         status, error = "error", exc.user_message
     except Exception:  # never a traceback in the UI
@@ -595,11 +605,11 @@ def save_reply(
     run_id: str | None = None,
     attempts: list[dict[str, Any]] | None = None,
 ) -> MessageView:
-    """Persist a finished reply and its LLM-call records; returns the saved message.
+    """Persist a finished reply; returns the saved message.
 
-    ``attempts`` are the provider's per-attempt records (failed attempts too): one LLM-call
-    row each. Without them, one row for the whole reply. No ``provider`` (a pipeline run,
-    whose calls its run records hold already): no row.
+    Its LLM calls are not written here: the metered provider booked one ledger row per
+    attempt as each ended (``services/billing``), stopped and failed ones too. ``provider``,
+    ``usage``, ``cost``, ``latency_ms`` and ``attempts`` describe the reply for logs only.
     """
     with session_scope() as session:
         msg = owned_message(session, user_id, message_id)
@@ -611,48 +621,6 @@ def save_reply(
         if run_id is not None:
             msg.run_id = run_id
         session.add(msg)
-        if provider and attempts:
-            for a in attempts:
-                a_usage = Usage.from_dict(a.get("usage") or {})
-                a_model = str(a.get("model") or model)
-                # The final successful attempt is priced by the response; others here.
-                settled = a is attempts[-1] and not a.get("error")
-                session.add(
-                    LLMCall(
-                        user_id=user_id,
-                        conversation_id=conversation_id,
-                        provider=provider,
-                        model=a_model,
-                        attempt=int(a.get("attempt") or 1),
-                        status="error" if a.get("error") else "ok",
-                        error=str(a["error"]) if a.get("error") else None,
-                        input_tokens=a_usage.input,
-                        output_tokens=a_usage.output,
-                        cache_read_tokens=a_usage.cache_read,
-                        cache_write_tokens=a_usage.cache_write,
-                        thinking_tokens=a_usage.thinking,
-                        cost_usd=cost if settled else pricing.cost(a_model, a_usage),
-                        latency_ms=float(a.get("latency_ms") or 0.0),
-                    )
-                )
-        elif provider:
-            session.add(
-                LLMCall(
-                    user_id=user_id,
-                    conversation_id=conversation_id,
-                    provider=provider,
-                    model=model,
-                    status="ok" if status in ("complete", "stopped") else "error",
-                    error=error,
-                    input_tokens=usage.input,
-                    output_tokens=usage.output,
-                    cache_read_tokens=usage.cache_read,
-                    cache_write_tokens=usage.cache_write,
-                    thinking_tokens=usage.thinking,
-                    cost_usd=cost,
-                    latency_ms=latency_ms,
-                )
-            )
         session.flush()
         assert msg.id is not None
         return _view(msg, *_sibling_positions(session, conversation_id, [msg])[msg.id])

@@ -3,10 +3,12 @@ stale-run sweep and resume.
 
 - ``RunRecorder`` observes the engine's event stream. ``Run``: queued → running →
   succeeded/failed/interrupted; ``StepRun``: one row per top-level step, queued at start, then
-  running → succeeded/failed/skipped (nested steps get rows when they start); ``LLMCall``: one
-  row per provider attempt. A heartbeat task refreshes ``Run.heartbeat_at`` while it runs.
-  Writes use SQLAlchemy Core; a step's LLM-call rows and its final state share one
-  transaction.
+  running → succeeded/failed/skipped (nested steps get rows when they start). ``LLMCall``
+  rows (one per provider attempt) are booked by the ledger as each attempt ends
+  (``services/billing/ledger`` through the metered provider), before the step finishes; the
+  run's final write sums them into ``Run.cost_usd``/``tokens`` and counts the run in
+  ``run_rollup``. A heartbeat task refreshes ``Run.heartbeat_at`` while it runs.
+  Writes use SQLAlchemy Core.
 - Writes never run on the event loop: each recorder has one writer thread, so a run's writes
   keep their order while a SQLite lock wait only stalls that run, not the worker. They stay
   write-ahead: a step's ``running`` write is awaited before its provider call; its final
@@ -53,6 +55,10 @@ from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.core.types import TOKEN_KINDS
 from elexirion_app.db.engine import get_engine, in_db_thread
 from elexirion_app.db.models import LLMCall, Run, StepRun, utcnow
+from elexirion_app.providers.metered import call_context
+from elexirion_app.services.billing import ledger, meter
+
+meter.install()  # run steps' provider calls are metered (budgets + ledger)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +70,6 @@ REUSABLE_STEP_STATUSES = ("succeeded", "skipped")
 # Built once: the per-step writes reuse SQLAlchemy's compiled-statement cache (the SET
 # columns come from the parameter keys).
 _UPDATE_STEP = update(STEP).where(STEP.c.id == bindparam("b_id"))
-_INSERT_CALL = insert(CALL)
 
 
 def _json_safe(value: Any) -> Any:
@@ -156,11 +161,9 @@ class RunRecorder:
     audit_target: str = ""
     _run_id: str | None = None
     _step_ids: dict[str, int] = field(default_factory=dict)
-    _pending_calls: list[dict[str, Any]] = field(default_factory=list)
     _heartbeat: asyncio.Task[None] | None = None
     _writer: ThreadPoolExecutor | None = None
     _in_flight: list[asyncio.Future[None]] = field(default_factory=list)
-    _unwritten_calls: list[dict[str, Any]] = field(default_factory=list)
     # The first failed write (set on the writer thread); raised once into the run.
     _failure: Exception | None = None
     _failure_raised: bool = False
@@ -187,12 +190,11 @@ class RunRecorder:
                 # (and, the writer being FIFO, the step before it is finished there too).
                 await self._write(self._step_started, event)
             elif isinstance(event, LLMCallFinished):
-                self._pending_calls.append(self._call_row(event))
+                return  # already booked by the ledger (services/billing/meter)
             elif isinstance(event, StepFinished):
-                calls, self._pending_calls = self._pending_calls, []
                 # Not awaited: written at once on the writer thread, in order, before the
                 # next step's ``running`` write completes; a failure fails the run there.
-                self._write_soon(self._step_finished_keeping_calls, event, calls)
+                self._write_soon(self._step_finished, event)
             elif isinstance(event, RunStarted):
                 self._run_id = event.run_id
                 await self._write(self._run_started, event)
@@ -232,10 +234,8 @@ class RunRecorder:
                 status="failed",
                 error=f"run recording failed: {type(failure).__name__}: {detail}"[:500],
             )
-        calls = [*self._unwritten_calls, *self._pending_calls]
-        self._unwritten_calls, self._pending_calls = [], []
         try:  # attempted even after a failed write: the run must not stay "running"
-            await self._submit(self._run_finished, (event, calls), final=True)
+            await self._submit(self._run_finished, (event,), final=True)
         finally:
             self.close()
         if failure is not None:
@@ -364,10 +364,9 @@ class RunRecorder:
                 ).all():
                     self._step_ids[r.name] = r.id
 
-    def _run_finished(self, event: RunFinished, calls: list[dict[str, Any]]) -> None:
+    def _run_finished(self, event: RunFinished) -> None:
         now = utcnow()
         with self._engine.begin() as conn:
-            self._insert_calls(conn, calls)
             totals = conn.execute(
                 select(
                     func.coalesce(func.sum(CALL.c.cost_usd), 0),
@@ -387,6 +386,23 @@ class RunRecorder:
                     tokens=tokens,
                 )
             )
+            run = conn.execute(
+                select(RUN.c.user_id, RUN.c.pipeline_name, RUN.c.started_at).where(
+                    RUN.c.id == event.run_id
+                )
+            ).first()
+            if run is not None:
+                started = run.started_at or now
+                started = started if started.tzinfo else started.replace(tzinfo=now.tzinfo)
+                ledger.record_run(
+                    conn,
+                    user_id=run.user_id,
+                    pipeline=run.pipeline_name or "",
+                    status=event.status,
+                    cost_usd=Decimal(str(totals[0])),
+                    duration_ms=(now - started).total_seconds() * 1000,
+                    finished_at=now,
+                )
             if event.status != "succeeded":
                 conn.execute(
                     update(STEP)
@@ -439,7 +455,7 @@ class RunRecorder:
             else:
                 conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
 
-    def _step_finished(self, event: StepFinished, calls: list[dict[str, Any]]) -> None:
+    def _step_finished(self, event: StepFinished) -> None:
         now = utcnow()
         values = {
             "status": event.status,
@@ -454,7 +470,6 @@ class RunRecorder:
         if isinstance(answered_by, str) and answered_by:
             values["model"] = answered_by[:100]  # who answered (e.g. the offline model)
         with self._engine.begin() as conn:
-            self._insert_calls(conn, calls)
             step_id = self._step_ids.get(event.step)
             if step_id is None:
                 result = conn.execute(
@@ -465,43 +480,6 @@ class RunRecorder:
                 self._step_ids[event.step] = _new_id(result)
             else:
                 conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
-
-    def _step_finished_keeping_calls(
-        self, event: StepFinished, calls: list[dict[str, Any]]
-    ) -> None:
-        try:
-            self._step_finished(event, calls)
-        except Exception:
-            self._unwritten_calls.extend(calls)  # the final write may still record them
-            raise
-
-    # --- LLM calls -----------------------------------------------------------------------
-
-    def _call_row(self, event: LLMCallFinished) -> dict[str, Any]:
-        u = event.usage
-        return {
-            "user_id": self.user_id,
-            "run_id": event.run_id,
-            "step_name": event.step[:200],
-            "provider": event.provider[:40],
-            "model": event.model[:100],
-            "attempt": event.attempt,
-            "status": event.status[:16],
-            "error": event.error,
-            "input_tokens": u.input,
-            "output_tokens": u.output,
-            "cache_read_tokens": u.cache_read,
-            "cache_write_tokens": u.cache_write,
-            "thinking_tokens": u.thinking,
-            "cost_usd": event.cost,
-            "latency_ms": float(event.latency_ms),
-            "created_at": utcnow(),
-        }
-
-    @staticmethod
-    def _insert_calls(conn: Connection, calls: list[dict[str, Any]]) -> None:
-        if calls:
-            conn.execute(_INSERT_CALL, calls)
 
     # --- heartbeat -----------------------------------------------------------------------
 
@@ -656,9 +634,15 @@ async def run_recorded(
     try:
         if validate:
             await in_cpu_thread(user_id, ensure_valid, doc)
-        return await run_pipeline(
-            doc, observers=[recorder, *observers], user_id=user_id, validate=False, **kwargs
-        )
+        # Every provider call of the run is booked with its pipeline (steps add run and step).
+        with call_context(
+            pipeline=str(doc.workflow.get("name") or "")[:200],
+            user_id=user_id,
+            ledger=recorder._engine,
+        ):
+            return await run_pipeline(
+                doc, observers=[recorder, *observers], user_id=user_id, validate=False, **kwargs
+            )
     except ElexirionError as exc:
         if kwargs.get("run_id") and recorder._run_id is None:
             await in_db_thread(

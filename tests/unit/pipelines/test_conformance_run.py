@@ -89,7 +89,7 @@ def check_smart(o: RunOutcome) -> None:
     assert o.steps["smart_analysis"]["text"].startswith(
         "Mock enhanced Claude response (analysis). Original prompt length:"
     )
-    assert o.steps["smart_production_summary"]["cost"] == 0.001
+    assert o.steps["smart_production_summary"]["cost"] == 0.0  # offline: $0
 
 
 def check_batch(o: RunOutcome) -> None:
@@ -213,7 +213,7 @@ async def test_conformance_file(
         assert provider.calls == 0
         return
     assert outcome.status == "succeeded", outcome.error
-    assert outcome.cost > 0 or rel.startswith("test/fixtures/pipelines/")
+    assert outcome.cost == 0  # the offline model is free (issue 10)
     for result in outcome.steps.values():
         assert result["success"] is True
     if rel in CHECKS:

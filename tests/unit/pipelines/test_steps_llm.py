@@ -130,7 +130,7 @@ workflow:
     assert result["combined_results"] == (
         "\n===[py]===\nMock Python code response\n===[calc]===\nMock calculator implementation"
     )
-    assert result["individual_results"]["calc"]["cost"] == 0.004
+    assert result["individual_results"]["calc"]["cost"] == 0.0
     assert provider.max_active == 2
     assert (tmp_path / "out" / "py.json").exists()
 
@@ -161,12 +161,12 @@ workflow:
     assert smart["text"] == (
         "Mock enhanced Claude response (analysis). Original prompt length: 5 characters."
     )
-    assert smart["cost"] == 0.0015
+    assert smart["cost"] == 0.0
     assert smart["claude_smart_metadata"]["environment_aware"] is True
     assert provider.requests[0].allowed_tools == ("Read", "Glob", "Grep")
     assert provider.requests[1].preset == "production"  # defaults.claude_preset wins
     assert outcome.steps["robust"]["robustness_metadata"]["attempts"] == 1
-    assert outcome.steps["session"]["cost"] == 0.001
+    assert outcome.steps["session"]["cost"] == 0.0
 
 
 async def test_claude_session_carries_the_conversation(tmp_path: Path) -> None:

@@ -98,20 +98,20 @@ async def test_a_stop_landing_while_the_run_finishes_still_writes_its_end(
     then cancels the task inside ``_finish`` (waiting for that write)."""
     engine = get_engine(db_url)
     gate, finishing = threading.Event(), asyncio.Event()
-    slow_write = RunRecorder._step_finished_keeping_calls
+    slow_write = RunRecorder._step_finished
     observe = RunRecorder.__call__
 
-    def held(self: RunRecorder, event: StepFinished, calls: list[dict[str, Any]]) -> None:
+    def held(self: RunRecorder, event: StepFinished) -> None:
         if event.step == "last":
             gate.wait(10)
-        slow_write(self, event, calls)
+        slow_write(self, event)
 
     async def watching(self: RunRecorder, event: Any) -> None:
         if isinstance(event, RunFinished):
             finishing.set()
         await observe(self, event)
 
-    monkeypatch.setattr(RunRecorder, "_step_finished_keeping_calls", held)
+    monkeypatch.setattr(RunRecorder, "_step_finished", held)
     monkeypatch.setattr(RunRecorder, "__call__", watching)
     task = asyncio.create_task(_run(engine, tmp_path, run_id="r-stop"))
     await asyncio.wait_for(finishing.wait(), 10)
@@ -131,7 +131,7 @@ async def test_the_final_write_happens_once(db_url: str, tmp_path: Path) -> None
     engine = get_engine(db_url)
     writes: list[str] = []
     recorder = RunRecorder(engine=engine)
-    recorder._run_finished = lambda event, calls: writes.append(event.status)  # type: ignore[method-assign]
+    recorder._run_finished = lambda event: writes.append(event.status)  # type: ignore[method-assign]
     done = RunFinished(run_id="x", status="succeeded", error=None)
     await recorder(done)
     await recorder(done)

@@ -1,0 +1,325 @@
+"""Spend caps that are enforced: reserve before a provider call, settle after it (issue 10).
+
+Caps (``budget`` rows, set by admins or ``python -m elexirion_app budget set``): a user's
+``monthly_usd`` and ``per_run_usd``, and the global row (``user_id`` NULL) whose
+``monthly_usd`` caps everyone's spend together and whose ``per_run_usd`` is the per-run cap of
+users without their own. Before each live call ``reserve`` holds the call's worst-case cost
+(``estimate``: input tokens counted with tiktoken + ``max_tokens`` × the output price) against
+what is left of every cap that applies: spent (rollups / the run's ledger rows) + reserved by
+calls in flight + this estimate must stay within the cap, else ``BudgetExceeded`` with the
+numbers. The check and the reservation are one atomic step: SQLite ``BEGIN IMMEDIATE`` (the
+database write lock), PostgreSQL the budget rows locked ``FOR UPDATE`` (in id order), so two
+concurrent calls cannot both take the last dollar. After the call the ledger books the actual
+cost and settles the reservation in the same transaction. Unsettled reservations older than
+15 minutes (a crashed worker) stop counting. At ``warn_ratio`` (80%) a warning is logged and
+``Reservation.warning`` / ``status(...).warn`` tell the UI. Offline calls are never refused.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from elexirion_app.core import pricing
+from elexirion_app.core.errors import BudgetExceeded, InputError
+from elexirion_app.core.types import LLMRequest, Usage
+from elexirion_app.db.engine import get_engine, in_db_thread
+from elexirion_app.db.models import Budget, BudgetReservation, LLMCall, UsageRollup, utcnow
+
+log = logging.getLogger(__name__)
+
+BUDGET = Budget.__table__  # type: ignore[attr-defined]
+RESERVATION = BudgetReservation.__table__  # type: ignore[attr-defined]
+ROLLUP = UsageRollup.__table__  # type: ignore[attr-defined]
+CALL = LLMCall.__table__  # type: ignore[attr-defined]
+ZERO = Decimal("0")
+RESERVATION_TTL = timedelta(minutes=15)
+
+
+# --- the estimate ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _encoding() -> Any:
+    """tiktoken's cl100k_base, read from litellm's bundled copy (this machine is offline)."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils"
+        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(bundled / "tokenizers"))
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base")
+
+
+def count_tokens(text: str) -> int:
+    return len(_encoding().encode(text, disallowed_special=())) if text else 0
+
+
+def estimate(request: LLMRequest, model: str) -> Decimal:
+    """The worst-case cost of ``request`` on ``model``: its input tokens counted, plus
+    ``max_tokens`` (and a thinking budget) of output, times the turns of a tool loop."""
+    prompt = sum(count_tokens(m.content) + 4 for m in request.messages)
+    prompt += count_tokens(request.system or "")
+    budget = getattr(request, "thinking_budget", None) or 0
+    per_turn = pricing.cost(model, Usage(input=prompt, output=request.max_tokens + int(budget)))
+    turns = max(1, request.max_turns) if request.allowed_tools else 1
+    return per_turn * turns
+
+
+# --- reserve / settle --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: int
+    amount: Decimal
+    warning: str | None = None  # set when a cap is at or past its warn ratio
+    engine: Engine | None = None  # the database it is held in (None: the app's)
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    now = (now or utcnow()).astimezone(UTC)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _caps(conn: Connection, user_id: int, *, lock: bool) -> tuple[Any | None, Any | None]:
+    """(the user's budget row, the global row); locked FOR UPDATE on PostgreSQL."""
+    q = (
+        select(BUDGET)
+        .where(or_(BUDGET.c.user_id == user_id, BUDGET.c.user_id.is_(None)))
+        .order_by(BUDGET.c.id)
+    )
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    mine = other = None
+    for row in conn.execute(q).all():
+        if row.user_id is None:
+            other = row
+        else:
+            mine = row
+    return mine, other
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value)) if value is not None else ZERO
+
+
+def _spent_month(conn: Connection, user_id: int | None, since: datetime) -> Decimal:
+    q = select(func.coalesce(func.sum(ROLLUP.c.cost_usd), 0)).where(ROLLUP.c.hour >= since)
+    if user_id is not None:
+        q = q.where(ROLLUP.c.user_id == user_id)
+    return _dec(conn.execute(q).scalar_one())
+
+
+def _spent_run(conn: Connection, run_id: str) -> Decimal:
+    q = select(func.coalesce(func.sum(CALL.c.cost_usd), 0)).where(CALL.c.run_id == run_id)
+    return _dec(conn.execute(q).scalar_one())
+
+
+def _reserved(
+    conn: Connection, *, user_id: int | None = None, run_id: str | None = None
+) -> Decimal:
+    q = select(func.coalesce(func.sum(RESERVATION.c.amount_usd), 0)).where(
+        RESERVATION.c.settled_at.is_(None), RESERVATION.c.created_at > utcnow() - RESERVATION_TTL
+    )
+    if user_id is not None:
+        q = q.where(RESERVATION.c.user_id == user_id)
+    if run_id is not None:
+        q = q.where(RESERVATION.c.run_id == run_id)
+    return _dec(conn.execute(q).scalar_one())
+
+
+def _checks(
+    conn: Connection, user_id: int, run_id: str | None, mine: Any | None, other: Any | None
+) -> list[tuple[str, Decimal, Decimal, Decimal, float]]:
+    """(scope, cap, spent, reserved, warn ratio) for every cap that applies."""
+    since = month_start()
+    out: list[tuple[str, Decimal, Decimal, Decimal, float]] = []
+    if mine is not None and mine.monthly_usd is not None and user_id:
+        out.append(
+            (
+                "monthly",
+                _dec(mine.monthly_usd),
+                _spent_month(conn, user_id, since),
+                _reserved(conn, user_id=user_id),
+                float(mine.warn_ratio),
+            )
+        )
+    if other is not None and other.monthly_usd is not None:
+        out.append(
+            (
+                "global",
+                _dec(other.monthly_usd),
+                _spent_month(conn, None, since),
+                _reserved(conn),
+                float(other.warn_ratio),
+            )
+        )
+    per_run = mine if mine is not None and mine.per_run_usd is not None else other
+    if run_id and per_run is not None and per_run.per_run_usd is not None:
+        out.append(
+            (
+                "run",
+                _dec(per_run.per_run_usd),
+                _spent_run(conn, run_id),
+                _reserved(conn, run_id=run_id),
+                float(per_run.warn_ratio),
+            )
+        )
+    return out
+
+
+def _begin_locked(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, held to the commit
+
+
+def reserve(
+    user_id: int | None,
+    run_id: str | None,
+    amount: Decimal,
+    *,
+    engine: Engine | None = None,
+) -> Reservation | None:
+    """Hold ``amount`` against every cap that applies, atomically, or raise ``BudgetExceeded``.
+
+    None when no cap applies (nothing to hold)."""
+    engine = engine or get_engine()
+    uid = int(user_id or 0)
+    with engine.connect() as conn:
+        mine, other = _caps(conn, uid, lock=False)
+        conn.rollback()
+        if mine is None and other is None:
+            return None
+        _begin_locked(conn)
+        try:
+            mine, other = _caps(conn, uid, lock=True)
+            warnings: list[str] = []
+            for scope, cap, spent, held, ratio in _checks(conn, uid, run_id, mine, other):
+                if spent + held + amount > cap:
+                    raise BudgetExceeded(
+                        scope=scope, cap=cap, spent=spent, reserved=held, estimate=amount
+                    )
+                if cap > 0 and (spent + held + amount) >= cap * Decimal(str(ratio)):
+                    warnings.append(
+                        f"{scope} budget at {float((spent + held + amount) / cap):.0%} "
+                        f"of ${cap:.2f}"
+                    )
+            result = conn.execute(
+                RESERVATION.insert().values(
+                    user_id=uid, run_id=run_id, amount_usd=amount, created_at=utcnow()
+                )
+            )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    key = result.inserted_primary_key
+    assert key is not None
+    warning = "; ".join(warnings) or None
+    if warning:
+        log.warning("budget warning for user %s (run %s): %s", uid, run_id, warning)
+    return Reservation(int(key[0]), amount, warning, engine)
+
+
+def release(reservation_id: int, *, engine: Engine | None = None) -> None:
+    """Settle a reservation whose call booked nothing (refused, or no attempt was made)."""
+    with (engine or get_engine()).begin() as conn:
+        conn.execute(
+            update(RESERVATION)
+            .where(RESERVATION.c.id == reservation_id, RESERVATION.c.settled_at.is_(None))
+            .values(settled_at=utcnow())
+        )
+
+
+async def reserve_async(
+    user_id: int | None, run_id: str | None, amount: Decimal
+) -> Reservation | None:
+    return await in_db_thread(reserve, user_id, run_id, amount)
+
+
+async def release_async(reservation_id: int) -> None:
+    await in_db_thread(release, reservation_id)
+
+
+# --- setting and showing caps ------------------------------------------------------------
+
+
+def _money(value: Decimal | float | str | None, what: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError as exc:
+        raise InputError(f"{what} must be a number of dollars") from exc
+    if not amount.is_finite() or amount < 0:
+        raise InputError(f"{what} must be zero or more dollars")
+    return amount.quantize(Decimal("0.0001"))
+
+
+def set_budget(
+    conn: Connection,
+    user_id: int | None,
+    *,
+    monthly_usd: Decimal | float | str | None,
+    per_run_usd: Decimal | float | str | None = None,
+    warn_ratio: float | None = None,
+    actor_id: int | None = None,
+) -> None:
+    """Create or replace the caps of ``user_id`` (None: the global caps)."""
+    values: dict[str, Any] = {
+        "monthly_usd": _money(monthly_usd, "the monthly cap"),
+        "per_run_usd": _money(per_run_usd, "the per-run cap"),
+        "updated_at": utcnow(),
+        "updated_by": actor_id,
+    }
+    if warn_ratio is not None:
+        if not 0 < warn_ratio <= 1:
+            raise InputError("the warning ratio must be between 0 and 1")
+        values["warn_ratio"] = float(warn_ratio)
+    where = BUDGET.c.user_id.is_(None) if user_id is None else BUDGET.c.user_id == user_id
+    if conn.execute(update(BUDGET).where(where).values(**values)).rowcount == 0:
+        conn.execute(BUDGET.insert().values(user_id=user_id, **{"warn_ratio": 0.8, **values}))
+
+
+def status(conn: Connection, user_id: int | None) -> dict[str, Any]:
+    """Caps, spend this month, held reservations and the warning flag (for the UI and CLI)."""
+    since = month_start()
+    uid = int(user_id or 0)
+    mine, other = _caps(conn, uid, lock=False) if user_id is not None else (None, None)
+    if user_id is None:
+        other = conn.execute(select(BUDGET).where(BUDGET.c.user_id.is_(None))).first()
+    row = mine if user_id is not None else other
+    spent = _spent_month(conn, user_id, since)
+    held = _reserved(conn, user_id=user_id)
+    cap = _dec(row.monthly_usd) if row is not None and row.monthly_usd is not None else None
+    ratio = float(row.warn_ratio) if row is not None else 0.8
+    used = float((spent + held) / cap) if cap else None
+    return {
+        "scope": "user" if user_id is not None else "global",
+        "monthly_usd": float(cap) if cap is not None else None,
+        "per_run_usd": (
+            float(row.per_run_usd) if row is not None and row.per_run_usd is not None else None
+        ),
+        "spent_usd": float(spent),
+        "reserved_usd": float(held),
+        "used_ratio": used,
+        "warn": bool(used is not None and used >= ratio),
+        "exceeded": bool(cap is not None and spent + held >= cap),
+        "month_start": since.isoformat(),
+        "global_monthly_usd": (
+            float(other.monthly_usd)
+            if user_id is not None and other is not None and other.monthly_usd is not None
+            else None
+        ),
+    }
