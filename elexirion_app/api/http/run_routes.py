@@ -107,27 +107,28 @@ async def _follow(
     seen: dict[str, jobs.StepState] = {}
     status = ""
     state = first
-    while True:
-        for step in state.steps:
-            if seen.get(step.name) != step:
-                seen[step.name] = step
-                yield _event("step", dataclasses.asdict(step))
-        if state.status != status:
-            status = state.status
-            yield _event(
-                "run",
-                {
-                    "status": state.status,
-                    "error": state.error,
-                    "cost_usd": state.cost_usd,
-                    "tokens": state.tokens,
-                },
-            )
-        if state.finished:
-            yield _event("end", {"status": state.status})
-            return
-        await jobs.wait_change(run_id, POLL_S)
-        state = await in_db_thread(jobs.snapshot, user_id, run_id)
+    async with jobs.watch(run_id) as changed:
+        while True:
+            for step in state.steps:
+                if seen.get(step.name) != step:
+                    seen[step.name] = step
+                    yield _event("step", dataclasses.asdict(step))
+            if state.status != status:
+                status = state.status
+                yield _event(
+                    "run",
+                    {
+                        "status": state.status,
+                        "error": state.error,
+                        "cost_usd": state.cost_usd,
+                        "tokens": state.tokens,
+                    },
+                )
+            if state.finished:
+                yield _event("end", {"status": state.status})
+                return
+            await changed(POLL_S)
+            state = await in_db_thread(jobs.snapshot, user_id, run_id)
 
 
 @router.get(

@@ -9,8 +9,10 @@ CONTRACT:
 - ``cancel`` stops a run of this user that runs in this worker (the engine records it
   ``interrupted``/"cancelled"); a finished run is left as it is. A run of another user is
   ``NotFound``, exactly like one that does not exist.
-- ``wait_change`` lets an event stream sleep until a run of this worker reports progress (or a
-  timeout passes: runs of other workers are followed through the database).
+- ``watch`` gives an event stream a wait that ends when the run reports progress: at once for a
+  run of this worker; through Redis pub/sub (channel ``elx:run:<id>``) for a run of another worker
+  when ``REDIS_URL`` is set; else after the timeout (the stream then re-reads the database, which
+  stays the source of truth: a missed signal costs at most one timeout).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
 
     async def progress(_p: pipeline_runs.RunProgress) -> None:
         job.changed.set()
+        await _publish(run_id)
 
     async def go() -> None:
         try:
@@ -157,6 +161,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
             await in_db_thread(_mark_failed, run_id, "internal error")
         finally:
             job.changed.set()
+            await asyncio.shield(_publish(run_id))
             _forget_later(run_id)
 
     job.task = asyncio.create_task(go(), name=f"run-{run_id}")
@@ -211,15 +216,70 @@ async def cancel(user_id: int, run_id: Any) -> str:
     return await in_db_thread(_owned_status, user_id, run_id)
 
 
-async def wait_change(run_id: str, timeout_s: float) -> None:
-    """Sleep until a run of this worker reports progress, or ``timeout_s`` passes."""
-    job = _JOBS.get(run_id)
-    if job is None:
-        await asyncio.sleep(timeout_s)
+_redis: dict[int, Any] = {}  # one client per event loop (tests run several loops)
+
+
+def _client() -> Any | None:
+    from elexirion_app.config import get_settings
+
+    url = get_settings().redis_url
+    if not url:
+        return None
+    key = id(asyncio.get_running_loop())
+    if key not in _redis:
+        import redis.asyncio as aioredis
+
+        _redis[key] = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    return _redis[key]
+
+
+def _channel(run_id: str) -> str:
+    return f"elx:run:{run_id}"
+
+
+async def _publish(run_id: str) -> None:
+    """Tell streams on other workers that the run changed (a failure is logged: they still
+    poll the database)."""
+    client = _client()
+    if client is None:
         return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(job.changed.wait(), timeout_s)
-    job.changed.clear()
+    from redis.exceptions import RedisError
+
+    try:
+        await client.publish(_channel(run_id), b"1")
+    except (OSError, RedisError) as exc:
+        log.warning("run %s: change not published to Redis: %s", run_id, exc)
+
+
+@contextlib.asynccontextmanager
+async def watch(run_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]]:
+    """``async with watch(run_id) as changed: await changed(timeout_s)`` — see the contract;
+    ``changed`` answers True when signalled, False when the timeout passed."""
+    client = _client()
+    pubsub = None
+    if client is not None and run_id not in _JOBS:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(_channel(run_id))
+
+    async def changed(timeout_s: float) -> bool:
+        job = _JOBS.get(run_id)
+        if job is not None:
+            try:
+                await asyncio.wait_for(job.changed.wait(), timeout_s)
+            except TimeoutError:
+                return False
+            job.changed.clear()
+            return True
+        if pubsub is not None:
+            return await pubsub.get_message(timeout=timeout_s) is not None
+        await asyncio.sleep(timeout_s)
+        return False
+
+    try:
+        yield changed
+    finally:
+        if pubsub is not None:
+            await pubsub.aclose()
 
 
 FINISHED = ("succeeded", "failed", "interrupted", "cancelled")
