@@ -540,6 +540,9 @@ def _merge_usage(current: Usage, raw: Any) -> Usage:
 
     ``output`` stays the API's inclusive ``output_tokens``; ``thinking`` is the API's own
     ``output_tokens_details.thinking_tokens`` when it sends one (see ``_split_thinking``).
+    Cache writes are split by lifetime: ``cache_creation_input_tokens`` is their total and
+    ``cache_creation.ephemeral_1h_input_tokens`` (``message_start``) the 1-hour part, priced
+    apart; ``cache_write`` keeps the 5-minute rest.
     """
     if raw is None:
         return current
@@ -550,11 +553,20 @@ def _merge_usage(current: Usage, raw: Any) -> Usage:
 
     details = getattr(raw, "output_tokens_details", None)
     reported = getattr(details, "thinking_tokens", None) if details is not None else None
+    split = getattr(raw, "cache_creation", None)
+    one_h = getattr(split, "ephemeral_1h_input_tokens", None) if split is not None else None
+    five_m = getattr(split, "ephemeral_5m_input_tokens", None) if split is not None else None
+    hour = current.cache_write_1h if one_h is None else int(one_h)
+    written = current.cache_write + current.cache_write_1h
+    if five_m is not None or one_h is not None:
+        written = int(five_m or 0) + hour
+    written = pick("cache_creation_input_tokens", written)
     return Usage(
         input=pick("input_tokens", current.input),
         output=pick("output_tokens", current.output),
         cache_read=pick("cache_read_input_tokens", current.cache_read),
-        cache_write=pick("cache_creation_input_tokens", current.cache_write),
+        cache_write=max(written - hour, 0),
+        cache_write_1h=min(hour, written),
         thinking=current.thinking if reported is None else int(reported),
     )
 
@@ -575,6 +587,7 @@ def _split_thinking(raw: Usage, thinking_parts: list[str]) -> Usage:
         output=raw.output - thinking,
         cache_read=raw.cache_read,
         cache_write=raw.cache_write,
+        cache_write_1h=raw.cache_write_1h,
         thinking=thinking,
     )
 

@@ -54,10 +54,14 @@ def text(
     output: int = 5,
     cache_read: int = 0,
     cache_write: int = 0,
+    cache_write_1h: int | None = None,
     fault: Fault | None = None,
 ) -> Message:
-    """A plain text answer with the given (final) usage."""
+    """A plain text answer with the given (final) usage. ``cache_write_1h`` (1-hour cache
+    writes) sends ``cache_creation`` with both lifetimes (``cache_write`` the 5-minute ones)."""
     usage = {"input": input, "output": output, "cache_read": cache_read, "cache_write": cache_write}
+    if cache_write_1h is not None:
+        usage["cache_write_1h"] = cache_write_1h
     return Message((answer,), "end_turn", usage, fault=fault)
 
 
@@ -104,12 +108,18 @@ def server_error(**headers: str) -> Status:
 
 def _events(msg: Message, model: str) -> list[SSEEvent]:
     u = {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0, **msg.usage}
-    start_usage = {
+    written = u["cache_write"] + u.get("cache_write_1h", 0)
+    start_usage: dict[str, Any] = {
         "input_tokens": u["input"],
         "output_tokens": 1,
-        "cache_creation_input_tokens": u["cache_write"],
+        "cache_creation_input_tokens": written,
         "cache_read_input_tokens": u["cache_read"],
     }
+    if "cache_write_1h" in u:  # the API's split of cache writes by lifetime
+        start_usage["cache_creation"] = {
+            "ephemeral_5m_input_tokens": u["cache_write"],
+            "ephemeral_1h_input_tokens": u["cache_write_1h"],
+        }
     events: list[SSEEvent] = [
         (
             "message_start",
@@ -219,7 +229,7 @@ def _events(msg: Message, model: str) -> list[SSEEvent]:
     final_usage: dict[str, Any] = {
         "input_tokens": u["input"],
         "output_tokens": u["output"],
-        "cache_creation_input_tokens": u["cache_write"],
+        "cache_creation_input_tokens": written,
         "cache_read_input_tokens": u["cache_read"],
     }
     if "thinking" in u:

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from elexirion_app.core.errors import (
     AuthError,
+    BudgetExceeded,
     Conflict,
     ElexirionError,
     InputError,
@@ -64,6 +65,8 @@ def status_of(exc: ElexirionError) -> tuple[int, str]:
         return 409, "conflict"
     if isinstance(exc, InputError):
         return 400, "invalid_input"
+    if isinstance(exc, BudgetExceeded):
+        return 402, "budget_exceeded"
     return 400, "failed"
 
 
@@ -88,7 +91,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ElexirionError)
     async def _ours(_request: Request, exc: ElexirionError) -> JSONResponse:
         status, code = status_of(exc)
-        extra = {"problems": problems_of(exc)} if isinstance(exc, PipelineValidationError) else {}
+        extra: dict[str, Any] = {}
+        if isinstance(exc, PipelineValidationError):
+            extra["problems"] = problems_of(exc)
+        if isinstance(exc, BudgetExceeded):
+            extra.update(exc.numbers())  # 402 with the numbers: cap, spent, reserved, estimate
         return _json(status, code, exc.user_message, None, **extra)
 
     @app.exception_handler(RequestValidationError)

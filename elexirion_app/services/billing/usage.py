@@ -1,10 +1,14 @@
 """A user's usage over a time range: calls, tokens by type and cost, summed in SQL.
 
 CONTRACT:
-- Every figure is a SQL aggregate over ``llm_call`` rows of that user (never rows loaded into
-  Python); ``group_by`` is one of ``GROUPS`` (``None``: totals only).
-- ``since``/``until`` are UTC datetimes; ``until`` is exclusive; a range over ``MAX_DAYS`` or
-  with ``since >= until`` is an InputError.
+- Every figure is a SQL aggregate over the ledger's ``usage_rollup`` rows of that user
+  (maintained with each ``llm_call`` row; never rows loaded into Python), so it equals the sum
+  of the user's ledger rows. The rollups are hourly: ``since`` counts from the start of its
+  hour, ``until`` (exclusive) up to the hour it falls in. ``group_by`` is one of ``GROUPS``
+  (``None``: totals only); ``status`` (ok / error / stopped) is the one grouping the rollups
+  do not keep: it is a GROUP BY over the user's ``llm_call`` rows in the range (indexed).
+- ``since``/``until`` are UTC datetimes; a range over ``MAX_DAYS`` or with
+  ``since >= until`` is an InputError.
 - Synchronous (database): call through ``in_db_thread``.
 """
 
@@ -15,15 +19,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, case, cast, func
-from sqlmodel import Session, col, select
+from sqlalchemy import String, case, cast, func, select
+from sqlmodel import Session
 
 from elexirion_app.core.errors import InputError
-from elexirion_app.db.models import LLMCall, Run
+from elexirion_app.core.types import TOKEN_KINDS as CORE_TOKEN_KINDS
+from elexirion_app.db.models import LLMCall, UsageRollup
+from elexirion_app.services.billing.ledger import hour_of
 
-GROUPS = ("day", "model", "provider", "pipeline", "status")
+GROUPS = ("day", "model", "provider", "pipeline", "caller", "status")
 MAX_DAYS = 400
-TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "thinking")
+TOKEN_KINDS = CORE_TOKEN_KINDS
+ROLLUP = UsageRollup.__table__  # type: ignore[attr-defined]
+CALL = LLMCall.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -46,16 +54,17 @@ class Usage:
     groups: list[UsageRow] = field(default_factory=list)
 
 
-def _measures() -> list[Any]:
+def _measures(table: Any) -> list[Any]:
+    if table is ROLLUP:
+        counts: list[Any] = [func.coalesce(func.sum(table.c.calls), 0)]
+        counts.append(func.coalesce(func.sum(table.c.errors), 0))
+    else:
+        counts = [func.count(table.c.id)]
+        counts.append(func.coalesce(func.sum(case((table.c.status == "error", 1), else_=0)), 0))
     return [
-        func.count(col(LLMCall.id)),
-        func.coalesce(func.sum(case((col(LLMCall.status) == "ok", 0), else_=1)), 0),
-        func.coalesce(func.sum(col(LLMCall.cost_usd)), 0),
-        func.coalesce(func.sum(col(LLMCall.input_tokens)), 0),
-        func.coalesce(func.sum(col(LLMCall.output_tokens)), 0),
-        func.coalesce(func.sum(col(LLMCall.cache_read_tokens)), 0),
-        func.coalesce(func.sum(col(LLMCall.cache_write_tokens)), 0),
-        func.coalesce(func.sum(col(LLMCall.thinking_tokens)), 0),
+        *counts,
+        func.coalesce(func.sum(table.c.cost_usd), 0),
+        *(func.coalesce(func.sum(table.c[f"{k}_tokens"]), 0) for k in TOKEN_KINDS),
     ]
 
 
@@ -85,32 +94,26 @@ def usage(
     if group_by is not None and group_by not in GROUPS:
         raise InputError(f"group_by is one of {', '.join(GROUPS)}")
     where = (
-        col(LLMCall.user_id) == user_id,
-        col(LLMCall.created_at) >= since,
-        col(LLMCall.created_at) < until,
+        ROLLUP.c.user_id == user_id,
+        ROLLUP.c.hour >= hour_of(since),
+        ROLLUP.c.hour < until,
     )
-    total = session.exec(select(*_measures()).where(*where)).one()  # type: ignore[call-overload]
+    total = session.execute(select(*_measures(ROLLUP)).where(*where)).one()
     groups: list[UsageRow] = []
     if group_by is not None:
         key: Any
-        query: Any
-        if group_by == "day":
-            key = func.substr(cast(col(LLMCall.created_at), String), 1, 10)
-            query = select(key, *_measures()).where(*where)
-        elif group_by == "pipeline":
-            key = func.coalesce(col(Run.pipeline_name), "")
-            query = (
-                select(key, *_measures())
-                .select_from(LLMCall)
-                .join(Run, col(Run.id) == col(LLMCall.run_id), isouter=True)
-                .where(*where)
+        if group_by == "status":
+            key = CALL.c.status
+            query = select(key, *_measures(CALL)).where(
+                CALL.c.user_id == user_id, CALL.c.created_at >= since, CALL.c.created_at < until
             )
+        elif group_by == "day":
+            key = func.substr(cast(ROLLUP.c.hour, String), 1, 10)
+            query = select(key, *_measures(ROLLUP)).where(*where)
         else:
-            key = {"model": LLMCall.model, "provider": LLMCall.provider, "status": LLMCall.status}[
-                group_by
-            ]
-            query = select(key, *_measures()).where(*where)
-        for row in session.exec(query.group_by(key).order_by(key)).all():
+            key = ROLLUP.c[group_by]
+            query = select(key, *_measures(ROLLUP)).where(*where)
+        for row in session.execute(query.group_by(key).order_by(key)).all():
             groups.append(
                 UsageRow(
                     key=str(row[0] or ""),

@@ -209,7 +209,9 @@ async def test_usage_sums_the_callers_own_calls(api: httpx.AsyncClient) -> None:
     mine = (await api.get("/api/usage?group_by=model", headers=_bearer(alice))).json()
     assert mine["calls"] == run["llm_calls"] > 0
     assert sum(g["calls"] for g in mine["groups"]) == mine["calls"]
-    assert set(mine["tokens"]) == {"input", "output", "cache_read", "cache_write", "thinking"}
+    assert set(mine["tokens"]) == {
+        "input", "output", "cache_read", "cache_write", "cache_write_1h", "thinking"
+    }  # fmt: skip
     theirs = (await api.get("/api/usage", headers=_bearer(bob))).json()
     assert theirs["calls"] == 0
     bad = await api.get("/api/usage?from=2026-02-01&to=2026-01-01", headers=_bearer(alice))
