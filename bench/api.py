@@ -5,13 +5,16 @@ A 3-step pipeline on the zero-latency offline model, started through ``POST
 ``end`` event: the time from the POST to that event, for 1 client running runs one after the
 other, then for 60 clients at once (several rounds). Printed: p50/p95 of both, the ratio
 60-concurrent p95 ÷ single-client p95 (goal ≤ 3) and whether the 60-concurrent p95 is under
-1 s. For comparison, Dify users report a 3-node echo workflow taking ~1 s alone and ~8 s at 60
-concurrent requests (a reported figure: Dify is not installed here).
+1 s — for the default setup (one worker, SQLite) and the scale-out one (two workers, PostgreSQL
+127.0.0.1:5432 in a scratch database, Redis 127.0.0.1:6379 db 8), in one run. For comparison,
+Dify users report a 3-node echo workflow taking ~1 s alone and ~8 s at 60 concurrent
+requests (a reported figure: Dify is not installed here).
 
     .venv/bin/python bench/api.py [--single 30] [--concurrent 60] [--rounds 3] [--port 3170]
+                                  [--only sqlite|scaleout]
 
-The app is served (``reflex run --env prod``, one worker, SQLite) on port 3170 from a fresh
-temporary folder; users and keys are made with the operator CLI. Loopback only; the bench
+The app is served (``reflex run --env prod``) on port 3170 from a fresh temporary folder; users
+and keys are made with the operator CLI. Loopback only; the bench
 stops the process group it started. Progress to stderr, results to stdout, with the load
 average (other jobs share the machine).
 """
@@ -55,6 +58,7 @@ PIPELINE = """workflow:
           content: "Echo: three"
 """
 USERS = 6  # 60 concurrent runs from 6 users (10 each), as a team would send them
+REDIS_URL = "redis://127.0.0.1:6379/8"
 
 
 def cli(env: dict[str, str], *args: str) -> str:
@@ -102,7 +106,9 @@ def line(label: str, values: list[float]) -> str:
     )
 
 
-async def measure(url: str, keys: list[str], single: int, concurrent: int, rounds: int) -> None:
+async def measure(
+    label: str, url: str, keys: list[str], single: int, concurrent: int, rounds: int
+) -> None:
     limits = httpx.Limits(max_connections=concurrent + 10, max_keepalive_connections=concurrent)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         for _ in range(3):  # warm-up: first imports, first queries
@@ -118,14 +124,50 @@ async def measure(url: str, keys: list[str], single: int, concurrent: int, round
             )
             print(f"  round {r + 1}/{rounds} of {concurrent}", file=sys.stderr)
     ratio = pct(crowd, 0.95) / pct(alone, 0.95)
-    print(f"load average {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"== {label} — load average {os.getloadavg()[0]:.1f} (2 cores)")
     print(line("1 client (sequential)", alone))
     print(line(f"{concurrent} concurrent clients", crowd))
     print(
         f"ratio p95 {concurrent}-concurrent / single: {ratio:.2f} (goal <= 3)   "
         f"{concurrent}-concurrent p95 under 1 s: {'yes' if pct(crowd, 0.95) < 1 else 'no'}"
     )
-    print("peer (reported, not run here): Dify 3-node echo workflow ~1 s alone, ~8 s at 60")
+
+
+def _scratch_pg() -> tuple[str, str]:
+    import psycopg
+
+    name = f"elx_bench_api_{os.getpid()}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return name, f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def _drop_pg(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _serve_and_measure(args: argparse.Namespace, label: str, extra: dict[str, str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="elx-bench-api-") as tmp:
+        data = Path(tmp)
+        extra = {
+            "ELEXIRION_CHAT_TOKEN_DELAY_S": "0",
+            "ELEXIRION_LIMIT_API_USER": "100000/minute",
+            "ELEXIRION_MAX_ACTIVE_RUNS_PER_USER": "100",
+            **extra,
+        }
+        env = appserver.app_env(data, args.port, **extra)
+        print(f"serving the app on port {args.port} ({label}) …", file=sys.stderr)
+        with appserver.serving(data, args.port, **extra):
+            keys = []
+            for i in range(USERS):
+                email = f"bench{i}@example.com"
+                cli(env, "users", "create", "--email", email)
+                keys.append(cli(env, "apikey", "create", "--email", email, "--name", "bench"))
+            url = f"http://localhost:{args.port}"
+            asyncio.run(measure(label, url, keys, args.single, args.concurrent, args.rounds))
 
 
 def main() -> None:
@@ -134,31 +176,22 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=3170)
+    parser.add_argument("--only", choices=("sqlite", "scaleout"), default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="elx-bench-api-") as tmp:
-        data = Path(tmp)
-        extra = {
-            "ELEXIRION_CHAT_TOKEN_DELAY_S": "0",
-            "ELEXIRION_LIMIT_API_USER": "100000/minute",
-            "ELEXIRION_MAX_ACTIVE_RUNS_PER_USER": "100",
-        }
-        env = appserver.app_env(data, args.port, **extra)
-        print(f"serving the app on port {args.port} …", file=sys.stderr)
-        with appserver.serving(data, args.port, **extra):
-            keys = []
-            for i in range(USERS):
-                email = f"bench{i}@example.com"
-                cli(env, "users", "create", "--email", email)
-                keys.append(cli(env, "apikey", "create", "--email", email, "--name", "bench"))
-            asyncio.run(
-                measure(
-                    f"http://localhost:{args.port}",
-                    keys,
-                    args.single,
-                    args.concurrent,
-                    args.rounds,
-                )
-            )
+    if args.only != "scaleout":
+        _serve_and_measure(args, "1 worker, SQLite", {})
+    if args.only != "sqlite":
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        name, url = _scratch_pg()
+        try:
+            extra = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL, "GRANIAN_WORKERS": "2"}
+            _serve_and_measure(args, "2 workers, PostgreSQL + Redis", extra)
+        finally:
+            _drop_pg(name)
+            redis.Redis.from_url(REDIS_URL).flushdb()
+    print("peer (reported, not run here): Dify 3-node echo workflow ~1 s alone, ~8 s at 60")
 
 
 if __name__ == "__main__":
