@@ -46,6 +46,7 @@ class LedgerMeter:
         if provider.offline:
             live = pricing.cost(_live_model(request), usage) if usage.total else Decimal("0")
             return Priced(Decimal("0"), live)
+        model = model or _live_model(request)  # e.g. a stopped stream: the model it asked
         return Priced(pricing.cost(model, usage) if usage.total else Decimal("0"))
 
     async def book(
@@ -81,7 +82,11 @@ def attempt_of(
     return ledger.Attempt(
         caller=ctx.caller or "api",
         provider=provider.name,
-        model=str(data.get("model") or request.model or ""),
+        model=str(
+            data.get("model")
+            or ("offline-demo" if provider.offline else "")
+            or _live_model(request)
+        ),
         status=status,
         error=str(error) if error else None,
         user_id=ctx.user_id,
