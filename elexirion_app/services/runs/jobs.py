@@ -5,7 +5,9 @@ CONTRACT:
   version —, a shipped one by key, or YAML text validated first), writes the run ``queued``
   with its step names (so ``GET /api/runs/{id}`` answers at once), then runs it as a task of
   this worker and returns the run id. Invalid YAML raises ``PipelineValidationError`` with every
-  problem; an unknown name ``NotFound``; a user with ``MAX_ACTIVE`` runs going ``Conflict``.
+  problem; an unknown name ``NotFound``; a user with ``MAX_ACTIVE`` runs going ``Conflict``
+  (the slot is taken before the first await, so a burst of starts cannot pass it; a refused
+  start gives it back). YAML is parsed and validated on the CPU pool as the user's job.
 - ``cancel`` stops a run of this user that runs in this worker (the engine records it
   ``interrupted``/"cancelled"); a finished run is left as it is. A run of another user is
   ``NotFound``, exactly like one that does not exist.
@@ -34,7 +36,8 @@ from elexirion_app.core.errors import (
     NotFound,
     PipelineValidationError,
 )
-from elexirion_app.db.engine import get_engine, in_db_thread, session_scope
+from elexirion_app.core.threads import in_cpu_thread
+from elexirion_app.db.engine import get_engine, in_db_thread, in_file_thread, session_scope
 from elexirion_app.db.models import Run
 from elexirion_app.pipelines.loader import load_text
 from elexirion_app.services.runs import pipeline_runs
@@ -49,6 +52,9 @@ MAX_INPUTS_CHARS = 200_000
 
 @dataclass
 class _Job:
+    """A run of this worker; ``task`` is None while it is being resolved and queued (the slot
+    is already taken, so a burst of starts cannot pass ``MAX_ACTIVE``)."""
+
     user_id: int
     task: asyncio.Task[Any] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -71,30 +77,58 @@ def _step_names(text: str) -> tuple[str, ...]:
     return tuple(str(s.get("name", "")) for s in steps if isinstance(s, dict))
 
 
-def _resolve(user_id: int, pipeline: str, run_id: str) -> _Resolved:
-    """What ``pipeline`` names for this user (database and files: a worker thread)."""
-    if "\n" in pipeline or pipeline.lstrip().startswith(("workflow:", "{")):
-        problems = store.problems_of(pipeline, store.user_dir(user_id))
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:
-            raise PipelineValidationError(problems)
-        folder = pipeline_runs.output_dir_for(user_id, run_id)
-        path = folder / "pipeline.yaml"
-        path.write_text(pipeline, encoding="utf-8")
-        name = str(load_text(pipeline, filename="<api>").workflow.get("name", "pipeline"))
-        return _Resolved(path, name, pipeline, _step_names(pipeline), None)
+def _is_yaml(pipeline: str) -> bool:
+    return "\n" in pipeline or pipeline.lstrip().startswith(("workflow:", "{"))
+
+
+def _checked_yaml(user_id: int, text: str) -> tuple[str, tuple[str, ...]]:
+    """The name and step names of a pipeline sent as YAML, validated first (CPU work)."""
+    problems = store.problems_of(text, store.user_dir(user_id))
+    if any(p.severity == "error" for p in problems):
+        raise PipelineValidationError(problems)
+    name = str(load_text(text, filename="<api>").workflow.get("name", "pipeline"))
+    return name, _step_names(text)
+
+
+def _write_yaml(user_id: int, run_id: str, text: str) -> Path:
+    path = pipeline_runs.output_dir_for(user_id, run_id) / "pipeline.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _library_text(user_id: int, pipeline: str) -> tuple[Path, str, tuple[int, int]] | None:
+    """The saved current version of the user's pipeline of that name (None: no such one)."""
     with session_scope() as session:
         try:
             path, doc_id, number = store.runnable(session, user_id, pipeline)
-            text = path.read_text(encoding="utf-8")
-            return _Resolved(path, pipeline, text, _step_names(text), (doc_id, number))
         except NotFound:
-            pass
+            return None
+        return path, path.read_text(encoding="utf-8"), (doc_id, number)
+
+
+def _shipped_text(pipeline: str) -> tuple[Path, str]:
     shipped = store.shipped_pipelines().get(pipeline)
     if shipped is None:
         raise NotFound(f"No pipeline named {pipeline[:100]!r} in your library or the shipped ones.")
-    text = shipped.read_text(encoding="utf-8")
-    return _Resolved(shipped, pipeline, text, _step_names(text), None)
+    return shipped, shipped.read_text(encoding="utf-8")
+
+
+async def _resolve(user_id: int, pipeline: str, run_id: str) -> _Resolved:
+    """What ``pipeline`` names for this user. YAML parsing and validation are CPU work: they
+    run on the CPU pool as the user's jobs (capped per user), never on the database threads
+    every request's key check waits on."""
+    if _is_yaml(pipeline):
+        name, steps = await in_cpu_thread(user_id, _checked_yaml, user_id, pipeline)
+        path = await in_file_thread(_write_yaml, user_id, run_id, pipeline)
+        return _Resolved(path, name, pipeline, steps, None)
+    found = await in_db_thread(_library_text, user_id, pipeline)
+    if found is not None:
+        path, text, version = found
+        steps = await in_cpu_thread(user_id, _step_names, text)
+        return _Resolved(path, pipeline, text, steps, version)
+    path, text = await in_file_thread(_shipped_text, pipeline)
+    steps = await in_cpu_thread(user_id, _step_names, text)
+    return _Resolved(path, pipeline, text, steps, None)
 
 
 def _check_inputs(inputs: Any) -> dict[str, Any]:
@@ -109,9 +143,7 @@ def _check_inputs(inputs: Any) -> dict[str, Any]:
 
 def active_count(user_id: int) -> int:
     return sum(
-        1
-        for j in _JOBS.values()
-        if j.user_id == user_id and j.task is not None and not j.task.done()
+        1 for j in _JOBS.values() if j.user_id == user_id and (j.task is None or not j.task.done())
     )
 
 
@@ -120,22 +152,27 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
     if not isinstance(pipeline, str) or not pipeline.strip():
         raise InputError("name a pipeline, or send its YAML")
     values = _check_inputs(inputs)
+    # Check and take the slot with no await in between (one event loop: atomic here).
     if active_count(user_id) >= MAX_ACTIVE:
         raise Conflict(f"You have {MAX_ACTIVE} runs going: wait for one to finish.")
     run_id = str(uuid.uuid4())
-    resolved = await in_db_thread(_resolve, user_id, pipeline.strip("\ufeff"), run_id)
-    await in_db_thread(
-        queue_run,
-        get_engine(),
-        run_id=run_id,
-        pipeline_name=resolved.name,
-        pipeline_yaml=resolved.yaml,
-        pipeline_path=str(resolved.path),
-        inputs=values,
-        step_names=resolved.step_names,
-        user_id=user_id,
-    )
     job = _JOBS[run_id] = _Job(user_id)
+    try:
+        resolved = await _resolve(user_id, pipeline.strip("\ufeff"), run_id)
+        await in_db_thread(
+            queue_run,
+            get_engine(),
+            run_id=run_id,
+            pipeline_name=resolved.name,
+            pipeline_yaml=resolved.yaml,
+            pipeline_path=str(resolved.path),
+            inputs=values,
+            step_names=resolved.step_names,
+            user_id=user_id,
+        )
+    except BaseException:
+        _JOBS.pop(run_id, None)  # refused (or the client left): the slot is free again
+        raise
 
     async def progress(_p: pipeline_runs.RunProgress) -> None:
         job.changed.set()
