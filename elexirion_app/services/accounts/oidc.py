@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import string
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -305,18 +306,32 @@ async def _identity(provider: OidcProvider, pending: Pending, code: str) -> Iden
     )
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def resolve_user(
     session: Session, identity: Identity, *, signup: bool, address: str = ""
 ) -> auth.UserInfo:
     """The account ``identity`` signs in to, linking or creating it by the rules:
 
-    1. the email must be verified by the provider (else refused);
+    1. the email must be verified by the provider (else refused), and name the same mailbox
+       once lower-cased (no character whose lower case is another one, e.g. KELVIN SIGN);
     2. an existing (issuer, sub) link → its user;
     3. else an account with that email → linked to it (audit "oidc_link");
     4. else, with ``signup``, a new member account without a password; else refused.
     A disabled account is refused in every case (and never linked)."""
     if not identity.email_verified:
         raise OidcFailure("oidc_unverified", "email not verified", outcome="refused", status=403)
+    raw = identity.email.strip()
+    if raw.lower() != raw.translate(_ASCII_LOWER):
+        # A character that only lower-cases to another one (KELVIN SIGN → "k"): the provider
+        # verified a different mailbox than the address it would link to.
+        raise OidcFailure(
+            "oidc_unverified",
+            "email changes under Unicode case mapping",
+            outcome="refused",
+            status=403,
+        )
     try:
         email = auth.normalize_email(identity.email)
     except InputError:

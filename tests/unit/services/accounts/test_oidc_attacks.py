@@ -1,0 +1,91 @@
+"""Account takeover through OIDC email linking (issue 9 review): an identity provider's verified
+email must name the very mailbox of the account it links to — not one that only lower-cases to
+it (Unicode case mapping) — and a password account nobody proved the email of is a trap."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from elexirion_app.db.engine import session_scope
+from elexirion_app.db.models import AppUser, OidcIdentity
+from elexirion_app.services.accounts import auth, oidc
+
+CORP = "https://idp.example.com"
+
+
+def ident(email: str, sub: str = "attacker-sub") -> oidc.Identity:
+    return oidc.Identity(
+        provider="corp",
+        issuer=CORP,
+        subject=sub,
+        email=email,
+        email_verified=True,
+        name="Someone",
+    )
+
+
+def resolve(identity: oidc.Identity, signup: bool = True) -> auth.UserInfo:
+    with session_scope() as s:
+        return oidc.resolve_user(s, identity, signup=signup, address="10.0.0.1")
+
+
+def password_user(email: str) -> int:
+    with session_scope() as s:
+        return auth.register(s, email, "password-123").id
+
+
+def links() -> list[int]:
+    with session_scope() as s:
+        return [r.user_id for r in s.exec(select(OidcIdentity)).all()]
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "\u212aate@example.com",  # KELVIN SIGN: .lower() gives ASCII "k"
+        "\u212aATE@EXAMPLE.COM",
+    ],
+)
+def test_a_unicode_lookalike_email_does_not_link_to_the_ascii_account(
+    db_url: str, lookalike: str
+) -> None:
+    """The provider verified a mailbox named with a character that only *lower-cases* to the
+    victim's address: it must neither sign in to nor link the victim's account."""
+    victim = password_user("kate@example.com")
+    try:
+        user = resolve(ident(lookalike))
+    except oidc.OidcFailure:
+        user = None
+    assert user is None or user.id != victim
+    assert victim not in links()
+
+
+def test_a_lookalike_email_cannot_squat_the_ascii_address_either(db_url: str) -> None:
+    """No account yet: a signup with the lookalike must not take 'kate@example.com' from the
+    real Kate (she could then never register it)."""
+    with pytest.raises(oidc.OidcFailure):
+        resolve(ident("\u212aate@example.com"))
+    with session_scope() as s:
+        assert s.exec(select(AppUser).where(AppUser.email == "kate@example.com")).first() is None
+
+
+def test_plain_case_differences_still_link(db_url: str) -> None:
+    victim = password_user("kate@example.com")
+    assert resolve(ident("Kate@Example.COM", sub="kate-sub")).id == victim
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pre-account hijack: password registration never proves the email, and an OIDC "
+    "login with that verified email links into the existing account — whose password the "
+    "squatter knows — so they read everything the real owner does afterwards. Needs a product "
+    "decision (verify emails at registration, or link only after the password is entered, or "
+    "drop the password and sessions of an unverified account when its email is first proven).",
+)
+def test_oidc_does_not_link_into_a_password_account_whose_email_was_never_proven(
+    db_url: str,
+) -> None:
+    squatter = password_user("victim@example.com")  # Mallory registered it first
+    user = resolve(ident("victim@example.com", sub="real-victim"))
+    assert user.id != squatter
