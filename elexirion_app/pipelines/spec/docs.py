@@ -14,9 +14,7 @@ CONTRACT:
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -177,30 +175,7 @@ def render_document(text: str) -> str:
     return f"{head}\n\n{render_reference()}\n{text[end:]}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m elexirion_app.pipelines.spec.docs",
-        description="Write the generated reference into the pipeline format documentation.",
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is outdated")
-    parser.add_argument("--path", type=Path, default=DOC, help="the Markdown file")
-    args = parser.parse_args(argv)
-    path: Path = args.path
-    try:
-        current = path.read_text(encoding="utf-8")
-        wanted = render_document(current)
-    except (OSError, DocsError) as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
-        return 2
-    if current == wanted:
-        return 0
-    if args.check:
-        print(f"{path} is out of date: run python -m elexirion_app.pipelines.spec.docs")
-        return 1
-    path.write_text(wanted, encoding="utf-8")
-    print(f"wrote {path}")
-    return 0
+if __name__ == "__main__":  # python -m elexirion_app.pipelines.spec.docs [--check]
+    from elexirion_app.cli_docs import main
 
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from elexirion_app import cli_docs
 from elexirion_app.pipelines.checks import tables
 from elexirion_app.pipelines.spec import docs
 from elexirion_app.pipelines.spec import introspect as si
@@ -24,7 +25,7 @@ def test_the_committed_docs_equal_the_generated_text() -> None:
     assert docs.render_document(text) == text, (
         "docs/pipeline-format.md is out of date: run python -m elexirion_app.pipelines.spec.docs"
     )
-    assert docs.main(["--check"]) == 0
+    assert cli_docs.main(["--check"]) == 0
 
 
 def test_check_reports_an_outdated_file_without_writing_and_write_fixes_it(
@@ -33,16 +34,16 @@ def test_check_reports_an_outdated_file_without_writing_and_write_fixes_it(
     path = tmp_path / "format.md"
     stale = f"# Mine\n\nmy own words\n\n{docs.BEGIN}\nold table\n{docs.END}\n\nafter\n"
     path.write_text(stale, "utf-8")
-    assert docs.main(["--check", "--path", str(path)]) == 1
+    assert cli_docs.main(["--check", "--path", str(path)]) == 1
     assert "out of date" in capsys.readouterr().out
     assert path.read_text("utf-8") == stale
-    assert docs.main(["--path", str(path)]) == 0
+    assert cli_docs.main(["--path", str(path)]) == 0
     written = path.read_text("utf-8")
     assert written.startswith("# Mine\n\nmy own words\n\n" + docs.BEGIN)
     assert written.endswith(docs.END + "\n\nafter\n")
     assert "old table" not in written
     assert generated_part(written).strip() == docs.render_reference().strip()
-    assert docs.main(["--check", "--path", str(path)]) == 0
+    assert cli_docs.main(["--check", "--path", str(path)]) == 0
 
 
 @pytest.mark.parametrize(
@@ -54,8 +55,8 @@ def test_missing_or_misordered_markers_are_refused(tmp_path: Path, text: str) ->
         docs.render_document(text)
     path = tmp_path / "x.md"
     path.write_text(text, "utf-8")
-    assert docs.main(["--check", "--path", str(path)]) == 2
-    assert docs.main(["--path", str(tmp_path / "absent.md")]) == 2
+    assert cli_docs.main(["--check", "--path", str(path)]) == 2
+    assert cli_docs.main(["--path", str(tmp_path / "absent.md")]) == 2
 
 
 def _anchors(text: str) -> set[str]:
