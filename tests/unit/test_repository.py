@@ -192,3 +192,16 @@ def test_gitignore_has_every_line_reflex_would_add() -> None:
 
     lines = {ln.strip() for ln in (ROOT / ".gitignore").read_text().splitlines()}
     assert set(GitIgnore.DEFAULTS) <= lines
+
+
+def test_reflex_lock_package_json_is_written_as_reflex_writes_it() -> None:
+    """Reflex's build writes ``json.dumps(package_json)`` (one line) back into ``reflex.lock/``;
+    a hand-formatted copy is rewritten by every build and dirties a fresh clone's work tree."""
+    import json
+
+    path = ROOT / "reflex.lock" / "package.json"
+    text = path.read_text()
+    assert text == json.dumps(json.loads(text)), (
+        "reflex.lock/package.json is not in the build's format: write it with "
+        "json.dumps(obj) (no indent, no trailing newline) or copy it from .web/ after a build"
+    )
