@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 from starlette.applications import Starlette
 
@@ -35,7 +37,16 @@ from elexirion_app.web.state.workspace import WorkspaceState
 # cookie) are mounted in front of Reflex's backend, the HTTP API (/api/*, /healthz) in front of
 # them; /_upload needs a live session bound to the tab and a body under the cap before a byte is
 # read; security headers wrap every response.
-app = rx.App(
+
+
+class _App(rx.App):
+    """Reflex's app with one ASGI layer outside its own mounts (see ``unroutable_api_paths``)."""
+
+    def __call__(self) -> Any:
+        return security_headers(http_api.unroutable_api_paths(super().__call__()))
+
+
+app = _App(
     stylesheets=["/styles.css"],
     api_transformer=[
         Starlette(routes=auth_routes.ROUTES + oidc_routes.ROUTES),

@@ -1,9 +1,9 @@
 """Security headers on every HTTP response (pages, static files, ``/_upload``, ``/auth``).
 
 The Content-Security-Policy is as strict as the built frontend allows: scripts only from our
-origin plus the exact inline scripts the build emitted (their SHA-256 hashes, read once from
-the built HTML), no plugins, no framing, forms only to ourselves. Styles need
-``'unsafe-inline'``: Radix and Emotion inject style attributes at run time.
+origin plus the exact inline scripts the build emitted (their SHA-256 hashes, read from the
+built HTML, again whenever the build changes), no plugins, no framing, forms only to ourselves.
+Styles need ``'unsafe-inline'``: Radix and Emotion inject style attributes at run time.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -59,8 +60,29 @@ def _websocket_sources() -> str:
     return f"ws://{netloc} wss://{netloc}" if netloc else ""
 
 
-@lru_cache(maxsize=1)
+def _build_stamp(build_dir: Path) -> tuple[int, int]:
+    """Changes whenever the frontend is rebuilt: (the newest mtime of the top-level HTML pages,
+    their count), one ``scandir`` per response. A rebuild under a running server (another app
+    built in the same tree, a deploy) then gets a policy with the new inline-script hashes
+    instead of a stale one that blocks them (the build bakes the port into the pages)."""
+    newest = count = 0
+    try:
+        with os.scandir(build_dir) as entries:
+            for entry in entries:
+                if entry.name.endswith(".html"):
+                    newest = max(newest, entry.stat().st_mtime_ns)
+                    count += 1
+    except OSError:
+        return 0, 0
+    return newest, count
+
+
 def content_security_policy(build_dir: Path = BUILD_DIR) -> str:
+    return _policy_for(build_dir, _build_stamp(build_dir))
+
+
+@lru_cache(maxsize=2)
+def _policy_for(build_dir: Path, stamp: tuple[int, int]) -> str:
     hashes = inline_script_hashes(build_dir.rglob("*.html")) if build_dir.is_dir() else []
     directives = [
         "default-src 'self'",

@@ -23,11 +23,6 @@ CHECKS = ",".join(
 )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="fresh-clone CI 2026-12-02: one operation fails a schemathesis check "
-    "since the ledger landed; not yet diagnosed",
-)
 @pytest.mark.parametrize("who", ["alice", "bob"])
 def test_generated_requests_get_no_500_and_match_the_schema(
     served: Served, who: str, request: pytest.FixtureRequest, tmp_path: Path

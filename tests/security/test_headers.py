@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.security.conftest import Served
 
@@ -27,11 +26,6 @@ def test_every_response_has_the_security_headers(served: Served) -> None:
         assert h.get("referrer-policy")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="fresh-clone CI 2026-12-02: an inline script hash missing from the CSP "
-    "after the dashboard (recharts) build; not yet diagnosed",
-)
 def test_pages_inline_scripts_are_allowed_by_hash(served: Served) -> None:
     """The built pages' inline scripts are in script-src: the strict CSP does not break them."""
     from elexirion_app.api.security_headers import inline_script_hashes

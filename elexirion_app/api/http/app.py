@@ -68,6 +68,29 @@ class _BodyCap:
         await self.app(scope, counted, send)
 
 
+def unroutable_api_paths(app: Any) -> Any:
+    """Answer ``/api`` paths that no Starlette mount can route with our JSON 404.
+
+    Reflex mounts everything under ``Mount("")``, whose pattern ``^/(?P<path>.*)$`` does not
+    match a path holding a (percent-decoded) newline, so such a request never reaches the API
+    and Starlette's plain-text ``Not Found`` came back instead of ``{error: ...}`` (found by
+    schemathesis on ``GET /api/pipelines/{name}``). This wraps the whole backend app."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if scope.get("type") == "http" and "\n" in path and path.startswith("/api/"):
+            from starlette.responses import JSONResponse
+
+            response = JSONResponse(
+                errors.error_body("not_found", "No such API route."), status_code=404
+            )
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 def build() -> FastAPI:
     api = FastAPI(
         title="ElexirionDSP API",
