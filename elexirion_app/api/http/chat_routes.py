@@ -3,7 +3,8 @@ conversation store as the chat page (the conversation shows up in the browser to
 
 Events: ``start`` (conversation and message ids), ``decision`` (the routing decision and its
 note), ``delta`` (text; ``reset: true`` voids what was streamed: a retried attempt),
-``progress`` (a pipeline run's steps), ``final`` (the saved message). A client that goes away
+``progress`` (a pipeline run's steps), ``final`` (the saved message). Over budget: HTTP 402
+with the numbers before anything starts. A client that goes away
 stops the turn; what was said so far is saved as ``stopped``."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from elexirion_app.config import get_settings
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.providers.choice import chat_provider
 from elexirion_app.services.accounts import rate_limits
+from elexirion_app.services.billing import meter
 from elexirion_app.services.chat import agent_turn, chat
 
 router = APIRouter(prefix="/api", tags=["chat"])
@@ -40,9 +42,14 @@ def _final(message: chat.MessageView) -> dict[str, Any]:
     return {**message.to_dict(), "meta": message.meta}
 
 
-async def _stream(who: Caller, turn: chat.TurnStarted) -> AsyncIterator[ServerSentEvent]:
+async def _stream(
+    who: Caller, turn: chat.TurnStarted, budget_warning: str | None
+) -> AsyncIterator[ServerSentEvent]:
     reply_id = turn.assistant_message.id
-    yield _event("start", {"conversation_id": turn.conversation_id, "message_id": reply_id})
+    start: dict[str, Any] = {"conversation_id": turn.conversation_id, "message_id": reply_id}
+    if budget_warning:
+        start["budget_warning"] = budget_warning  # a cap at its warn ratio (80 % by default)
+    yield _event("start", start)
     provider = chat_provider(token_delay_s=get_settings().chat_token_delay_s)
     async for event in agent_turn.agent_reply(who.id, reply_id, provider):
         if event.kind == "delta":
@@ -56,7 +63,7 @@ async def _stream(who: Caller, turn: chat.TurnStarted) -> AsyncIterator[ServerSe
 @router.post(
     "/agent/chat",
     summary="Send a chat message; the reply streams as Server-Sent Events",
-    responses={**sse("start", "decision", "delta", "progress", "final"), **errors(400, 404)},
+    responses={**sse("start", "decision", "delta", "progress", "final"), **errors(400, 402, 404)},
     operation_id="agent_chat",
     response_class=EventSourceResponse,
 )
@@ -64,5 +71,11 @@ async def agent_chat(body: ChatRequest, who: Caller = Depends(caller)) -> EventS
     verdict = await rate_limits.get_limits().hit_user("chat_user", who.id, who.chat_limit)
     if not verdict.allowed:
         raise limited(verdict.retry_after_s, "chat messages")
+    # 402 with the numbers before anything is saved or streamed, when the reply's first call
+    # could not fit (a refusal later in the turn — a bigger context, a pipeline step — arrives
+    # as the final message's error, like on the chat page).
+    warning = await meter.precheck(who.id, body.message)
     turn = await in_db_thread(_start, who.id, body.conversation_id, body.message)
-    return EventSourceResponse(_stream(who, turn), ping=15, headers={"Cache-Control": "no-store"})
+    return EventSourceResponse(
+        _stream(who, turn, warning), ping=15, headers={"Cache-Control": "no-store"}
+    )

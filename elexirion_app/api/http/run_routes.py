@@ -20,6 +20,7 @@ from elexirion_app.api.http.schemas import (
     StepOut,
 )
 from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.services.billing import meter
 from elexirion_app.services.runs import jobs, runs
 
 router = APIRouter(prefix="/api", tags=["runs"])
@@ -44,10 +45,11 @@ POLL_S = 1.0  # a run of another worker is followed through the database this of
                 )
             }
         },
-        **errors(400, 404, 409),
+        **errors(400, 402, 404, 409),
     },
 )
 async def execute(body: ExecuteRequest, who: Caller = Depends(caller)) -> ExecuteResponse:
+    await meter.precheck(who.id, None)  # 402 with the numbers once a cap is used up
     run_id = await jobs.start(who.id, body.pipeline, body.inputs)
     return ExecuteResponse(run_id=run_id, status="queued", events_url=f"/api/runs/{run_id}/events")
 

@@ -179,6 +179,44 @@ def _checks(
     return out
 
 
+def _verdict(
+    conn: Connection,
+    uid: int,
+    run_id: str | None,
+    mine: Any | None,
+    other: Any | None,
+    amount: Decimal,
+) -> list[str]:
+    """Raise ``BudgetExceeded`` if holding ``amount`` crosses a cap that applies (an amount of
+    0 is refused once a cap is used up); else the warnings of caps at their warn ratio."""
+    warnings: list[str] = []
+    for scope, cap, spent, held, ratio in _checks(conn, uid, run_id, mine, other):
+        total = spent + held + amount
+        if total > cap or (amount == 0 and total >= cap):
+            raise BudgetExceeded(scope=scope, cap=cap, spent=spent, reserved=held, estimate=amount)
+        if cap > 0 and total >= cap * Decimal(str(ratio)):
+            warnings.append(f"{scope} budget at {float(total / cap):.0%} of ${cap:.2f}")
+    return warnings
+
+
+def precheck(
+    user_id: int | None,
+    amount: Decimal,
+    *,
+    run_id: str | None = None,
+    engine: Engine | None = None,
+) -> str | None:
+    """Would a call holding ``amount`` be refused now? ``BudgetExceeded`` if so (nothing is
+    held: the caller answers before starting work, e.g. HTTP 402); else the warning text of a
+    cap at its warn ratio, or None. Concurrent calls are still settled by ``reserve``."""
+    uid = int(user_id or 0)
+    with (engine or get_engine()).connect() as conn:
+        mine, other = _caps(conn, uid, lock=False)
+        if mine is None and other is None:
+            return None
+        return "; ".join(_verdict(conn, uid, run_id, mine, other, amount)) or None
+
+
 def _begin_locked(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, held to the commit
@@ -204,17 +242,7 @@ def reserve(
         _begin_locked(conn)
         try:
             mine, other = _caps(conn, uid, lock=True)
-            warnings: list[str] = []
-            for scope, cap, spent, held, ratio in _checks(conn, uid, run_id, mine, other):
-                if spent + held + amount > cap:
-                    raise BudgetExceeded(
-                        scope=scope, cap=cap, spent=spent, reserved=held, estimate=amount
-                    )
-                if cap > 0 and (spent + held + amount) >= cap * Decimal(str(ratio)):
-                    warnings.append(
-                        f"{scope} budget at {float((spent + held + amount) / cap):.0%} "
-                        f"of ${cap:.2f}"
-                    )
+            warnings = _verdict(conn, uid, run_id, mine, other, amount)
             result = conn.execute(
                 RESERVATION.insert().values(
                     user_id=uid, run_id=run_id, amount_usd=amount, created_at=utcnow()

@@ -24,6 +24,7 @@ from elexirion_app.core.types import LLMRequest, Usage
 from elexirion_app.db.engine import in_db_thread
 from elexirion_app.providers import registry
 from elexirion_app.providers.base import Provider
+from elexirion_app.providers.choice import chat_choice
 from elexirion_app.providers.metered import CallContext, Priced, with_context
 from elexirion_app.services.billing import budgets, ledger
 
@@ -117,6 +118,33 @@ def _reserve(ctx: CallContext, request: LLMRequest) -> budgets.Reservation | Non
     if amount <= 0:
         return None
     return budgets.reserve(ctx.user_id, ctx.run_id, amount, engine=ctx.ledger)
+
+
+def opening_estimate(text: str) -> Decimal | None:
+    """The least the first live call of a chat turn holds: ``text`` (the user's message) as
+    input and the default ``max_tokens`` of output on the chat model — the turn's own
+    reservation (with the conversation as context) is at least this. None when the chat model
+    is the offline one (never refused)."""
+    choice = chat_choice()
+    if choice.kind == "offline":
+        return None
+    return budgets.estimate(LLMRequest.from_prompt(text, model=choice.model), choice.model)
+
+
+async def precheck(user_id: int, text: str | None) -> str | None:
+    """Refuse work that cannot start within the user's budgets, before it starts (HTTP 402).
+
+    ``text``: a chat message (its ``opening_estimate`` must fit); None: a run, refused only
+    once a cap is used up (its steps' own reservations settle the rest). Offline chat: no
+    check. Returns a cap's 80 % warning, if any."""
+
+    def check() -> str | None:
+        if text is None:
+            return budgets.precheck(user_id, Decimal("0"))
+        amount = opening_estimate(text)
+        return None if amount is None else budgets.precheck(user_id, amount)
+
+    return await in_db_thread(check)
 
 
 _METER = LedgerMeter()
