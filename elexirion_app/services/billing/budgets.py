@@ -351,3 +351,28 @@ def status(conn: Connection, user_id: int | None) -> dict[str, Any]:
             else None
         ),
     }
+
+
+def notice(user_id: int, *, engine: Engine | None = None) -> tuple[str, str]:
+    """(level, text) for the pages: ``"exceeded"`` when the user's or the global monthly cap is
+    used up, ``"warn"`` at its warn ratio (80 % by default), else ``("", "")``. Spent counts
+    what is booked plus what calls in flight hold."""
+    with (engine or get_engine()).connect() as conn:
+        scopes = [("your monthly", status(conn, user_id))]
+        if scopes[0][1]["global_monthly_usd"] is not None:
+            scopes.append(("the team's monthly", status(conn, None)))
+    for level in ("exceeded", "warn"):
+        for label, info in scopes:
+            if info[level] and info["monthly_usd"] is not None:
+                used = info["spent_usd"] + info["reserved_usd"]
+                cap = info["monthly_usd"]
+                if level == "exceeded":
+                    return level, (
+                        f"Budget used up: {label} cap is ${cap:,.2f} and ${used:,.2f} is spent. "
+                        "Live model calls are refused until an admin raises it or the month ends."
+                    )
+                return level, (
+                    f"Budget warning: {label} cap is ${cap:,.2f}; ${used:,.2f} "
+                    f"({info['used_ratio']:.0%}) is used."
+                )
+    return "", ""

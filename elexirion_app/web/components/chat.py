@@ -350,6 +350,20 @@ def load_earlier() -> rx.Component:
     )
 
 
+def budget_banner() -> rx.Component:
+    """A cap at its warn ratio (amber) or used up (red), with the numbers."""
+    return rx.cond(
+        ChatState.budget_note != "",
+        rx.callout(
+            ChatState.budget_note,
+            icon="triangle_alert",
+            size="1",
+            color_scheme=rx.cond(ChatState.budget_level == "exceeded", "red", "amber"),
+            id="budget-banner",
+        ),
+    )
+
+
 def offline_banner() -> rx.Component:
     return rx.cond(
         ChatState.offline,

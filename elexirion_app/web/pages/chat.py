@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from elexirion_app.web.components.chat import (
+    budget_banner,
     composer,
     load_earlier,
     message_bubble,
@@ -23,6 +24,7 @@ def chat_page() -> rx.Component:
         sidebar(),
         rx.vstack(
             offline_banner(),
+            budget_banner(),
             rx.auto_scroll(
                 rx.vstack(
                     rx.cond(

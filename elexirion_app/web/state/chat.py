@@ -20,6 +20,7 @@ from elexirion_app.core.ids import parse_id
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.providers.choice import chat_choice, chat_provider
 from elexirion_app.services.accounts import auth, rate_limits
+from elexirion_app.services.billing import budgets
 from elexirion_app.services.chat import agent_turn, chat
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
@@ -75,6 +76,15 @@ def _form_text(form: Any, key: str) -> Any:
     return form.get(key) if isinstance(form, dict) else None
 
 
+async def _budget_notice(user_id: int) -> tuple[str, str] | None:
+    """The budget banner after a turn (None if it could not be read: the banner stays)."""
+    try:
+        return await in_db_thread(budgets.notice, user_id)
+    except Exception:  # the reply is saved; a failed banner read is logged, never shown
+        log.exception("reading the budget notice of user %s failed", user_id)
+        return None
+
+
 class ChatState(rx.State):
     conversations: list[dict[str, str]] = []
     messages: list[ChatMsg] = []
@@ -93,6 +103,8 @@ class ChatState(rx.State):
     error: str = ""
     offline: bool = True
     model_label: str = ""  # who answers: "offline demo model" or "Claude (model id)"
+    budget_level: str = ""  # "warn" (at 80 % of a cap), "exceeded", or ""
+    budget_note: str = ""
     editing_id: int = 0
     renaming_id: int = 0
     _reply_id: int = 0  # made by a turn handler, taken (and cleared) by stream_reply
@@ -133,6 +145,7 @@ class ChatState(rx.State):
         if user_id is None:
             return rx.redirect(routes.LOGIN)
         await self._refresh_conversations(user_id)
+        self.budget_level, self.budget_note = await in_db_thread(budgets.notice, user_id)
         wanted = parse_id(self.router.url.query_parameters.get("c", "")) or 0
         if not wanted and self.conversation_id:
             wanted = self.conversation_id
@@ -377,7 +390,10 @@ class ChatState(rx.State):
                 if self._still_mine(reply_id):
                     self.error = "The reply failed. Please try again."
         finally:
+            notice = await _budget_notice(user_id)
             async with self:
+                if notice is not None:
+                    self.budget_level, self.budget_note = notice
                 if self._active_reply_id == reply_id:
                     self._active_reply_id = 0
                     self.streaming = False
