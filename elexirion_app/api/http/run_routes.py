@@ -130,7 +130,7 @@ async def _follow(
                 yield _event("end", {"status": state.status})
                 return
             await changed(POLL_S)
-            state = await in_db_thread(jobs.snapshot, user_id, run_id)
+            state = await jobs.current(user_id, run_id)  # no database read while it runs here
 
 
 @router.get(
@@ -141,7 +141,7 @@ async def _follow(
     operation_id="run_events",
 )
 async def run_events(run_id: str = RunId, who: Caller = Depends(caller)) -> EventSourceResponse:
-    first = await in_db_thread(jobs.snapshot, who.id, run_id)  # NotFound before streaming
+    first = await jobs.current(who.id, run_id)  # NotFound before streaming
     return EventSourceResponse(
         _follow(who.id, run_id, first), ping=15, headers={"Cache-Control": "no-store"}
     )

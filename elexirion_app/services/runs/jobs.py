@@ -25,7 +25,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,12 @@ from elexirion_app.core.errors import (
     NotFound,
     PipelineValidationError,
 )
+from elexirion_app.core.events import RunEvent, RunStarted, StepFinished, StepStarted
 from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.db.engine import get_engine, in_db_thread, in_file_thread, session_scope
 from elexirion_app.db.models import Run
-from elexirion_app.pipelines.loader import load_text
+from elexirion_app.pipelines.loader import PipelineDocument, load_text, read_text
+from elexirion_app.services import workspace
 from elexirion_app.services.runs import pipeline_runs
 from elexirion_app.services.runs import pipeline_store as store
 from elexirion_app.services.runs.run_records import queue_run
@@ -53,11 +55,16 @@ MAX_INPUTS_CHARS = 200_000
 @dataclass
 class _Job:
     """A run of this worker; ``task`` is None while it is being resolved and queued (the slot
-    is already taken, so a burst of starts cannot pass ``MAX_ACTIVE``)."""
+    is already taken, so a burst of starts cannot pass ``MAX_ACTIVE``). ``live`` is the run's
+    state kept from the engine's events while it goes (None: not started yet); once ``done``,
+    its streams read the final state from the database."""
 
     user_id: int
     task: asyncio.Task[Any] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    live: RunState | None = None
+    done: bool = False
+    publishing: bool = False
 
 
 _JOBS: dict[str, _Job] = {}
@@ -65,15 +72,22 @@ _JOBS: dict[str, _Job] = {}
 
 @dataclass(frozen=True)
 class _Resolved:
+    """What runs, parsed once: ``doc`` is the document as the run sees it (its file, nested
+    files relative to its folder); ``refusal`` is the run's own validation failing (the run
+    is then queued and recorded as refused, as when the engine validated it itself)."""
+
     path: Path
     name: str
     yaml: str
     step_names: tuple[str, ...]
     version: tuple[int, int] | None
+    doc: PipelineDocument
+    refusal: ElexirionError | None
+    sent: bool = False  # YAML sent by the client: written into the run's folder
 
 
-def _step_names(text: str) -> tuple[str, ...]:
-    steps = load_text(text, filename="<api>").workflow.get("steps") or []
+def _step_names(doc: PipelineDocument) -> tuple[str, ...]:
+    steps = doc.workflow.get("steps") or []
     return tuple(str(s.get("name", "")) for s in steps if isinstance(s, dict))
 
 
@@ -81,19 +95,38 @@ def _is_yaml(pipeline: str) -> bool:
     return "\n" in pipeline or pipeline.lstrip().startswith(("workflow:", "{"))
 
 
-def _checked_yaml(user_id: int, text: str) -> tuple[str, tuple[str, ...]]:
-    """The name and step names of a pipeline sent as YAML, validated first (CPU work)."""
-    problems = store.problems_of(text, store.user_dir(user_id))
-    if any(p.severity == "error" for p in problems):
+def _for_run(doc: PipelineDocument, path: Path) -> tuple[PipelineDocument, ElexirionError | None]:
+    """``doc`` as ``load_file(path)`` would give it, validated as the run validates it."""
+    from elexirion_app.pipelines.validate import ensure_valid
+
+    ready = replace(doc, file=str(path), base_dir=path.resolve().parent)
+    try:
+        ensure_valid(ready)
+    except PipelineValidationError as exc:
+        return ready, exc
+    return ready, None
+
+
+def _checked_yaml(user_id: int, text: str, path: Path) -> _Resolved:
+    """A pipeline sent as YAML: parsed once, validated as the editor does (every problem, or
+    ``PipelineValidationError``), then made ready to run from ``path`` (CPU work)."""
+    doc, problems = store.parsed_with_problems(text, store.user_dir(user_id))
+    if doc is None or any(p.severity == "error" for p in problems):
         raise PipelineValidationError(problems)
-    name = str(load_text(text, filename="<api>").workflow.get("name", "pipeline"))
-    return name, _step_names(text)
+    ready, refusal = _for_run(doc, path)
+    name = str(doc.workflow.get("name", "pipeline"))
+    return _Resolved(path, name, text, _step_names(doc), None, ready, refusal, sent=True)
 
 
-def _write_yaml(user_id: int, run_id: str, text: str) -> Path:
-    path = pipeline_runs.output_dir_for(user_id, run_id) / "pipeline.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+def _parsed_file(path: Path, name: str, text: str, version: tuple[int, int] | None) -> _Resolved:
+    """A library or shipped pipeline's text, parsed once as ``load_file(path)`` (CPU work)."""
+    doc = load_text(text, str(path), base_dir=path.resolve().parent)
+    ready, refusal = _for_run(doc, path)
+    return _Resolved(path, name, text, _step_names(doc), version, ready, refusal)
+
+
+def _run_yaml_path(user_id: int, run_id: str) -> Path:
+    return pipeline_runs.output_path_for(user_id, run_id) / "pipeline.yaml"
 
 
 def _library_text(user_id: int, pipeline: str) -> tuple[Path, str, tuple[int, int]] | None:
@@ -103,32 +136,40 @@ def _library_text(user_id: int, pipeline: str) -> tuple[Path, str, tuple[int, in
             path, doc_id, number = store.runnable(session, user_id, pipeline)
         except NotFound:
             return None
-        return path, path.read_text(encoding="utf-8"), (doc_id, number)
+        return path, read_text(path), (doc_id, number)
 
 
 def _shipped_text(pipeline: str) -> tuple[Path, str]:
     shipped = store.shipped_pipelines().get(pipeline)
     if shipped is None:
         raise NotFound(f"No pipeline named {pipeline[:100]!r} in your library or the shipped ones.")
-    return shipped, shipped.read_text(encoding="utf-8")
+    return shipped, read_text(shipped)
 
 
 async def _resolve(user_id: int, pipeline: str, run_id: str) -> _Resolved:
     """What ``pipeline`` names for this user. YAML parsing and validation are CPU work: they
     run on the CPU pool as the user's jobs (capped per user), never on the database threads
-    every request's key check waits on."""
+    every request's key check waits on. The text is parsed once for the API, the queued row
+    and the run."""
     if _is_yaml(pipeline):
-        name, steps = await in_cpu_thread(user_id, _checked_yaml, user_id, pipeline)
-        path = await in_file_thread(_write_yaml, user_id, run_id, pipeline)
-        return _Resolved(path, name, pipeline, steps, None)
+        return await in_cpu_thread(
+            user_id, _checked_yaml, user_id, pipeline, _run_yaml_path(user_id, run_id)
+        )
     found = await in_db_thread(_library_text, user_id, pipeline)
     if found is not None:
         path, text, version = found
-        steps = await in_cpu_thread(user_id, _step_names, text)
-        return _Resolved(path, pipeline, text, steps, version)
+        return await in_cpu_thread(user_id, _parsed_file, path, pipeline, text, version)
     path, text = await in_file_thread(_shipped_text, pipeline)
-    steps = await in_cpu_thread(user_id, _step_names, text)
-    return _Resolved(path, pipeline, text, steps, None)
+    return await in_cpu_thread(user_id, _parsed_file, path, pipeline, text, None)
+
+
+def _place(user_id: int, run_id: str, resolved: _Resolved) -> tuple[Path, Path]:
+    """File work of a start in one hop: the run's folder (with the YAML sent, if any) and
+    the user's workspace."""
+    output_dir = pipeline_runs.output_dir_for(user_id, run_id)
+    if resolved.sent:
+        resolved.path.write_text(resolved.yaml, encoding="utf-8")
+    return output_dir, workspace.current_workspace(user_id)
 
 
 def _check_inputs(inputs: Any) -> dict[str, Any]:
@@ -159,6 +200,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
     job = _JOBS[run_id] = _Job(user_id)
     try:
         resolved = await _resolve(user_id, pipeline.strip("\ufeff"), run_id)
+        output_dir, folder = await in_file_thread(_place, user_id, run_id, resolved)
         await in_db_thread(
             queue_run,
             get_engine(),
@@ -173,10 +215,9 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
     except BaseException:
         _JOBS.pop(run_id, None)  # refused (or the client left): the slot is free again
         raise
-
-    async def progress(_p: pipeline_runs.RunProgress) -> None:
-        job.changed.set()
-        await _publish(run_id)
+    prepared = pipeline_runs.Prepared(
+        resolved.doc, resolved.yaml, folder, output_dir, resolved.refusal
+    )
 
     async def go() -> None:
         try:
@@ -184,9 +225,10 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
                 user_id,
                 resolved.path,
                 values,
-                progress,
                 run_id=run_id,
                 pipeline_version=resolved.version,
+                prepared=prepared,
+                watchers=[_LiveView(run_id, job, resolved.step_names)],
             )
         except ElexirionError as exc:  # refused before it started: recorded as failed
             log.info("run %s refused: %s", run_id, exc.user_message)
@@ -197,6 +239,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
             log.exception("run %s crashed", run_id)
             await in_db_thread(_mark_failed, run_id, "internal error")
         finally:
+            job.done = True
             job.changed.set()
             await asyncio.shield(_publish(run_id))
             _forget_later(run_id)
@@ -204,6 +247,83 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
     job.task = asyncio.create_task(go(), name=f"run-{run_id}")
     log.info("user %s started run %s of %s", user_id, run_id, resolved.name)
     return run_id
+
+
+class _LiveView:
+    """An observer keeping ``job.live``: the run's state as ``snapshot`` will read it from the
+    database (same fields, same order: nested steps first, then the top-level ones), so an
+    event stream of a run of this worker follows it without a database read per change. It
+    sees each event before the run recorder writes it (a stream may show a step finished a
+    moment before its row is); the run's final state is always read from the database."""
+
+    def __init__(self, run_id: str, job: _Job, step_names: tuple[str, ...]) -> None:
+        self.run_id, self.job = run_id, job
+        self.top = {n[:200]: _queued(n[:200]) for n in step_names}
+        self.nested: dict[str, StepState] = {}
+
+    def _step(self, name: str) -> StepState:
+        name = name[:200]
+        found = self.top.get(name) or self.nested.get(name)
+        if found is None:
+            found = self.nested[name] = _queued(name)
+        return found
+
+    def _put(self, step: StepState) -> None:
+        (self.top if step.name in self.top else self.nested)[step.name] = step
+
+    async def __call__(self, event: RunEvent) -> None:
+        if isinstance(event, RunStarted):
+            for name in event.step_names:  # steps the queued row lacked are added last
+                self.top.setdefault(name[:200], _queued(name[:200]))
+        elif isinstance(event, StepStarted):
+            s = self._step(event.step)
+            self._put(replace(s, status="running", model=event.model or "", error=""))
+        elif isinstance(event, StepFinished):
+            s = self._step(event.step)
+            answered_by = event.result.get("model") if isinstance(event.result, dict) else None
+            self._put(
+                replace(
+                    s,
+                    status=event.status,
+                    model=answered_by[:100]
+                    if isinstance(answered_by, str) and answered_by
+                    else s.model,
+                    tokens=event.usage.to_dict(),
+                    cost_usd=f"{event.cost:.6f}",
+                    latency_ms=round(float(event.latency_ms), 1),
+                    error=event.error or "",
+                )
+            )
+        else:
+            return
+        steps = (*self.nested.values(), *self.top.values())
+        self.job.live = RunState("running", "", f"{0:.6f}", {}, steps)
+        self.job.changed.set()
+        if not self.job.publishing and _client() is not None:
+            self.job.publishing = True  # one publish for the changes of one loop turn
+            asyncio.get_running_loop().call_soon(self._publish_now)
+
+    def _publish_now(self) -> None:
+        self.job.publishing = False
+        task = asyncio.ensure_future(_publish(self.run_id))
+        _PUBLISHING.add(task)
+        task.add_done_callback(_PUBLISHING.discard)
+
+
+_PUBLISHING: set[asyncio.Future[None]] = set()
+
+
+def _queued(name: str) -> StepState:
+    return StepState(name, "queued", "", {}, f"{0:.6f}", 0.0, "")
+
+
+async def current(user_id: int, run_id: str) -> RunState:
+    """The run's state now: this worker's live view while it runs one of ``user_id``'s runs
+    here, else (another worker's run, a finished one) read from the database."""
+    job = _JOBS.get(run_id)
+    if job is not None and job.user_id == user_id and job.live is not None and not job.done:
+        return job.live
+    return await in_db_thread(snapshot, user_id, run_id)
 
 
 def _forget_later(run_id: str, after_s: float = 60.0) -> None:

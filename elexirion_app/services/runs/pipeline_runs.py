@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +26,7 @@ from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.core.types import ChatMessage, Usage
 from elexirion_app.db.engine import in_file_thread, session_scope
 from elexirion_app.pipelines.executor import RunOutcome, run_pipeline
-from elexirion_app.pipelines.loader import load_file
+from elexirion_app.pipelines.loader import PipelineDocument, load_file
 from elexirion_app.providers.registry import get_provider
 from elexirion_app.services import workspace
 from elexirion_app.services.chat import chat
@@ -107,10 +107,29 @@ class ProgressObserver:
         await self.callback(p)
 
 
+def output_path_for(user_id: int, run_id: str) -> Path:
+    """Where a run's files go (not created: see ``output_dir_for``)."""
+    return get_settings().data_dir / "outputs" / str(user_id) / run_id
+
+
 def output_dir_for(user_id: int, run_id: str) -> Path:
-    path = get_settings().data_dir / "outputs" / str(user_id) / run_id
+    path = output_path_for(user_id, run_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A start whose parsing and file work are already done (the HTTP API's jobs): ``doc`` is
+    the document as ``load_file`` gives it, already validated (``refusal``: the validation's
+    error, the run is then refused and recorded so), ``yaml`` its text, ``workspace`` the
+    user's current one, ``output_dir`` the run's folder (created)."""
+
+    doc: PipelineDocument
+    yaml: str
+    workspace: Path
+    output_dir: Path
+    refusal: ElexirionError | None = None
 
 
 async def run_for_user(
@@ -123,6 +142,8 @@ async def run_for_user(
     conversation_id: int | None = None,
     pipeline_version: tuple[int, int] | None = None,
     address: str = "",
+    prepared: Prepared | None = None,
+    watchers: Sequence[Any] = (),
 ) -> RunOutcome:
     """Validate and run ``pipeline_path`` as ``user_id`` with run records written ahead.
 
@@ -132,12 +153,20 @@ async def run_for_user(
     (``pipeline_run`` from ``address``, with the run id and version) in the transaction that
     marks the run running. Nothing here blocks the event loop: the file is read and parsed,
     and validated, on the CPU pool; the workspace and output folder are found on the file pool.
+    With ``prepared`` (the file already parsed, validated and placed) none of that is redone.
+    ``watchers`` are observers that see each engine event before the run recorder writes it.
     """
-    doc = await in_cpu_thread(user_id, load_file, pipeline_path)
-    pipeline_yaml = await in_file_thread(pipeline_path.read_text, encoding="utf-8")
     run_id = run_id or str(uuid.uuid4())
-    folder = await in_file_thread(workspace.current_workspace, user_id)
-    output_dir = await in_file_thread(output_dir_for, user_id, run_id)
+    if prepared is None:
+        doc = await in_cpu_thread(user_id, load_file, pipeline_path)
+        pipeline_yaml = await in_file_thread(pipeline_path.read_text, encoding="utf-8")
+        folder = await in_file_thread(workspace.current_workspace, user_id)
+        output_dir = await in_file_thread(output_dir_for, user_id, run_id)
+        validate, refusal = True, None
+    else:
+        doc, pipeline_yaml = prepared.doc, prepared.yaml
+        folder, output_dir = prepared.workspace, prepared.output_dir
+        validate, refusal = False, prepared.refusal
     observers: list[Any] = []
     if on_progress is not None:
         observers.append(ProgressObserver(on_progress))
@@ -148,6 +177,7 @@ async def run_for_user(
         pipeline_path=str(pipeline_path),
         user_id=user_id,
         observers=observers,
+        watchers=watchers,
         pipeline_version=pipeline_version,
         audit_address=address,
         audit_target=target[:200],
@@ -156,6 +186,8 @@ async def run_for_user(
         workspace=folder,
         session_store=make_session_store(_conversation_loader(user_id, conversation_id)),
         output_dir=output_dir,
+        validate=validate,
+        refusal=refusal,
         # The offline model is paced like the chat so a demo run's steps are watchable.
         provider_for=lambda kind: get_provider(
             kind, token_delay_s=get_settings().chat_token_delay_s

@@ -30,7 +30,7 @@ from elexirion_app.core.errors import Problem as Problem
 from elexirion_app.core.paths import pipeline_file, pipeline_slug
 from elexirion_app.core.text import clean_title
 from elexirion_app.db.models import PipelineDoc, PipelineVersion, Run, utcnow
-from elexirion_app.pipelines.loader import load_text
+from elexirion_app.pipelines.loader import PipelineDocument, load_text
 from elexirion_app.pipelines.validate import validate_document
 from elexirion_app.services.accounts import audit
 
@@ -111,13 +111,21 @@ def _check_size(text: str) -> None:
 
 def problems_of(text: str, base_dir: Path) -> list[Problem]:
     """Every problem of ``text`` (unreadable YAML included), as the validator reports them."""
+    return parsed_with_problems(text, base_dir)[1]
+
+
+def parsed_with_problems(
+    text: str, base_dir: Path
+) -> tuple[PipelineDocument | None, list[Problem]]:
+    """``problems_of`` that also hands back the parsed document (None: unreadable YAML), so a
+    caller that goes on to run it does not parse the text again."""
     _check_size(text)
     try:
         doc = load_text(text, filename="<editor>")
     except PipelineValidationError as exc:
-        return list(exc.problems)
+        return None, list(exc.problems)
     doc.base_dir = base_dir
-    return validate_document(doc)
+    return doc, validate_document(doc)
 
 
 @dataclass(frozen=True)

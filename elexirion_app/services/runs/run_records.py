@@ -135,6 +135,10 @@ def _insert_steps(conn: Connection, run_id: str, names: list[str], start: int) -
     )
 
 
+# A write waiting for the writer thread: fn(*args), its waiter, whether it is the final one.
+_Queued = tuple[Callable[..., None], tuple[Any, ...], "asyncio.Future[None]", bool]
+
+
 def _new_id(result: Any) -> int:
     key = result.inserted_primary_key
     assert key is not None
@@ -164,6 +168,11 @@ class RunRecorder:
     _heartbeat: asyncio.Task[None] | None = None
     _writer: ThreadPoolExecutor | None = None
     _in_flight: list[asyncio.Future[None]] = field(default_factory=list)
+    # Writes waiting for the writer thread; whether a batch is being written / about to be.
+    _queue: list[_Queued] = field(default_factory=list)
+    _flushing: bool = False
+    _kick_soon: bool = False
+    _conn: Connection | None = None  # the writer's transaction while it writes a batch
     # The first failed write (set on the writer thread); raised once into the run.
     _failure: Exception | None = None
     _failure_raised: bool = False
@@ -223,21 +232,21 @@ class RunRecorder:
         final.result()  # its failure, if any, is the run's
 
     async def _finish_now(self, event: RunFinished) -> None:
-        await self._stop_heartbeat()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)  # failures: _failure
-        self._in_flight.clear()
-        failure = None if self._failure_raised else self._failure
-        if failure is not None and event.status == "succeeded":
-            detail = str(failure).strip().splitlines()[0] if str(failure).strip() else ""
-            event = replace(
-                event,
-                status="failed",
-                error=f"run recording failed: {type(failure).__name__}: {detail}"[:500],
-            )
-        try:  # attempted even after a failed write: the run must not stay "running"
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+        try:
+            # Queued behind the writes not waited for (FIFO), usually in their transaction;
+            # attempted even after a failed write: the run must not stay "running".
             await self._submit(self._run_finished, (event,), final=True)
         finally:
+            if heartbeat is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+            await asyncio.gather(*self._in_flight, return_exceptions=True)  # failures: _failure
+            self._in_flight.clear()
             self.close()
+        failure = None if self._failure_raised else self._failure
         if failure is not None:
             raise failure
 
@@ -246,22 +255,91 @@ class RunRecorder:
     def _submit(
         self, fn: Callable[..., None], args: tuple[Any, ...], *, final: bool = False
     ) -> asyncio.Future[None]:
-        """Queue one write on this recorder's writer thread (FIFO: writes keep their order)."""
+        """Queue one write ``fn(*args)`` (it writes on ``self._tx()``) for this recorder's
+        writer thread. Writes keep their order; those queued while the writer is busy, or in
+        the same turn of the event loop (a step's final write and the next step's ``running``
+        one), are written together in one transaction."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.append((fn, args, future, final))
+        if not self._flushing and not self._kick_soon:
+            self._kick_soon = True
+            loop.call_soon(self._kick)
+        return future
+
+    def _kick(self) -> None:
+        """On the event loop: hand what is queued to the writer thread as one batch."""
+        self._kick_soon = False
+        if self._flushing or not self._queue:
+            return
+        batch, self._queue = self._queue, []
+        self._flushing = True
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-recorder")
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._writer, functools.partial(self._guarded, fn, args, final))
+        items = [(fn, args, final) for fn, args, _future, final in batch]
+        done = asyncio.get_running_loop().run_in_executor(self._writer, self._write_batch, items)
+        done.add_done_callback(functools.partial(self._batch_done, batch))
 
-    def _guarded(self, fn: Callable[..., None], args: tuple[Any, ...], final: bool) -> None:
-        """On the writer thread: after a failed write only the final one is still tried."""
-        if self._failure is not None and not final:
-            raise self._failure
-        try:
-            fn(*args)
-        except Exception as exc:
-            if self._failure is None:
+    def _batch_done(
+        self, batch: list[_Queued], done: asyncio.Future[list[Exception | None]]
+    ) -> None:
+        """On the event loop: each write's outcome to its waiter, then the next batch."""
+        self._flushing = False
+        outcomes: list[BaseException | None]
+        if done.cancelled():
+            outcomes = [asyncio.CancelledError()] * len(batch)
+        elif done.exception() is not None:
+            outcomes = [done.exception()] * len(batch)
+        else:
+            outcomes = list(done.result())
+        for (_fn, _args, future, _final), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # its waiter was cancelled (the write happened all the same)
+                continue
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+        if self._queue:
+            self._kick()
+
+    def _write_batch(
+        self, items: list[tuple[Callable[..., None], tuple[Any, ...], bool]]
+    ) -> list[Exception | None]:
+        """On the writer thread: the batch in one transaction. After a failed write only the
+        final one is still tried (in a transaction of its own)."""
+        if self._failure is None:
+            try:
+                with self._engine.begin() as conn:
+                    self._conn = conn
+                    for fn, args, _final in items:
+                        fn(*args)
+                return [None] * len(items)
+            except Exception as exc:
                 self._failure = exc
-            raise
+            finally:
+                self._conn = None
+        outcomes: list[Exception | None] = []
+        for fn, args, final in items:
+            if not final:
+                outcomes.append(self._failure)
+                continue
+            try:
+                with self._engine.begin() as conn:
+                    self._conn = conn
+                    fn(*args)
+                outcomes.append(None)
+            except Exception as exc:
+                if self._failure is None:
+                    self._failure = exc
+                outcomes.append(exc)
+            finally:
+                self._conn = None
+        return outcomes
+
+    def _tx(self) -> Connection:
+        """The transaction of the batch being written (writer thread only)."""
+        assert self._conn is not None, "a record write outside the writer's transaction"
+        return self._conn
 
     async def _write(self, fn: Callable[..., None], *args: Any) -> None:
         """One write on the writer thread, waited for."""
@@ -293,125 +371,128 @@ class RunRecorder:
     # --- run (these run on the writer thread) -------------------------------------------
 
     def _run_started(self, event: RunStarted) -> None:
+        conn = self._tx()
         now = utcnow()
         self._run_id = event.run_id
-        with self._engine.begin() as conn:
-            exists = conn.execute(select(RUN.c.id).where(RUN.c.id == event.run_id)).first()
-            if exists is None:
-                conn.execute(
-                    insert(RUN).values(
-                        id=event.run_id,
-                        user_id=self.user_id,
-                        pipeline_name=event.pipeline[:200],
-                        pipeline_path=self.pipeline_path,
-                        pipeline_yaml=self.pipeline_yaml,
-                        workspace=self.workspace,
-                        output_dir=self.output_dir,
-                        pipeline_id=self.pipeline_id,
-                        pipeline_version=self.pipeline_version,
-                        inputs=_json_safe(event.inputs),
-                        status="running",
-                        cost_usd=Decimal("0"),
-                        tokens={},
-                        created_at=now,
-                        started_at=now,
-                        heartbeat_at=now,
+        # A run queued ahead (the API) or resumed is updated; a new one inserted.
+        updated = conn.execute(
+            update(RUN)
+            .where(RUN.c.id == event.run_id)
+            .values(
+                status="running",
+                error=None,
+                **{
+                    k: v
+                    for k, v in (
+                        ("workspace", self.workspace),
+                        ("output_dir", self.output_dir),
+                        ("pipeline_id", self.pipeline_id),
+                        ("pipeline_version", self.pipeline_version),
                     )
-                )
-            else:
-                conn.execute(
-                    update(RUN)
-                    .where(RUN.c.id == event.run_id)
-                    .values(
-                        status="running",
-                        error=None,
-                        **{
-                            k: v
-                            for k, v in (
-                                ("workspace", self.workspace),
-                                ("output_dir", self.output_dir),
-                                ("pipeline_id", self.pipeline_id),
-                                ("pipeline_version", self.pipeline_version),
-                            )
-                            if v is not None
-                        },
-                        started_at=now,
-                        heartbeat_at=now,
-                        finished_at=None,
-                    )
-                )
-            rows = conn.execute(
-                select(STEP.c.id, STEP.c.name, STEP.c.status).where(STEP.c.run_id == event.run_id)
-            ).all()
-            known = {r.name: r for r in rows}
-            self._step_ids = {r.name: r.id for r in rows}
-            redo = [r.id for r in rows if r.status not in REUSABLE_STEP_STATUSES]
-            if redo:
-                conn.execute(
-                    update(STEP)
-                    .where(STEP.c.id.in_(redo))
-                    .values(status="queued", error=None, started_at=None, finished_at=None)
-                )
-            missing = [n for n in event.step_names if n not in known]
-            _insert_steps(conn, event.run_id, missing, start=len(rows))
-            if self.audit_address is not None and self.user_id is not None:
-                self._audit_started(conn, event.run_id)
-            if missing:
-                for r in conn.execute(
-                    select(STEP.c.id, STEP.c.name).where(
-                        STEP.c.run_id == event.run_id, STEP.c.name.in_(missing)
-                    )
-                ).all():
-                    self._step_ids[r.name] = r.id
-
-    def _run_finished(self, event: RunFinished) -> None:
-        now = utcnow()
-        with self._engine.begin() as conn:
-            totals = conn.execute(
-                select(
-                    func.coalesce(func.sum(CALL.c.cost_usd), 0),
-                    *(func.coalesce(func.sum(CALL.c[f"{k}_tokens"]), 0) for k in TOKEN_KINDS),
-                ).where(CALL.c.run_id == event.run_id)
-            ).one()
-            tokens = {k: int(totals[i + 1]) for i, k in enumerate(TOKEN_KINDS)}
+                    if v is not None
+                },
+                started_at=now,
+                heartbeat_at=now,
+                finished_at=None,
+            )
+        )
+        if updated.rowcount == 0:
             conn.execute(
-                update(RUN)
-                .where(RUN.c.id == event.run_id)
-                .values(
-                    status=event.status,
-                    error=event.error,
-                    finished_at=now,
+                insert(RUN).values(
+                    id=event.run_id,
+                    user_id=self.user_id,
+                    pipeline_name=event.pipeline[:200],
+                    pipeline_path=self.pipeline_path,
+                    pipeline_yaml=self.pipeline_yaml,
+                    workspace=self.workspace,
+                    output_dir=self.output_dir,
+                    pipeline_id=self.pipeline_id,
+                    pipeline_version=self.pipeline_version,
+                    inputs=_json_safe(event.inputs),
+                    status="running",
+                    cost_usd=Decimal("0"),
+                    tokens={},
+                    created_at=now,
+                    started_at=now,
                     heartbeat_at=now,
-                    cost_usd=Decimal(str(totals[0])),
-                    tokens=tokens,
                 )
             )
-            run = conn.execute(
-                select(RUN.c.user_id, RUN.c.pipeline_name, RUN.c.started_at).where(
-                    RUN.c.id == event.run_id
+        rows = conn.execute(
+            select(STEP.c.id, STEP.c.name, STEP.c.status).where(STEP.c.run_id == event.run_id)
+        ).all()
+        known = {r.name: r for r in rows}
+        self._step_ids = {r.name: r.id for r in rows}
+        redo = [r.id for r in rows if r.status not in (*REUSABLE_STEP_STATUSES, "queued")]
+        if redo:
+            conn.execute(
+                update(STEP)
+                .where(STEP.c.id.in_(redo))
+                .values(status="queued", error=None, started_at=None, finished_at=None)
+            )
+        missing = [n for n in event.step_names if n not in known]
+        _insert_steps(conn, event.run_id, missing, start=len(rows))
+        if self.audit_address is not None and self.user_id is not None:
+            self._audit_started(conn, event.run_id)
+        if missing:
+            for r in conn.execute(
+                select(STEP.c.id, STEP.c.name).where(
+                    STEP.c.run_id == event.run_id, STEP.c.name.in_(missing)
                 )
-            ).first()
-            if run is not None:
-                started = run.started_at or now
-                started = started if started.tzinfo else started.replace(tzinfo=now.tzinfo)
-                ledger.record_run(
-                    conn,
-                    user_id=run.user_id,
-                    pipeline=run.pipeline_name or "",
-                    status=event.status,
-                    cost_usd=Decimal(str(totals[0])),
-                    duration_ms=(now - started).total_seconds() * 1000,
+            ).all():
+                self._step_ids[r.name] = r.id
+
+    def _run_finished(self, event: RunFinished) -> None:
+        conn = self._tx()
+        failure = None if self._failure_raised else self._failure
+        if failure is not None and event.status == "succeeded":
+            detail = str(failure).strip().splitlines()[0] if str(failure).strip() else ""
+            event = replace(
+                event,
+                status="failed",
+                error=f"run recording failed: {type(failure).__name__}: {detail}"[:500],
+            )
+        now = utcnow()
+        totals = conn.execute(
+            select(
+                func.coalesce(func.sum(CALL.c.cost_usd), 0),
+                *(func.coalesce(func.sum(CALL.c[f"{k}_tokens"]), 0) for k in TOKEN_KINDS),
+            ).where(CALL.c.run_id == event.run_id)
+        ).one()
+        tokens = {k: int(totals[i + 1]) for i, k in enumerate(TOKEN_KINDS)}
+        run = conn.execute(
+            update(RUN)
+            .where(RUN.c.id == event.run_id)
+            .values(
+                status=event.status,
+                error=event.error,
+                finished_at=now,
+                heartbeat_at=now,
+                cost_usd=Decimal(str(totals[0])),
+                tokens=tokens,
+            )
+            .returning(RUN.c.user_id, RUN.c.pipeline_name, RUN.c.started_at)
+        ).first()
+        if run is not None:
+            started = run.started_at or now
+            started = started if started.tzinfo else started.replace(tzinfo=now.tzinfo)
+            ledger.record_run(
+                conn,
+                user_id=run.user_id,
+                pipeline=run.pipeline_name or "",
+                status=event.status,
+                cost_usd=Decimal(str(totals[0])),
+                duration_ms=(now - started).total_seconds() * 1000,
+                finished_at=now,
+            )
+        if event.status != "succeeded":
+            conn.execute(
+                update(STEP)
+                .where(STEP.c.run_id == event.run_id, STEP.c.status == "running")
+                .values(
+                    status="interrupted" if event.status == "interrupted" else "failed",
                     finished_at=now,
                 )
-            if event.status != "succeeded":
-                conn.execute(
-                    update(STEP)
-                    .where(STEP.c.run_id == event.run_id, STEP.c.status == "running")
-                    .values(
-                        status="interrupted" if event.status == "interrupted" else "failed",
-                        finished_at=now,
-                    )
-                )
+            )
 
     def _audit_started(self, conn: Connection, run_id: str) -> None:
         from elexirion_app.services.accounts import audit
@@ -430,6 +511,7 @@ class RunRecorder:
     # --- steps ---------------------------------------------------------------------------
 
     def _step_started(self, event: StepStarted) -> None:
+        conn = self._tx()
         values = {
             "status": "running",
             "step_type": event.step_type[:40],
@@ -437,25 +519,25 @@ class RunRecorder:
             "started_at": utcnow(),
             "error": None,
         }
-        with self._engine.begin() as conn:
-            step_id = self._step_ids.get(event.step)
-            if step_id is None:
-                result = conn.execute(
-                    insert(STEP).values(
-                        run_id=event.run_id,
-                        name=event.step[:200],
-                        position=-1,  # top-level steps were all written at RunStarted
-                        cost_usd=Decimal("0"),
-                        tokens={},
-                        latency_ms=0.0,
-                        **values,
-                    )
+        step_id = self._step_ids.get(event.step)
+        if step_id is None:
+            result = conn.execute(
+                insert(STEP).values(
+                    run_id=event.run_id,
+                    name=event.step[:200],
+                    position=-1,  # top-level steps were all written at RunStarted
+                    cost_usd=Decimal("0"),
+                    tokens={},
+                    latency_ms=0.0,
+                    **values,
                 )
-                self._step_ids[event.step] = _new_id(result)
-            else:
-                conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
+            )
+            self._step_ids[event.step] = _new_id(result)
+        else:
+            conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
 
     def _step_finished(self, event: StepFinished) -> None:
+        conn = self._tx()
         now = utcnow()
         values = {
             "status": event.status,
@@ -469,30 +551,22 @@ class RunRecorder:
         answered_by = event.result.get("model") if isinstance(event.result, dict) else None
         if isinstance(answered_by, str) and answered_by:
             values["model"] = answered_by[:100]  # who answered (e.g. the offline model)
-        with self._engine.begin() as conn:
-            step_id = self._step_ids.get(event.step)
-            if step_id is None:
-                result = conn.execute(
-                    insert(STEP).values(
-                        run_id=event.run_id, name=event.step[:200], position=-1, **values
-                    )
+        step_id = self._step_ids.get(event.step)
+        if step_id is None:
+            result = conn.execute(
+                insert(STEP).values(
+                    run_id=event.run_id, name=event.step[:200], position=-1, **values
                 )
-                self._step_ids[event.step] = _new_id(result)
-            else:
-                conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
+            )
+            self._step_ids[event.step] = _new_id(result)
+        else:
+            conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
 
     # --- heartbeat -----------------------------------------------------------------------
 
     def _start_heartbeat(self) -> None:
         if self.heartbeat_s > 0 and self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat())
-
-    async def _stop_heartbeat(self) -> None:
-        task, self._heartbeat = self._heartbeat, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _beat(self) -> None:
         while True:
@@ -506,12 +580,12 @@ class RunRecorder:
                 return
 
     def _touch(self) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(RUN)
-                .where(RUN.c.id == self._run_id, RUN.c.status == "running")
-                .values(heartbeat_at=utcnow())
-            )
+        conn = self._tx()
+        conn.execute(
+            update(RUN)
+            .where(RUN.c.id == self._run_id, RUN.c.status == "running")
+            .values(heartbeat_at=utcnow())
+        )
 
 
 # --- sweep and resume ------------------------------------------------------------------------
@@ -604,9 +678,15 @@ async def run_recorded(
     pipeline_version: tuple[int, int] | None = None,
     audit_address: str | None = None,
     audit_target: str = "",
+    watchers: Iterable[Any] = (),
+    refusal: ElexirionError | None = None,
     **kwargs: Any,
 ) -> Any:
     """``run_pipeline`` with a ``RunRecorder`` attached (returns its ``RunOutcome``).
+
+    ``watchers`` are observers that see each event before the recorder writes it (then the
+    recorder, then ``observers``). ``refusal``: the caller already validated the document
+    (``validate=False``) and found this error: the run is refused with it, as below.
 
     The document is validated first on the CPU pool (one of ``user_id``'s jobs), not on the
     event loop. If the run is refused before it starts (invalid pipeline, missing input), a
@@ -632,6 +712,8 @@ async def run_recorded(
     )
     validate = kwargs.pop("validate", True)
     try:
+        if refusal is not None:
+            raise refusal
         if validate:
             await in_cpu_thread(user_id, ensure_valid, doc)
         # Every provider call of the run is booked with its pipeline (steps add run and step).
@@ -641,7 +723,11 @@ async def run_recorded(
             ledger=recorder._engine,
         ):
             return await run_pipeline(
-                doc, observers=[recorder, *observers], user_id=user_id, validate=False, **kwargs
+                doc,
+                observers=[*watchers, recorder, *observers],
+                user_id=user_id,
+                validate=False,
+                **kwargs,
             )
     except ElexirionError as exc:
         if kwargs.get("run_id") and recorder._run_id is None:

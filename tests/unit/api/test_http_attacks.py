@@ -72,13 +72,13 @@ async def test_yaml_of_validate_and_execute_is_parsed_on_the_cpu_pool(
     one key stalled every other user's key check, Reflex event and page for that long."""
     _uid, key = _user("a@example.com")
     threads: list[str] = []
-    real = store.problems_of
+    real = store.parsed_with_problems  # what both routes parse and validate with
 
     def spy(text: str, base: Path) -> Any:
         threads.append(threading.current_thread().name)
         return real(text, base)
 
-    monkeypatch.setattr(store, "problems_of", spy)
+    monkeypatch.setattr(store, "parsed_with_problems", spy)
     resp = await api.post(
         "/api/pipelines/validate", json={"yaml": _workflow()}, headers=_bearer(key)
     )
