@@ -1,6 +1,7 @@
 """Operators' budget commands (issue 10): ``budget set`` and ``budget show``.
 
-- ``budget set --email E --monthly-usd N [--per-run-usd M] [--warn-ratio R]``: a user's caps.
+- ``budget set --email E --monthly-usd N [--per-run-usd M] [--warn-ratio R]``: a user's caps
+  (a cap left out stays as it is; ``none`` removes it). Every change is audited.
 - ``budget set --global --monthly-usd N [--per-run-usd M]``: everyone's monthly cap together
   (and the per-run cap of users without their own).
 - ``budget show [--email E] [--json]``: the caps, this month's spend and what calls in flight
@@ -24,12 +25,15 @@ from sqlmodel import Session
 from elexirion_app.cli_accounts import _database_message, _error, _user_id
 from elexirion_app.core.errors import ElexirionError, InputError
 from elexirion_app.db.engine import get_engine
+from elexirion_app.services.accounts import audit
 from elexirion_app.services.billing import budgets
 
 COMMANDS = ("budget",)
 
 
-def _usd(text: str) -> Decimal:
+def _usd(text: str) -> Decimal | None:
+    if text.strip().lower() == "none":
+        return None  # remove the cap
     try:
         return Decimal(text)
     except InvalidOperation as exc:
@@ -45,8 +49,16 @@ def add_parsers(sub: Any) -> None:
     who = bs.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="the user whose caps these are")
     who.add_argument("--global", dest="all", action="store_true", help="everyone's caps")
-    bs.add_argument("--monthly-usd", type=_usd, help="monthly cap in USD (omit: none)")
-    bs.add_argument("--per-run-usd", type=_usd, help="per-run cap in USD (omit: none)")
+    bs.add_argument(
+        "--monthly-usd",
+        type=_usd,
+        default=budgets.KEEP,
+        help="monthly cap in USD ('none' removes it; omitted: unchanged)",
+    )
+    bs.add_argument(
+        "--per-run-usd", type=_usd, default=budgets.KEEP,
+        help="per-run cap in USD ('none' removes it; omitted: unchanged)",
+    )  # fmt: skip
     bs.add_argument("--warn-ratio", type=float, help="warn at this share of a cap (0.8)")
     sh = budget.add_parser("show", help="caps, this month's spend and reservations")
     sh.add_argument("--email", help="a user (omit: the global caps and everyone's spend)")
@@ -68,20 +80,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _set(args: argparse.Namespace) -> None:
-    if args.monthly_usd is None and args.per_run_usd is None:
+    if args.monthly_usd is budgets.KEEP and args.per_run_usd is budgets.KEEP:
         raise InputError("give --monthly-usd and/or --per-run-usd")
     with get_engine().begin() as conn:
         user_id = None
         if not args.all:
             with Session(bind=conn) as session:
                 user_id = _user_id(session, args.email)
-        budgets.set_budget(
+        changes = budgets.set_budget(
             conn,
             user_id,
             monthly_usd=args.monthly_usd,
             per_run_usd=args.per_run_usd,
             warn_ratio=args.warn_ratio,
         )
+        if changes:
+            with Session(bind=conn) as session:
+                audit.record(
+                    session,
+                    "budget_changed",
+                    subject_id=user_id,
+                    target=args.email or "global",
+                    detail={
+                        "via": "cli",
+                        **{f: {"old": o, "new": n} for f, (o, n) in changes.items()},
+                    },
+                )
+                session.flush()
     print(f"budget set for {'everyone (global)' if args.all else args.email}", file=sys.stderr)
 
 

@@ -17,7 +17,13 @@ from tests.security.test_matrix import HANDLERS, P, _bad_frames, _params, _paylo
 
 ADMIN = P + "admin____admin_state"
 SETTINGS = P + "settings____settings_state"
-ADMIN_ACTIONS = ("role_changed", "user_disabled", "user_enabled", "limits_changed")
+ADMIN_ACTIONS = (
+    "role_changed",
+    "user_disabled",
+    "user_enabled",
+    "limits_changed",
+    "budget_changed",
+)
 
 
 @pytest.fixture
@@ -45,11 +51,14 @@ def _snapshot(served: Served) -> dict[str, Any]:
         sessions = conn.execute(
             "select count(*) from auth_session where revoked_at is null"
         ).fetchone()[0]
+        caps = conn.execute(
+            "select user_id, monthly_usd, per_run_usd from budget order by id"
+        ).fetchall()
         marks = ",".join("?" * len(ADMIN_ACTIONS))
         events = conn.execute(
             f"select count(*) from audit_event where action in ({marks})", ADMIN_ACTIONS
         ).fetchone()[0]
-    return {"users": users, "live_sessions": sessions, "admin_events": events}
+    return {"users": users, "live_sessions": sessions, "admin_events": events, "caps": caps}
 
 
 def _targeted(alice: Account, bob: Account) -> list[tuple[str, dict[str, Any]]]:
@@ -68,6 +77,12 @@ def _targeted(alice: Account, bob: Account) -> list[tuple[str, dict[str, Any]]]:
             "save_limits",
             {"form_data": {"user_id": str(alice.user_id), "chat_limit": "1/day"}},
         ),
+        (
+            "save_budget",
+            {"form_data": {"subject": str(bob.user_id), "monthly_usd": "", "per_run_usd": ""}},
+        ),
+        ("save_budget", {"form_data": {"subject": "global", "monthly_usd": "0"}}),  # stop all
+        ("save_budget", {"form_data": {"subject": str(alice.user_id), "monthly_usd": "0.01"}}),
         ("filter_audit", {"form_data": {"email": alice.email, "action": "login"}}),
         ("filter_audit", {"form_data": {}}),
         ("older", {}),
@@ -102,6 +117,7 @@ async def test_a_member_or_anonymous_calling_admin_handlers_changes_and_sees_not
     assert _bad_frames(client) == []
     assert client.var(ADMIN, "users") in (None, [])
     assert client.var(ADMIN, "events") in (None, [])
+    assert client.var(ADMIN, "budgets") in (None, [])
     assert client.var(ADMIN, "allowed") in (None, False)
     if who == "member":  # the refusal reached the member, plainly
         assert client.var(ADMIN, "error") == "You do not have access to this."

@@ -37,7 +37,16 @@ P = "reflex___state____state.elexirion_app___web___state___"
 # Ours: the handler and the page it is called from.
 HANDLERS: dict[str, dict[str, str]] = {
     P + "admin____admin_state": dict.fromkeys(
-        ["filter_audit", "load", "older", "save_limits", "set_active", "set_role", "setvar"],
+        [
+            "filter_audit",
+            "load",
+            "older",
+            "save_budget",
+            "save_limits",
+            "set_active",
+            "set_role",
+            "setvar",
+        ],
         "/admin",
     ),
     P + "auth____auth_state": {"check_login": "/chat", "load_auth_page": "/login", "setvar": "/"},

@@ -41,6 +41,7 @@ ACTIONS = (
     "pipeline_saved",
     "pipeline_run",
     "pipeline_deleted",
+    "budget_changed",  # an admin (or the CLI) set or removed a user's or the global caps
     "role_changed",
     "user_disabled",
     "user_enabled",

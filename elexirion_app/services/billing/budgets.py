@@ -295,29 +295,53 @@ def _money(value: Decimal | float | str | None, what: str) -> Decimal | None:
     return amount.quantize(Decimal("0.0001"))
 
 
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()  # a set_budget field left as it is
+
+
 def set_budget(
     conn: Connection,
     user_id: int | None,
     *,
-    monthly_usd: Decimal | float | str | None,
-    per_run_usd: Decimal | float | str | None = None,
+    monthly_usd: Decimal | float | str | None = KEEP,
+    per_run_usd: Decimal | float | str | None = KEEP,
     warn_ratio: float | None = None,
     actor_id: int | None = None,
-) -> None:
-    """Create or replace the caps of ``user_id`` (None: the global caps)."""
-    values: dict[str, Any] = {
-        "monthly_usd": _money(monthly_usd, "the monthly cap"),
-        "per_run_usd": _money(per_run_usd, "the per-run cap"),
-        "updated_at": utcnow(),
-        "updated_by": actor_id,
-    }
+) -> dict[str, list[Any]]:
+    """Set the caps of ``user_id`` (None: the global caps): a field given as None removes that
+    cap, one left at ``KEEP`` stays as it is. Returns the changes, ``{field: [old, new]}``
+    (as floats; for the audit log)."""
+    values: dict[str, Any] = {}
+    if monthly_usd is not KEEP:
+        values["monthly_usd"] = _money(monthly_usd, "the monthly cap")
+    if per_run_usd is not KEEP:
+        values["per_run_usd"] = _money(per_run_usd, "the per-run cap")
     if warn_ratio is not None:
         if not 0 < warn_ratio <= 1:
             raise InputError("the warning ratio must be between 0 and 1")
         values["warn_ratio"] = float(warn_ratio)
     where = BUDGET.c.user_id.is_(None) if user_id is None else BUDGET.c.user_id == user_id
-    if conn.execute(update(BUDGET).where(where).values(**values)).rowcount == 0:
-        conn.execute(BUDGET.insert().values(user_id=user_id, **{"warn_ratio": 0.8, **values}))
+    row = conn.execute(select(BUDGET).where(where)).first()
+
+    def plain(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    old = {f: plain(getattr(row, f)) if row is not None else None for f in values}
+    changes = {f: [old.get(f), plain(v)] for f, v in values.items() if old.get(f) != plain(v)}
+    if not changes:
+        return {}
+    stamp = {"updated_at": utcnow(), "updated_by": actor_id}
+    if row is not None:
+        conn.execute(update(BUDGET).where(where).values(**values, **stamp))
+    else:
+        conn.execute(
+            BUDGET.insert().values(user_id=user_id, **{"warn_ratio": 0.8, **values, **stamp})
+        )
+    return changes
 
 
 def status(conn: Connection, user_id: int | None) -> dict[str, Any]:

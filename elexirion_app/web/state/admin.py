@@ -1,4 +1,4 @@
-"""/admin: accounts (disable / re-enable, role, per-user limits) and the audit log.
+"""/admin: accounts (disable / re-enable, role, per-user limits), budgets and the audit log.
 
 Every handler is a public endpoint that any tab may call: each one passes the user of the
 event's session cookie to ``services.accounts.admin``, which checks *in the database* that
@@ -19,6 +19,7 @@ import reflex as rx
 from elexirion_app.core.errors import ElexirionError, InputError, PermissionDenied
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.services.accounts import admin, audit, rate_limits
+from elexirion_app.services.billing import budget_admin
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 from elexirion_app.web.state.settings import stamp
@@ -104,6 +105,40 @@ def _event_row(e: audit.AuditView) -> EventRow:
     )
 
 
+@dataclasses.dataclass
+class BudgetView:
+    key: str = ""  # "global" or the account id
+    who: str = ""
+    monthly: str = ""  # the caps as the form shows them ("" = none)
+    per_run: str = ""
+    spent: str = ""
+    used: str = ""  # "85 %" of the monthly cap, or ""
+    percent: int = 0  # for the bar, 0-100
+    level: str = ""  # "", "warn" or "exceeded"
+
+
+def _money(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _budget_view(b: budget_admin.BudgetRow) -> BudgetView:
+    ratio = b.used_ratio
+    level = ""
+    if ratio is not None:
+        level = "exceeded" if ratio >= 1 else ("warn" if ratio >= b.warn_ratio else "")
+    return BudgetView(
+        key=budget_admin.GLOBAL if b.user_id is None else str(b.user_id),
+        who="Everyone (global)" if b.user_id is None else b.email,
+        monthly=_money(b.monthly_usd),
+        per_run=_money(b.per_run_usd),
+        spent=f"${b.spent_usd:,.4f}"
+        + (f" + ${b.reserved_usd:,.4f} held" if b.reserved_usd else ""),
+        used="" if ratio is None else f"{ratio:.0%}",
+        percent=0 if ratio is None else max(0, min(100, round(ratio * 100))),
+        level=level,
+    )
+
+
 def _user_id_arg(value: Any) -> int:
     """A user id from a form field (text) or an event argument (a number)."""
     if isinstance(value, str) and value.isdigit() and len(value) < 19:
@@ -116,6 +151,7 @@ def _user_id_arg(value: Any) -> int:
 class AdminState(rx.State):
     allowed: bool = False
     users: list[UserRow] = []
+    budgets: list[BudgetView] = []
     events: list[EventRow] = []
     has_older: bool = False
     actions: list[str] = list(audit.ACTIONS)
@@ -168,6 +204,11 @@ class AdminState(rx.State):
             self.allowed = True
             self.users = [_user_row(u, me) for u in rows]
 
+    async def _budgets(self, me: int) -> None:
+        rows = await self._work(budget_admin.list_budgets, me)
+        if rows is not None:
+            self.budgets = [_budget_view(b) for b in rows]
+
     async def _events(self, me: int, *, older: bool = False) -> None:
         before = self.events[-1].id if older and self.events else None
         rows = await self._work(
@@ -189,6 +230,7 @@ class AdminState(rx.State):
         self.api_default = rate_limits.default_rule("api_user")
         await self._users(me)
         if self.allowed:
+            await self._budgets(me)
             await self._events(me)
         return None
 
@@ -223,6 +265,34 @@ class AdminState(rx.State):
         return await self._change(
             admin.set_limits, user_id, data.get("chat_limit"), data.get("api_limit")
         )
+
+    @rx.event
+    async def save_budget(self, form_data: Any) -> Any:
+        """Set one account's (or the global) monthly and per-run caps; empty: no cap."""
+        me = await self._actor()
+        if me is None:
+            return rx.redirect(routes.LOGIN)
+        data = form_data if isinstance(form_data, dict) else {}
+        key = data.get("subject")
+        try:
+            subject: Any = key if key == budget_admin.GLOBAL else _user_id_arg(key)
+        except InputError as exc:
+            self.error = exc.user_message
+            return None
+        changes = await self._work(
+            budget_admin.change,
+            me,
+            subject,
+            data.get("monthly_usd"),
+            data.get("per_run_usd"),
+            address=self._address(),
+        )
+        if changes is None:
+            return None
+        self.message = "Budget saved." if changes else "No change."
+        await self._budgets(me)
+        await self._events(me)
+        return None
 
     @rx.event
     async def filter_audit(self, form_data: Any) -> Any:
