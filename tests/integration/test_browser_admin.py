@@ -155,3 +155,44 @@ def test_admin_manages_a_member_who_manages_their_keys(
     finally:
         boss_ctx.close()
         member_ctx.close()
+
+
+def test_admin_sets_a_members_budget_and_the_member_sees_it_in_chat(
+    browser: Browser, app_url: str, shots: Path, app_data: Path
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    boss_email, member_email = f"budgetboss{tag}@example.com", f"budgeted{tag}@example.com"
+    boss_ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
+    member_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        boss, member = boss_ctx.new_page(), member_ctx.new_page()
+        register(boss, app_url, boss_email)
+        register(member, app_url, member_email)
+        _ensure_admin(app_data / "app.db", boss_email)
+        expect(member.locator("#budget-banner")).to_have_count(0)
+
+        goto(boss, f"{app_url}/admin")
+        row = boss.locator(f'#admin-budgets tr[data-budget]:has-text("{member_email}")')
+        expect(boss.locator('#admin-budgets tr[data-budget="global"]')).to_contain_text(
+            "Everyone (global)"
+        )
+        monthly = row.locator('input[name="monthly_usd"]')
+        monthly.fill("lots")
+        row.locator(".budget-save").click()
+        expect(boss.locator("#admin-error")).to_contain_text("number of dollars")
+        monthly.fill("0")  # nothing may be spent on live models
+        row.locator('input[name="per_run_usd"]').fill("0.50")
+        row.locator(".budget-save").click()
+        expect(boss.locator("#admin-message")).to_contain_text("Budget saved")
+        expect(row).to_have_attribute("data-level", "exceeded")
+        expect(boss.locator("#audit-log")).to_contain_text("budget_changed")
+        boss.locator("#admin-budgets").screenshot(path=str(shots / "admin-budgets.png"))
+
+        goto(member, f"{app_url}/chat")
+        banner = member.locator("#budget-banner")
+        expect(banner).to_contain_text("Budget used up")
+        expect(banner).to_contain_text("your monthly cap is $0.00")
+        member.screenshot(path=str(shots / "chat-budget.png"))
+    finally:
+        boss_ctx.close()
+        member_ctx.close()

@@ -43,8 +43,10 @@ class BudgetRow:
 
     @property
     def used_ratio(self) -> float | None:
-        if not self.monthly_usd:
+        if self.monthly_usd is None:
             return None
+        if self.monthly_usd == 0:
+            return 1.0  # a zero cap is used up from the start
         return (self.spent_usd + self.reserved_usd) / self.monthly_usd
 
 
