@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from elexirion_app.api.http import streams
 from elexirion_app.api.http.deps import Caller, caller, limited
 from elexirion_app.api.http.responses import errors, sse
 from elexirion_app.api.http.schemas import ChatRequest
@@ -74,8 +75,13 @@ async def agent_chat(body: ChatRequest, who: Caller = Depends(caller)) -> EventS
     # 402 with the numbers before anything is saved or streamed, when the reply's first call
     # could not fit (a refusal later in the turn — a bigger context, a pipeline step — arrives
     # as the final message's error, like on the chat page).
-    warning = await meter.precheck(who.id, body.message)
-    turn = await in_db_thread(_start, who.id, body.conversation_id, body.message)
-    return EventSourceResponse(
-        _stream(who, turn, warning), ping=15, headers={"Cache-Control": "no-store"}
+    slot = streams.take(who.id)  # 429 past the open streams one account may hold
+    try:
+        warning = await meter.precheck(who.id, body.message)
+        turn = await in_db_thread(_start, who.id, body.conversation_id, body.message)
+    except BaseException:
+        slot.release()
+        raise
+    return streams.respond(
+        slot, _stream(who, turn, warning), ping=15, headers={"Cache-Control": "no-store"}
     )

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from elexirion_app.api.http import streams
 from elexirion_app.api.http.deps import Caller, caller
 from elexirion_app.api.http.responses import errors, sse
 from elexirion_app.api.http.schemas import (
@@ -141,9 +142,14 @@ async def _follow(
     operation_id="run_events",
 )
 async def run_events(run_id: str = RunId, who: Caller = Depends(caller)) -> EventSourceResponse:
-    first = await jobs.current(who.id, run_id)  # NotFound before streaming
-    return EventSourceResponse(
-        _follow(who.id, run_id, first), ping=15, headers={"Cache-Control": "no-store"}
+    slot = streams.take(who.id)  # 429 past the open streams one account may hold
+    try:
+        first = await jobs.current(who.id, run_id)  # NotFound before streaming
+    except BaseException:
+        slot.release()
+        raise
+    return streams.respond(
+        slot, _follow(who.id, run_id, first), ping=15, headers={"Cache-Control": "no-store"}
     )
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from elexirion_app.api.http import app as http_app
+from elexirion_app.api.http import streams
 from elexirion_app.db.engine import session_scope
 from elexirion_app.services.accounts import api_keys, auth, rate_limits
 from elexirion_app.services.runs import jobs, pipeline_runs
@@ -227,17 +228,10 @@ async def test_docs_assets_serve_only_their_own_files(api: httpx.AsyncClient, na
 # --- event streams ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no cap on the event streams one key holds open: each /api/runs/{id}/events of a "
-    "run that is going is one API call, then a task polling the database every POLL_S until the "
-    "run ends (300 API calls a minute → thousands of open streams per key). Needs a per-user "
-    "count of open streams (per worker, or in Redis) refused with 429 past a small number.",
-)
 async def test_open_event_streams_per_user_are_capped(
     api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _uid, key = _user("a@example.com")
+    uid, key = _user("a@example.com")
     hold = asyncio.Event()
 
     async def held(*_args: Any, **_kwargs: Any) -> None:
@@ -255,8 +249,35 @@ async def test_open_event_streams_per_user_are_capped(
     try:
         done, _pending = await asyncio.wait(opened, timeout=5)
         assert any(t.result().status_code == 429 for t in done), "50 open streams, none refused"
+        refused = [t.result() for t in done if t.result().status_code == 429]
+        assert len(refused) == 50 - streams.MAX_OPEN_STREAMS
+        assert refused[0].json()["error"]["code"] == "rate_limited"
+        assert refused[0].headers["Retry-After"] == "1"
     finally:
         hold.set()
         for task in opened:
             task.cancel()
         await asyncio.gather(*opened, return_exceptions=True)
+    assert streams.open_count(uid) == 0  # every slot given back, however its stream ended
+
+
+async def test_chat_streams_share_the_cap_and_a_refusal_saves_nothing(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import select
+
+    from elexirion_app.db.models import Conversation
+
+    uid, key = _user("a@example.com")
+    monkeypatch.setattr(streams, "MAX_OPEN_STREAMS", 1)
+    slot = streams.take(uid)  # one stream already open (a run's events, say)
+    try:
+        resp = await api.post("/api/agent/chat", json={"message": "hi"}, headers=_bearer(key))
+        assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited"
+        with session_scope() as session:
+            assert session.exec(select(Conversation)).all() == []  # no turn was started
+    finally:
+        slot.release()
+    resp = await api.post("/api/agent/chat", json={"message": "hi"}, headers=_bearer(key))
+    assert resp.status_code == 200 and "event: final" in resp.text
+    assert streams.open_count(uid) == 0
