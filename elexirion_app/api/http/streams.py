@@ -19,7 +19,7 @@ from sse_starlette import EventSourceResponse
 
 from elexirion_app.api.http.deps import limited
 
-MAX_OPEN_STREAMS = int(os.environ.get("ELEXIRION_MAX_STREAMS_PER_USER") or "8")
+MAX_OPEN_STREAMS = int(os.environ.get("ELEXIRION_MAX_STREAMS_PER_USER") or "16")
 _open: Counter[int] = Counter()
 
 
