@@ -29,6 +29,10 @@ class AppUser(SQLModel, table=True):
     chat_limit: str | None = Field(default=None, max_length=100)
     api_limit: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(default_factory=utcnow)
+    # When the email was proven: an identity provider verified it (OIDC sign-up or link) or an
+    # operator created the account. None for a self-registered account: an OIDC login does not
+    # link into it by email (pre-account hijack); its owner connects a provider in Settings.
+    email_verified_at: datetime | None = None
 
 
 class AuthSession(SQLModel, table=True):
