@@ -111,6 +111,10 @@ async def _follow(
     status = ""
     state = first
     async with jobs.watch(run_id) as changed:
+        if not first.finished and not jobs.is_local(run_id):
+            # Another worker's run: a change published before the subscription above was
+            # missed; read it again now that none can be (else a wait of POLL_S).
+            state = await jobs.current(user_id, run_id)
         while True:
             for step in state.steps:
                 if seen.get(step.name) != step:

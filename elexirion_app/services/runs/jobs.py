@@ -317,6 +317,11 @@ def _queued(name: str) -> StepState:
     return StepState(name, "queued", "", {}, f"{0:.6f}", 0.0, "")
 
 
+def is_local(run_id: str) -> bool:
+    """Whether the run is (or was a moment ago) a job of this worker."""
+    return run_id in _JOBS
+
+
 async def current(user_id: int, run_id: str) -> RunState:
     """The run's state now: this worker's live view while it runs one of ``user_id``'s runs
     here, else (another worker's run, a finished one) read from the database."""

@@ -9,11 +9,16 @@ stale-run sweep and resume.
   run's final write sums them into ``Run.cost_usd``/``tokens`` and counts the run in
   ``run_rollup``. A heartbeat task refreshes ``Run.heartbeat_at`` while it runs.
   Writes use SQLAlchemy Core.
-- Writes never run on the event loop: each recorder has one writer thread, so a run's writes
-  keep their order while a SQLite lock wait only stalls that run, not the worker. They stay
-  write-ahead: a step's ``running`` write is awaited before its provider call; its final
-  write is queued at once (not awaited) and, the writer being FIFO, is in the database before
-  the next step's ``running`` write completes and before the run is reported finished.
+- Writes never run on the event loop: they go to the recorders' own small thread pool
+  (``ELEXIRION_RECORD_THREADS``, default 2; not the database pool every request's key check
+  waits on, so a SQLite lock wait stalls runs, not the worker). A recorder hands the pool one
+  batch at a time, so a run's writes keep their order; what queues up meanwhile (or in the
+  same turn of the event loop) is the next batch, written in one transaction. Runs share the
+  threads: SQLite takes one writer at a time anyway, and fewer writers contend for its lock.
+  Writes stay write-ahead: a step's ``running`` write is awaited before its provider call;
+  its final write is queued at once (not awaited) and, the queue being FIFO, is in the
+  database before the next step's ``running`` write completes and before the run is
+  reported finished.
 - A failed write is never swallowed: it raises, which fails the run (``ObserverError`` names
   the recorder). A failed heartbeat write fails the run at its next event.
 - ``sweep_stale(session, older_than_s)`` marks running runs without a recent heartbeat (and
@@ -30,7 +35,6 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -51,7 +55,7 @@ from elexirion_app.core.events import (
     StepFinished,
     StepStarted,
 )
-from elexirion_app.core.threads import in_cpu_thread
+from elexirion_app.core.threads import WorkPool, in_cpu_thread
 from elexirion_app.core.types import TOKEN_KINDS
 from elexirion_app.db.engine import get_engine, in_db_thread
 from elexirion_app.db.models import LLMCall, Run, StepRun, utcnow
@@ -62,6 +66,7 @@ meter.install()  # run steps' provider calls are metered (budgets + ledger)
 
 log = logging.getLogger(__name__)
 
+RECORD_POOL = WorkPool("elx-record", "ELEXIRION_RECORD_THREADS", 2)
 RUN = Run.__table__  # type: ignore[attr-defined]
 STEP = StepRun.__table__  # type: ignore[attr-defined]
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
@@ -70,6 +75,11 @@ REUSABLE_STEP_STATUSES = ("succeeded", "skipped")
 # Built once: the per-step writes reuse SQLAlchemy's compiled-statement cache (the SET
 # columns come from the parameter keys).
 _UPDATE_STEP = update(STEP).where(STEP.c.id == bindparam("b_id"))
+# A run's totals: the sum of its ledger rows.
+_RUN_TOTALS = select(
+    func.coalesce(func.sum(CALL.c.cost_usd), 0),
+    *(func.coalesce(func.sum(CALL.c[f"{k}_tokens"]), 0) for k in TOKEN_KINDS),
+).where(CALL.c.run_id == bindparam("b_run"))
 
 
 def _json_safe(value: Any) -> Any:
@@ -166,7 +176,6 @@ class RunRecorder:
     _run_id: str | None = None
     _step_ids: dict[str, int] = field(default_factory=dict)
     _heartbeat: asyncio.Task[None] | None = None
-    _writer: ThreadPoolExecutor | None = None
     _in_flight: list[asyncio.Future[None]] = field(default_factory=list)
     # Writes waiting for the writer thread; whether a batch is being written / about to be.
     _queue: list[_Queued] = field(default_factory=list)
@@ -274,10 +283,10 @@ class RunRecorder:
             return
         batch, self._queue = self._queue, []
         self._flushing = True
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-recorder")
         items = [(fn, args, final) for fn, args, _future, final in batch]
-        done = asyncio.get_running_loop().run_in_executor(self._writer, self._write_batch, items)
+        done = asyncio.get_running_loop().run_in_executor(
+            RECORD_POOL.executor(), self._write_batch, items
+        )
         done.add_done_callback(functools.partial(self._batch_done, batch))
 
     def _batch_done(
@@ -358,10 +367,7 @@ class RunRecorder:
             future.exception()  # retrieved: the failure is raised through _failure instead
 
     def close(self) -> None:
-        """Let the writer thread go (after the writes already submitted)."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.shutdown(wait=False)
+        """Nothing to let go any more (the writer threads are shared); kept for callers."""
 
     def _raise_failure(self) -> None:
         if self._failure is not None and not self._failure_raised:
@@ -452,12 +458,7 @@ class RunRecorder:
                 error=f"run recording failed: {type(failure).__name__}: {detail}"[:500],
             )
         now = utcnow()
-        totals = conn.execute(
-            select(
-                func.coalesce(func.sum(CALL.c.cost_usd), 0),
-                *(func.coalesce(func.sum(CALL.c[f"{k}_tokens"]), 0) for k in TOKEN_KINDS),
-            ).where(CALL.c.run_id == event.run_id)
-        ).one()
+        totals = conn.execute(_RUN_TOTALS, {"b_run": event.run_id}).one()
         tokens = {k: int(totals[i + 1]) for i, k in enumerate(TOKEN_KINDS)}
         run = conn.execute(
             update(RUN)
