@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from elexirion_app.core import logs
 from elexirion_app.core.errors import ElexirionError, InputError, PipelineValidationError, Problem
 from elexirion_app.core.events import RunEvent, RunStarted, StepFinished, StepStarted
 from elexirion_app.core.types import TOKEN_KINDS
@@ -267,7 +268,7 @@ def _json_failure(args: argparse.Namespace, error: str, problems: list[str] | No
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logger="", default_format="text", default_level=logging.WARNING)
     try:
         if args.command == "validate":
             return cmd_validate(args)

@@ -188,12 +188,13 @@ async def login(request: Request) -> Response:
         )
     except InvalidCredentials as exc:
         await _audit_login("failed", email, client)
+        log.info("login failed", extra={"event": "login_failed", "client": client})
         return _fail(request, page, "credentials", 401, exc.user_message)
     except ElexirionError as exc:
         return _fail(request, page, "server", 400, exc.user_message)
     await limits.clear("login_account_client", pair)
     await limits.clear("login_account", account)
-    log.info("user %s logged in", user.id)
+    log.info("user %s logged in", user.id, extra={"event": "login_ok", "user_id": user.id})
     return signed_in(request, user, token)
 
 

@@ -46,6 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from elexirion_app.core import logs
 from elexirion_app.core.errors import (
     ElexirionError,
     InputError,
@@ -233,6 +234,7 @@ class RunContext:
         """
         if self.failures:
             raise self.failures[0]
+        logs.run_event(event)  # run started, step finished (a JSON line in prod)
         for observer in self.observers:
             await self._deliver(observer, event)
 
@@ -254,6 +256,7 @@ class RunContext:
                         usage=event.usage,
                         cost=event.cost,
                     )
+        logs.run_event(event)
         return event
 
     async def _deliver(self, observer: Observer, event: RunEvent) -> None:

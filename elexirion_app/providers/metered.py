@@ -21,6 +21,7 @@ import it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,7 +30,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
-from elexirion_app.core.errors import ProviderError
+from elexirion_app.core import logs, metrics
+from elexirion_app.core.errors import BudgetExceeded, ProviderError
 from elexirion_app.core.types import LLMRequest, StreamEvent, Usage
 from elexirion_app.providers.base import Provider
 
@@ -49,6 +51,7 @@ class CallContext:
 
 
 _CONTEXT: ContextVar[CallContext | None] = ContextVar("elx_call_context", default=None)
+log = logging.getLogger(__name__)
 
 
 def current_context() -> CallContext:
@@ -59,6 +62,21 @@ def in_call_context() -> bool:
     """Whether a caller of the services layer set who calls (pipeline steps are metered
     only then: the engine alone, e.g. in its tests, books nothing)."""
     return _CONTEXT.get() is not None
+
+
+def _log_ids() -> dict[str, Any]:
+    ctx = _CONTEXT.get()
+    if ctx is None:
+        return {}
+    return {
+        "user_id": ctx.user_id,
+        "run_id": ctx.run_id,
+        "step": ctx.step,
+        "conversation_id": ctx.conversation_id,
+    }
+
+
+logs.add_context_source(_log_ids)  # log records made inside a call context carry its ids
 
 
 @contextmanager
@@ -121,7 +139,11 @@ class MeteredProvider:
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
         ctx = replace(current_context(), **self.bound)
-        hold = await self.meter.reserve(ctx, request, self.inner)
+        try:
+            hold = await self.meter.reserve(ctx, request, self.inner)
+        except BudgetExceeded as exc:
+            _refused(ctx, request, exc)
+            raise
         pending: tuple[dict[str, Any], Priced] | None = None
         seen_attempts = 0
         booked = 0
@@ -135,6 +157,7 @@ class MeteredProvider:
             nonlocal booked
             await self.meter.book(ctx, request, self.inner, data, priced, hold if final else None)
             booked += 1
+            _booked(ctx, request, self.inner, data, priced)
 
         def priced_attempt(data: Mapping[str, Any]) -> tuple[dict[str, Any], Priced]:
             usage = Usage.from_dict(data.get("usage") or {})
@@ -195,6 +218,76 @@ class MeteredProvider:
                 await asyncio.shield(book(*pending, final=True))
             elif booked == 0 and hold is not None:
                 await asyncio.shield(self.meter.release(hold))
+
+
+def _booked(
+    ctx: CallContext,
+    request: LLMRequest,
+    provider: Provider,
+    data: Mapping[str, Any],
+    priced: Priced,
+) -> None:
+    """Metrics and the log line of one booked attempt (never its prompt or text)."""
+    usage = Usage.from_dict(data.get("usage") or {})
+    status = "stopped" if data.get("stopped") else ("error" if data.get("error") else "ok")
+    model = str(
+        data.get("model") or ("offline-demo" if provider.offline else "") or request.model or ""
+    )
+    latency_ms = float(data.get("latency_ms") or 0.0)
+    ttft = data.get("ttft_ms")
+    caller = ctx.caller or "api"
+    metrics.llm_attempt(
+        model=model,
+        provider=provider.name,
+        caller=caller,
+        status=status,
+        usage=usage,
+        cost=priced.cost,
+        latency_s=latency_ms / 1000,
+        ttft_s=float(ttft) / 1000 if ttft is not None else None,
+    )
+    log.log(
+        logging.WARNING if status == "error" else logging.INFO,
+        "LLM call booked: %s %s %s",
+        provider.name,
+        model,
+        status,
+        extra={
+            "event": "llm_call",
+            "model": model,
+            "provider": provider.name,
+            "caller": caller,
+            "status": status,
+            "attempt": int(data.get("attempt") or 1),
+            "tokens": usage.to_dict(),
+            "cost_usd": str(priced.cost),
+            "latency_ms": latency_ms,
+            "ttft_ms": float(ttft) if ttft is not None else None,
+            "pipeline": ctx.pipeline or None,
+            "user_id": ctx.user_id,
+            "run_id": ctx.run_id,
+            "step": ctx.step,
+            "conversation_id": ctx.conversation_id,
+        },
+    )
+
+
+def _refused(ctx: CallContext, request: LLMRequest, exc: BudgetExceeded) -> None:
+    caller = ctx.caller or "api"
+    metrics.budget_refused(scope=exc.scope, caller=caller)
+    log.info(
+        "LLM call refused: the %s budget is exhausted",
+        exc.scope,
+        extra={
+            "event": "budget_refused",
+            **exc.numbers(),
+            "caller": caller,
+            "model": request.model or "",
+            "user_id": ctx.user_id,
+            "run_id": ctx.run_id,
+            "step": ctx.step,
+        },
+    )
 
 
 def metered(provider: Provider, meter: Meter | None) -> Provider:

@@ -30,6 +30,7 @@ API_ROUTES: dict[str, set[str]] = {
     "/api/pipelines/validate": {"POST"},
     "/api/usage": {"GET"},
     "/healthz": {"GET"},
+    "/metrics": {"GET"},  # token or admin key only: tests/security/test_metrics_served.py
     "/api/docs": {"GET"},
     "/api/docs/assets/{name}": {"GET"},
     "/api/openapi.json": {"GET", "HEAD"},

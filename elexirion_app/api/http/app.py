@@ -11,6 +11,7 @@ from elexirion_app.api.http import (
     chat_routes,
     docs,
     errors,
+    metrics_routes,
     misc_routes,
     pipeline_routes,
     run_routes,
@@ -100,8 +101,9 @@ def build() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    metrics_routes.setup_server()  # logs and metrics of the served app (no-op in tests)
     errors.install(api)
-    for module in (chat_routes, run_routes, pipeline_routes, misc_routes, docs):
+    for module in (chat_routes, run_routes, pipeline_routes, misc_routes, metrics_routes, docs):
         api.include_router(module.router)
 
     @api.api_route(
@@ -113,4 +115,5 @@ def build() -> FastAPI:
         raise ApiError(404, "not_found", "No such API route.")
 
     api.add_middleware(_BodyCap)
+    api.add_middleware(metrics_routes.MetricsMiddleware)  # outermost: sees 413s and 500s too
     return api

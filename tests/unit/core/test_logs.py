@@ -1,0 +1,126 @@
+"""core.logs: one JSON object per line with the ids in context; a prompt, a reply or a key
+never reaches a line, even logged right beside it; the engine's run events and a booked LLM
+call are logged with their figures (issue 10, item 3)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from elexirion_app.core import logs, metrics
+from elexirion_app.core.errors import ConfigError
+from elexirion_app.core.types import LLMRequest
+from elexirion_app.pipelines.executor import run_pipeline
+from elexirion_app.providers.metered import MeteredProvider, call_context
+from tests.unit.core.test_metrics import ATTEMPT, FakeProvider, StubMeter, drain
+from tests.unit.pipelines.engine_fakes import CountingProvider, doc
+
+SECRET = "TOP-SECRET-PROMPT-4242 the user's confidential text"
+KEY = "elx_abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    logs.configure(stream=out, env={"ELEXIRION_LOG_FORMAT": "json"})
+    metrics.reset()
+    yield out
+    logs.unconfigure()
+    metrics.reset()
+
+
+def lines(out: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+async def test_a_booked_call_is_one_json_line_with_figures_and_ids_and_no_prompt(
+    stream: io.StringIO,
+) -> None:
+    log = logging.getLogger("elexirion_app.tests")
+    provider = MeteredProvider(FakeProvider([ATTEMPT]), StubMeter("0.0123"))
+    with call_context(caller="chat", user_id=7, conversation_id=12):
+        log.info("about to call", extra={"prompt": SECRET, "text": SECRET, "api_key": KEY})
+        await drain(provider, LLMRequest.from_prompt(SECRET, model="claude-test-1"))
+        log.info("called", extra={"messages": [SECRET], "content": SECRET, "password": SECRET})
+    raw = stream.getvalue()
+    assert SECRET not in raw and "TOP-SECRET" not in raw and KEY not in raw
+    records = lines(stream)  # every line parses
+    assert records[0]["message"] == "about to call"
+    assert records[0]["prompt_chars"] == len(SECRET)
+    assert records[0]["user_id"] == 7 and records[0]["conversation_id"] == 12
+    call = next(r for r in records if r.get("event") == "llm_call")
+    assert call["level"] == "info" and call["logger"] == "elexirion_app.providers.metered"
+    assert call["model"] == "claude-test-1" and call["provider"] == "claude"
+    assert call["caller"] == "chat" and call["status"] == "ok"
+    assert call["tokens"]["input"] == 100 and call["tokens"]["thinking"] == 7
+    assert call["cost_usd"] == "0.0123" and call["latency_ms"] == 1500.0
+    assert call["ttft_ms"] == 300.0 and call["user_id"] == 7
+    assert "time" in call
+
+
+async def test_run_started_step_finished_and_run_finished_are_logged(
+    stream: io.StringIO, tmp_path: Path
+) -> None:
+    yaml_text = f"""
+workflow:
+  name: logged
+  steps:
+    - name: first
+      type: claude
+      prompt:
+        - type: static
+          content: "{SECRET}"
+"""
+    outcome = await run_pipeline(
+        doc(yaml_text, base_dir=tmp_path),
+        provider_for=CountingProvider(),
+        inputs={},
+        workspace=tmp_path / "ws",
+        output_dir=tmp_path / "out",
+    )
+    assert outcome.status == "succeeded"
+    assert "TOP-SECRET" not in stream.getvalue()
+    events = [(r.get("event"), r.get("run_id"), r.get("step")) for r in lines(stream)]
+    run_id = outcome.run_id
+    assert ("run_started", run_id, None) in events
+    assert ("step_finished", run_id, "first") in events
+    assert events[-1] == ("run_finished", run_id, None)
+    finished = lines(stream)[-1]
+    assert finished["status"] == "succeeded" and "cost_usd" in finished
+
+
+def test_text_format_carries_the_ids() -> None:
+    out = io.StringIO()
+    logs.configure(stream=out, env={"ELEXIRION_LOG_FORMAT": "text"})
+    try:
+        with logs.bind(run_id="r-1", step="s"):
+            logging.getLogger("elexirion_app.x").info("hello %s", "there")
+    finally:
+        logs.unconfigure()
+    line = out.getvalue().strip()
+    assert "INFO elexirion_app.x: hello there" in line and line.endswith("[run_id=r-1 step=s]")
+
+
+def test_the_format_follows_the_environment() -> None:
+    assert logs.chosen_format({"REFLEX_ENV_MODE": "prod"}) == "json"
+    assert logs.chosen_format({"REFLEX_ENV_MODE": "dev"}) == "text"
+    assert logs.chosen_format({"REFLEX_ENV_MODE": "prod", "ELEXIRION_LOG_FORMAT": "text"}) == "text"
+    with pytest.raises(ConfigError):
+        logs.chosen_format({"ELEXIRION_LOG_FORMAT": "xml"})
+    with pytest.raises(ConfigError):
+        logs.chosen_level({"ELEXIRION_LOG_LEVEL": "LOUD"})
+    assert logs.chosen_level({"ELEXIRION_LOG_LEVEL": "debug"}) == logging.DEBUG
+
+
+def test_the_command_line_leaves_a_configured_root_alone() -> None:
+    root = logging.getLogger()
+    # pytest's capture handlers are on the root: like logging.basicConfig, nothing is added
+    assert root.handlers
+    assert logs.configure(logger="", default_format="text") is None
+    assert not any(getattr(h, "_elexirion_handler", False) for h in root.handlers)
