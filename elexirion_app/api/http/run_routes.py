@@ -135,7 +135,8 @@ async def _follow(
                 yield _event("end", {"status": state.status})
                 return
             await changed(POLL_S)
-            state = await jobs.current(user_id, run_id)  # no database read while it runs here
+            # No database read while it runs here, nor for a change another worker sent
+            state = changed.state or await jobs.current(user_id, run_id)
 
 
 @router.get(

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,6 @@ class _Job:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     live: RunState | None = None
     done: bool = False
-    publishing: bool = False
 
 
 _JOBS: dict[str, _Job] = {}
@@ -219,6 +220,8 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
         resolved.doc, resolved.yaml, folder, output_dir, resolved.refusal
     )
 
+    live = _LiveView(run_id, job, resolved.step_names)
+
     async def go() -> None:
         try:
             await pipeline_runs.run_for_user(
@@ -228,7 +231,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
                 run_id=run_id,
                 pipeline_version=resolved.version,
                 prepared=prepared,
-                watchers=[_LiveView(run_id, job, resolved.step_names)],
+                watchers=[live],
             )
         except ElexirionError as exc:  # refused before it started: recorded as failed
             log.info("run %s refused: %s", run_id, exc.user_message)
@@ -241,6 +244,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
         finally:
             job.done = True
             job.changed.set()
+            await live.drained()  # then the final signal: read the database
             await asyncio.shield(_publish(run_id))
             _forget_later(run_id)
 
@@ -260,6 +264,8 @@ class _LiveView:
         self.run_id, self.job = run_id, job
         self.top = {n[:200]: _queued(n[:200]) for n in step_names}
         self.nested: dict[str, StepState] = {}
+        self._dirty = False
+        self._pump: asyncio.Future[None] | None = None
 
     def _step(self, name: str) -> StepState:
         name = name[:200]
@@ -299,18 +305,23 @@ class _LiveView:
         steps = (*self.nested.values(), *self.top.values())
         self.job.live = RunState("running", "", f"{0:.6f}", {}, steps)
         self.job.changed.set()
-        if not self.job.publishing and _client() is not None:
-            self.job.publishing = True  # one publish for the changes of one loop turn
-            asyncio.get_running_loop().call_soon(self._publish_now)
+        if _client() is not None:
+            self._dirty = True
+            if self._pump is None or self._pump.done():
+                self._pump = asyncio.ensure_future(self._publish_changes())
 
-    def _publish_now(self) -> None:
-        self.job.publishing = False
-        task = asyncio.ensure_future(_publish(self.run_id))
-        _PUBLISHING.add(task)
-        task.add_done_callback(_PUBLISHING.discard)
+    async def _publish_changes(self) -> None:
+        """Publish the latest state until none is newer, one message at a time (so other
+        workers get them in order; changes of one loop turn go in one message)."""
+        while self._dirty:
+            await asyncio.sleep(0)
+            self._dirty = False
+            await _publish(self.run_id, self.job.live)
 
-
-_PUBLISHING: set[asyncio.Future[None]] = set()
+    async def drained(self) -> None:
+        """Once the changes already seen are published (before the final signal)."""
+        if self._pump is not None:
+            await asyncio.shield(self._pump)
 
 
 def _queued(name: str) -> StepState:
@@ -399,32 +410,48 @@ def _channel(run_id: str) -> str:
     return f"elx:run:{run_id}"
 
 
-async def _publish(run_id: str) -> None:
-    """Tell streams on other workers that the run changed (a failure is logged: they still
-    poll the database)."""
+async def _publish(run_id: str, state: RunState | None = None) -> None:
+    """Tell streams on other workers that the run changed, with its live state when there is
+    one (they then need no database read; without one they read it). A failure is logged:
+    they still poll the database."""
     client = _client()
     if client is None:
         return
     from redis.exceptions import RedisError
 
+    message = b"1" if state is None else json.dumps(dataclasses.asdict(state)).encode()
     try:
-        await client.publish(_channel(run_id), b"1")
+        await client.publish(_channel(run_id), message)
     except (OSError, RedisError) as exc:
         log.warning("run %s: change not published to Redis: %s", run_id, exc)
 
 
-@contextlib.asynccontextmanager
-async def watch(run_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]]:
-    """``async with watch(run_id) as changed: await changed(timeout_s)`` — see the contract;
-    ``changed`` answers True when signalled, False when the timeout passed."""
-    client = _client()
-    pubsub = None
-    if client is not None and run_id not in _JOBS:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(_channel(run_id))
+def _state_of(message: Any) -> RunState | None:
+    """The live state a message of another worker carries (None: just "it changed")."""
+    data = message.get("data") if isinstance(message, dict) else None
+    if not isinstance(data, bytes | str) or data in (b"1", "1"):
+        return None
+    try:
+        raw = json.loads(data)
+        steps = tuple(StepState(**step) for step in raw.pop("steps"))
+        return RunState(steps=steps, **raw)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("unreadable run change message: %s", exc)
+        return None
 
-    async def changed(timeout_s: float) -> bool:
-        job = _JOBS.get(run_id)
+
+class Watch:
+    """``await changed(timeout_s)``: True when the run reported a change, False when the
+    timeout passed; ``state`` is then the run's state that came with the change from another
+    worker (None: read it)."""
+
+    def __init__(self, run_id: str, pubsub: Any | None) -> None:
+        self.run_id, self.pubsub = run_id, pubsub
+        self.state: RunState | None = None
+
+    async def __call__(self, timeout_s: float) -> bool:
+        self.state = None
+        job = _JOBS.get(self.run_id)
         if job is not None:
             try:
                 await asyncio.wait_for(job.changed.wait(), timeout_s)
@@ -432,13 +459,31 @@ async def watch(run_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]
                 return False
             job.changed.clear()
             return True
-        if pubsub is not None:
-            return await pubsub.get_message(timeout=timeout_s) is not None
+        if self.pubsub is not None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while True:  # None: the timeout, or the subscription's confirmation (skipped)
+                message = await self.pubsub.get_message(timeout=max(deadline - loop.time(), 0))
+                if message is not None:
+                    self.state = _state_of(message)
+                    return True
+                if loop.time() >= deadline:
+                    return False
         await asyncio.sleep(timeout_s)
         return False
 
+
+@contextlib.asynccontextmanager
+async def watch(run_id: str) -> AsyncIterator[Watch]:
+    """``async with watch(run_id) as changed: await changed(timeout_s)`` — see the contract
+    and ``Watch``."""
+    client = _client()
+    pubsub = None
+    if client is not None and run_id not in _JOBS:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(_channel(run_id))
     try:
-        yield changed
+        yield Watch(run_id, pubsub)
     finally:
         if pubsub is not None:
             await pubsub.aclose()
