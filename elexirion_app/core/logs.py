@@ -107,6 +107,8 @@ class _Json(JsonFormatter):
         log_data.setdefault("logger", record.name)
         for name in SECRET_FIELDS.intersection(log_data):
             log_data.pop(name)
+        for name in [k for k, v in log_data.items() if v is None]:  # unknown ids: left out
+            log_data.pop(name)
 
 
 class _Text(logging.Formatter):

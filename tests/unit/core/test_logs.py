@@ -8,13 +8,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from elexirion_app.core import logs, metrics
-from elexirion_app.core.errors import ConfigError
+from elexirion_app.core.errors import BudgetExceeded, ConfigError
 from elexirion_app.core.types import LLMRequest
 from elexirion_app.pipelines.executor import run_pipeline
 from elexirion_app.providers.metered import MeteredProvider, call_context
@@ -93,6 +94,24 @@ workflow:
     assert events[-1] == ("run_finished", run_id, None)
     finished = lines(stream)[-1]
     assert finished["status"] == "succeeded" and "cost_usd" in finished
+
+
+async def test_a_budget_refusal_is_logged_with_its_numbers(stream: io.StringIO) -> None:
+    refusal = BudgetExceeded(
+        scope="run",
+        cap=Decimal("0.5"),
+        spent=Decimal("0.4"),
+        reserved=Decimal("0.05"),
+        estimate=Decimal("0.1"),
+    )
+    provider = MeteredProvider(FakeProvider([ATTEMPT]), StubMeter(refuse=refusal))
+    with call_context(caller="step", run_id="r-9", step="s1"), pytest.raises(BudgetExceeded):
+        await drain(provider, LLMRequest.from_prompt(SECRET, model="claude-test-1"))
+    assert "TOP-SECRET" not in stream.getvalue()
+    (line,) = [r for r in lines(stream) if r.get("event") == "budget_refused"]
+    assert line["scope"] == "run" and line["cap_usd"] == 0.5 and line["estimate_usd"] == 0.1
+    assert line["run_id"] == "r-9" and line["step"] == "s1" and line["caller"] == "step"
+    assert "user_id" not in line  # unknown ids are left out, not null
 
 
 def test_text_format_carries_the_ids() -> None:
