@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from elexirion_app.core.errors import Conflict, ElexirionError, InputError, NotFound
 from elexirion_app.db.engine import get_engine, session_scope
-from elexirion_app.db.models import AppUser
+from elexirion_app.db.models import AppUser, utcnow
 from elexirion_app.services.accounts import api_keys, audit, auth
 
 COMMANDS = ("users", "apikey")
@@ -117,11 +117,12 @@ def _users_create(args: argparse.Namespace) -> None:
         except Conflict:
             address = auth.normalize_email(args.email)
             raise Conflict(f"an account with the email {address} already exists") from None
+        user = session.get(AppUser, info.id)
+        assert user is not None
+        user.email_verified_at = utcnow()  # the operator vouches for it: OIDC may link by email
         if args.admin and not info.is_admin:
-            user = session.get(AppUser, info.id)
-            assert user is not None
             user.is_admin = True
-            session.add(user)
+        session.add(user)
         role = "admin" if args.admin or info.is_admin else "member"
         audit.record(
             session,

@@ -6,7 +6,12 @@ HttpOnly ``SameSite=Lax`` cookie carries: the callback is a cross-site top-level
 ``GET /auth/oidc/{provider}/callback`` hands the code to ``services/accounts/oidc`` and, on
 success, sets the same HttpOnly session cookie as password login. Every failure sends the
 browser back to ``/login?error=<code>`` (JSON with a 4xx/502 status for clients that ask for
-JSON). Both are limited per client address (``oidc_client``).
+JSON). ``GET /auth/oidc/{provider}/connect`` (a link of Settings: same origin, a live session —
+the SameSite=Strict session cookie never comes with a navigation from another site, and a
+form POST could not redirect to the provider under the CSP's ``form-action 'self'``) starts the
+same login to connect the provider to the signed-in account
+(``services/accounts/oidc_link``); its callback links instead of signing in and returns to
+``/settings``. All are limited per client address (``oidc_client``).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from elexirion_app.api.auth_routes import client_address, signed_in
+from elexirion_app.api.auth_routes import _same_origin, client_address, signed_in
 from elexirion_app.config import OidcProvider, get_settings
-from elexirion_app.services.accounts import oidc, rate_limits
+from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.services.accounts import auth, oidc, oidc_link, rate_limits
 from elexirion_app.web import routes
 
 log = logging.getLogger(__name__)
@@ -29,7 +35,9 @@ PENDING_COOKIE = "elx_oidc"
 COOKIE_PATH = "/auth/oidc/"
 
 
-def _fail(request: Request, code: str, status: int, retry: int = 0) -> Response:
+def _fail(
+    request: Request, code: str, status: int, retry: int = 0, page: str = routes.LOGIN
+) -> Response:
     message = oidc.MESSAGES.get(code) or f"Too many attempts, try again in {retry} s."
     response: Response
     if "application/json" in request.headers.get("accept", ""):
@@ -39,19 +47,32 @@ def _fail(request: Request, code: str, status: int, retry: int = 0) -> Response:
         )
     else:
         query = {"error": code, **({"retry": str(retry)} if retry else {})}
-        response = RedirectResponse(f"{routes.LOGIN}?{urlencode(query)}", status_code=303)
+        response = RedirectResponse(f"{page}?{urlencode(query)}", status_code=303)
     return response
 
 
 def _forget_pending(response: Response) -> Response:
-    response.delete_cookie(
-        PENDING_COOKIE,
+    for name in (PENDING_COOKIE, oidc_link.LINK_COOKIE):
+        response.delete_cookie(
+            name,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="lax",
+            secure=get_settings().secure_cookies,
+        )
+    return response
+
+
+def _set_cookie(response: Response, name: str, value: str) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=int(oidc.PENDING_TTL.total_seconds()),
         path=COOKIE_PATH,
         httponly=True,
         samesite="lax",
         secure=get_settings().secure_cookies,
     )
-    return response
 
 
 async def _provider_and_limit(request: Request) -> tuple[OidcProvider | None, Response | None]:
@@ -75,15 +96,34 @@ async def login(request: Request) -> Response:
     except oidc.OidcFailure as exc:
         return _fail(request, exc.code, exc.status)
     response = RedirectResponse(url, status_code=302)
-    response.set_cookie(
-        PENDING_COOKIE,
-        key,
-        max_age=int(oidc.PENDING_TTL.total_seconds()),
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="lax",
-        secure=get_settings().secure_cookies,
-    )
+    _set_cookie(response, PENDING_COOKIE, key)
+    response.delete_cookie(oidc_link.LINK_COOKIE, path=COOKIE_PATH)  # a sign-in, not a connect
+    return response
+
+
+def _session_user(token: str | None) -> auth.UserInfo | None:
+    with session_scope() as session:
+        return auth.user_for_token(session, token)
+
+
+async def connect(request: Request) -> Response:
+    """Start connecting a provider to the signed-in account (Settings' form)."""
+    if not _same_origin(request):
+        return _fail(request, "origin", 403, page=routes.SETTINGS)
+    provider, refused = await _provider_and_limit(request)
+    if provider is None:
+        assert refused is not None
+        return refused
+    user = await in_db_thread(_session_user, request.cookies.get(auth.SESSION_COOKIE))
+    if user is None:
+        return RedirectResponse(routes.LOGIN, status_code=303)
+    try:
+        url, key = await oidc.begin_login(provider)
+    except oidc.OidcFailure as exc:
+        return _fail(request, exc.code, exc.status, page=routes.SETTINGS)
+    response = RedirectResponse(url, status_code=303)
+    _set_cookie(response, PENDING_COOKIE, key)
+    _set_cookie(response, oidc_link.LINK_COOKIE, oidc_link.link_token(user.id, key))
     return response
 
 
@@ -93,17 +133,28 @@ async def callback(request: Request) -> Response:
         assert refused is not None
         return _forget_pending(refused)
     params = request.query_params
+    key = request.cookies.get(PENDING_COOKIE)
+    link_cookie = request.cookies.get(oidc_link.LINK_COOKIE)
+    link_to = oidc_link.linked_user(link_cookie, key)
+    page = routes.SETTINGS if link_cookie else routes.LOGIN
+    if link_cookie and link_to is None:  # not made by us for this browser's pending login
+        return _forget_pending(_fail(request, "oidc_link_expired", 400, page=page))
     try:
         user, token = await oidc.complete_login(
             provider,
-            key=request.cookies.get(PENDING_COOKIE),
+            key=key,
             state=params.get("state"),
             code=params.get("code"),
             error=params.get("error"),
             address=client_address(request),
+            link_to=link_to,
         )
     except oidc.OidcFailure as exc:
-        return _forget_pending(_fail(request, exc.code, exc.status))
+        return _forget_pending(_fail(request, exc.code, exc.status, page=page))
+    if link_to is not None:
+        log.info("user %s connected %s", user.id, provider.name)
+        query = urlencode({"connected": provider.name})
+        return _forget_pending(RedirectResponse(f"{routes.SETTINGS}?{query}", status_code=303))
     log.info("user %s logged in via %s", user.id, provider.name)
     return _forget_pending(signed_in(request, user, token))
 
@@ -111,4 +162,5 @@ async def callback(request: Request) -> Response:
 ROUTES = [
     Route(routes.AUTH_OIDC_LOGIN, login, methods=["GET"]),
     Route(routes.AUTH_OIDC_CALLBACK, callback, methods=["GET"]),
+    Route(routes.AUTH_OIDC_CONNECT, connect, methods=["GET"]),
 ]

@@ -26,10 +26,16 @@ AUTH_LOGOUT = "/auth/logout"
 # back to the callback (which sets the session cookie).
 AUTH_OIDC_LOGIN = "/auth/oidc/{provider}/login"
 AUTH_OIDC_CALLBACK = "/auth/oidc/{provider}/callback"
+# Settings → "Connect": a signed-in account links a provider (a same-site link).
+AUTH_OIDC_CONNECT = "/auth/oidc/{provider}/connect"
 
 
 def oidc_login(provider: str) -> str:
     return AUTH_OIDC_LOGIN.format(provider=quote(provider, safe=""))
+
+
+def oidc_connect(provider: str) -> str:
+    return AUTH_OIDC_CONNECT.format(provider=quote(provider, safe=""))
 
 
 def chat_conversation(conversation_id: int) -> str:

@@ -130,7 +130,13 @@ def test_sign_in_sign_up_then_the_same_account_again(page: Page, served: Served)
     assert served.rows("select count(*) from oidc_pending") == [(0,)]
 
 
-def test_a_password_account_is_linked_by_verified_email(page: Page, served: Served) -> None:
+def test_a_self_registered_account_connects_the_provider_from_settings(
+    page: Page, served: Served, shots: Path
+) -> None:
+    """Bob registered with a password (his email never proven): the provider's first sign-in
+    is refused with the way out, never linked into the account (a squatter's, for all we
+    know); after a password sign-in Bob connects the provider in Settings, then it signs him
+    in."""
     resp = httpx.post(
         f"{served.url}/auth/register",
         data={"email": "bob@example.com", "password": "password-123"},
@@ -140,11 +146,31 @@ def test_a_password_account_is_linked_by_verified_email(page: Page, served: Serv
     assert resp.status_code == 200, resp.text
     bob = int(resp.json()["user"]["id"])
     sign_in_with_idp(page, served, "bob-sub")
+    expect(page).to_have_url(re.compile(r"/login/?\?error=oidc_link_required"), timeout=30_000)
+    page.wait_for_selector("#hydrated", state="attached")
+    expect(page.locator("#login-error")).to_contain_text("connect this provider in Settings")
+    assert served.rows("select count(*) from oidc_identity where subject = 'bob-sub'") == [(0,)]
+
+    page.fill("#login-email", "bob@example.com")
+    page.fill("#login-password", "password-123")
+    page.click("#login-submit")
     logged_in_as(page, "bob@example.com")
+    goto(page, f"{served.url}/settings")
+    page.click("#connect-mock")
+    expect(page).to_have_url(re.compile(re.escape(IDP) + "/oauth2/authorize"), timeout=20_000)
+    page.click('button[name="sub"][value="bob-sub"]')
+    expect(page).to_have_url(re.compile(r"/settings/?\?connected=mock"), timeout=30_000)
+    page.wait_for_selector("#hydrated", state="attached")
+    expect(page.locator("#settings-message")).to_contain_text("Connected Mock IdP")
+    expect(page.locator("#identities")).to_contain_text("bob@example.com")
+    expect(page.locator("#connect-mock")).to_be_disabled()  # now a disabled "connected" button
+    assert not any(c["name"] == "elx_oidc_link" for c in page.context.cookies())
     assert served.rows("select user_id from oidc_identity where subject = 'bob-sub'") == [(bob,)]
-    assert served.rows(
-        "select outcome, target from audit_event where action = 'oidc_link' and actor_id = ?", bob
-    ) == [("ok", "bob@example.com")]
+    page.screenshot(path=str(shots / "settings-connected.png"), full_page=True)
+
+    log_out(page)
+    sign_in_with_idp(page, served, "bob-sub")
+    logged_in_as(page, "bob@example.com")
 
 
 def test_an_unverified_email_is_refused_with_a_message(

@@ -302,7 +302,11 @@ async def test_second_user_with_first_users_ids_gets_nothing(
 
 ROUTES = {"/auth/login": "POST", "/auth/register": "POST", "/auth/logout": "POST"}
 # Single sign-on: browser navigations (GET; Starlette adds HEAD).
-OIDC_ROUTES = {"/auth/oidc/{provider}/login": "GET", "/auth/oidc/{provider}/callback": "GET"}
+OIDC_ROUTES = {
+    "/auth/oidc/{provider}/login": "GET",
+    "/auth/oidc/{provider}/callback": "GET",
+    "/auth/oidc/{provider}/connect": "GET",  # Settings' link: needs a live session
+}
 
 
 def test_every_http_route_is_in_the_matrix() -> None:
@@ -355,6 +359,23 @@ def test_oidc_routes_answer_forged_requests_cleanly(served: Served) -> None:
     )
     assert 400 <= huge.status_code < 500, huge.status_code
     assert httpx.post(f"{served.url}{cb}", timeout=30).status_code == 405
+    # Connect: anonymous, a forged session, a cross-site navigation with a stolen cookie,
+    # an unknown provider — nothing started; a link cookie forged for someone's account on a
+    # callback is refused before any provider is asked.
+    connect = "/auth/oidc/corp/connect"
+    for cookie, site, where in [
+        (None, "same-origin", "/login"),
+        ("elx_session=forged", "same-origin", "/login"),
+        (someone.cookie, "cross-site", "/settings?error=origin"),
+    ]:
+        headers = {"Sec-Fetch-Site": site, **({"Cookie": cookie} if cookie else {})}
+        resp = httpx.get(f"{served.url}{connect}", headers=headers, timeout=30)
+        assert (resp.status_code, resp.headers["location"]) == (303, where), (cookie, site)
+    nope = httpx.get(f"{served.url}/auth/oidc/nope/connect", headers={"Cookie": someone.cookie})
+    assert nope.status_code == 303 and "oidc_provider" in nope.headers["location"]
+    link = f"elx_oidc=forged-key; elx_oidc_link={someone.user_id}.{'0' * 64}"
+    resp = httpx.get(f"{served.url}{cb}?code=c&state=s", headers={"Cookie": link}, timeout=30)
+    assert resp.headers["location"] == "/settings?error=oidc_link_expired"
     assert served.count("select count(*) from oidc_identity") == 0
     assert served.count("select count(*) from oidc_pending") == 0
 

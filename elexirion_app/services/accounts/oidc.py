@@ -66,6 +66,13 @@ MESSAGES = {
     "oidc_no_account": "No account uses this email. Ask an administrator for one, then sign in "
     "again.",
     "disabled": "This account is disabled.",
+    "oidc_link_required": "An account with this email already exists and signs in with a "
+    "password. Sign in with it, then connect this provider in Settings (or ask an "
+    "administrator).",
+    "oidc_linked_elsewhere": "That provider account is already connected to another account here.",
+    "origin": "That form came from another site.",
+    "oidc_link_expired": "Connecting the provider expired or was started by another account. "
+    "Please start again from Settings.",
 }
 
 
@@ -309,19 +316,8 @@ async def _identity(provider: OidcProvider, pending: Pending, code: str) -> Iden
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
-def resolve_user(
-    session: Session, identity: Identity, *, signup: bool, address: str = ""
-) -> auth.UserInfo:
-    """The account ``identity`` signs in to, linking or creating it by the rules:
-
-    1. the email must be verified by the provider (else refused), and name the same mailbox
-       once lower-cased (no character whose lower case is another one, e.g. KELVIN SIGN);
-    2. an existing (issuer, sub) link → its user;
-    3. else an account with that email → linked to it (audit "oidc_link");
-    4. else, with ``signup``, a new member account without a password; else refused.
-    A disabled account is refused in every case (and never linked)."""
-    if not identity.email_verified:
-        raise OidcFailure("oidc_unverified", "email not verified", outcome="refused", status=403)
+def normalized_email(identity: Identity) -> str:
+    """The identity's email as accounts store it, or ``OidcFailure`` (``oidc_unverified``)."""
     raw = identity.email.strip()
     if raw.lower() != raw.translate(_ASCII_LOWER):
         # A character that only lower-cases to another one (KELVIN SIGN → "k"): the provider
@@ -333,11 +329,31 @@ def resolve_user(
             status=403,
         )
     try:
-        email = auth.normalize_email(identity.email)
+        return auth.normalize_email(identity.email)
     except InputError:
         raise OidcFailure(
             "oidc_unverified", "no usable email", outcome="refused", status=403
         ) from None
+
+
+def resolve_user(
+    session: Session, identity: Identity, *, signup: bool, address: str = ""
+) -> auth.UserInfo:
+    """The account ``identity`` signs in to, linking or creating it by the rules:
+
+    1. the email must be verified by the provider (else refused), and name the same mailbox
+       once lower-cased (no character whose lower case is another one, e.g. KELVIN SIGN);
+    2. an existing (issuer, sub) link → its user;
+    3. else an account with that email → linked to it (audit "oidc_link") — unless it signs
+       in with a password and its email was never proven (self-registered: anyone can
+       register someone else's address), which is refused (``oidc_link_required``): its owner
+       connects the provider from Settings after a password sign-in (``oidc_link``);
+    4. else, with ``signup``, a new member account without a password; else refused.
+    A disabled account is refused in every case (and never linked). A link proves the email:
+    ``email_verified_at`` is set."""
+    if not identity.email_verified:
+        raise OidcFailure("oidc_unverified", "email not verified", outcome="refused", status=403)
+    email = normalized_email(identity)
     link = session.exec(
         select(OidcIdentity).where(
             OidcIdentity.issuer == identity.issuer, OidcIdentity.subject == identity.subject
@@ -354,12 +370,28 @@ def resolve_user(
     if user is None:
         if not signup:
             raise OidcFailure("oidc_no_account", "no account", outcome="refused", status=403)
-        user = AppUser(email=email, password_hash="", display_name=identity.name, is_admin=False)
+        user = AppUser(
+            email=email,
+            password_hash="",
+            display_name=identity.name,
+            is_admin=False,
+            email_verified_at=utcnow(),
+        )
         session.add(user)
         _flush(session)
         log.info("OIDC signup of user %s via %s", user.id, identity.provider)
     elif not user.is_active:
         raise OidcFailure("disabled", "account disabled", outcome="refused", status=403)
+    elif user.password_hash and user.email_verified_at is None:
+        raise OidcFailure(
+            "oidc_link_required",
+            "a password account whose email was never proven",
+            outcome="refused",
+            status=409,
+        )
+    elif user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        session.add(user)
     assert user.id is not None
     session.add(
         OidcIdentity(
@@ -419,9 +451,11 @@ async def complete_login(
     code: str | None,
     error: str | None,
     address: str,
+    link_to: int | None = None,
 ) -> tuple[auth.UserInfo, str]:
     """The callback's work: the signed-in user and a new session token, or ``OidcFailure``
-    (already in the audit log)."""
+    (already in the audit log). With ``link_to`` (a connect started from Settings) the identity
+    is connected to that user instead, and no session is made (the token is "")."""
     email = ""
     try:
         pending = await in_db_thread(_take_pending_now, key, provider.name, state)
@@ -431,6 +465,10 @@ async def complete_login(
             raise OidcFailure("oidc_failed", "no authorization code")
         identity = await _identity(provider, pending, code)
         email = identity.email
+        if link_to is not None:
+            from elexirion_app.services.accounts import oidc_link
+
+            return await in_db_thread(oidc_link.connect_now, identity, link_to, address), ""
         return await in_db_thread(_sign_in, identity, address)
     except OidcFailure as exc:
         log.info("OIDC login via %s %s: %s", provider.name, exc.outcome, exc.message)
@@ -440,6 +478,10 @@ async def complete_login(
             outcome=exc.outcome,
             address=address,
             target=email[:320],
-            detail={"provider": provider.name, "reason": exc.code},
+            detail={
+                "provider": provider.name,
+                "reason": exc.code,
+                **({"via": "settings"} if link_to is not None else {}),
+            },
         )
         raise

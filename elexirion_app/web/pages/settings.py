@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from elexirion_app.config import get_settings
 from elexirion_app.services.accounts import api_keys
+from elexirion_app.web import routes
 from elexirion_app.web.components.common import error_callout
 from elexirion_app.web.layout import private_page
 from elexirion_app.web.state.settings import IdentityRow, KeyRow, LimitRow, SettingsState
@@ -156,6 +158,29 @@ def _identity(i: IdentityRow) -> rx.Component:
     )
 
 
+def _connect_links() -> rx.Component:
+    """One link per configured provider to ``/auth/oidc/{p}/connect``, a full-page navigation
+    that starts the provider's sign-in and links it to this account."""
+    links = [
+        rx.cond(
+            SettingsState.connected_providers.contains(name),
+            rx.button(f"{display} connected", variant="soft", disabled=True, id=f"connect-{name}"),
+            rx.button(
+                rx.el.a(
+                    f"Connect {display}",
+                    href=routes.oidc_connect(name),
+                    id=f"connect-{name}",
+                    reload_document=True,  # a server route: React Router would route it (a 404)
+                ),
+                as_child=True,
+                variant="soft",
+            ),
+        )
+        for name, display in ((p.name, p.display_name) for p in get_settings().oidc_providers)
+    ]
+    return rx.hstack(*links, spacing="2", wrap="wrap")
+
+
 def _identities() -> rx.Component:
     return rx.vstack(
         rx.heading("Linked sign-ins", size="4"),
@@ -174,12 +199,13 @@ def _identities() -> rx.Component:
                 width="100%",
             ),
             rx.text(
-                "None: you sign in with your password. Signing in once with your organisation's "
-                "identity provider (same verified email) links it here.",
+                "None: you sign in with your password. Connect your organisation's identity "
+                "provider below to sign in with it too.",
                 color_scheme="gray",
                 size="2",
             ),
         ),
+        _connect_links(),
         width="100%",
         spacing="3",
         id="identities",

@@ -18,9 +18,11 @@ from typing import Any, TypeVar
 
 import reflex as rx
 
+from elexirion_app.config import get_settings
 from elexirion_app.core.errors import ElexirionError
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.services.accounts import api_keys, profile
+from elexirion_app.services.accounts.oidc import MESSAGES as OIDC_MESSAGES
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
 
@@ -76,6 +78,7 @@ def _key_row(v: api_keys.ApiKeyView) -> KeyRow:
 class SettingsState(rx.State):
     keys: list[KeyRow] = []
     identities: list[IdentityRow] = []
+    connected_providers: list[str] = []  # names of the configured providers linked to me
     limits: list[LimitRow] = []
     # The plain key of the key just created: shown once in a dialog, cleared when it closes.
     new_key: str = ""
@@ -106,6 +109,7 @@ class SettingsState(rx.State):
             IdentityRow(i.provider, i.issuer, i.email, stamp(i.created_at), stamp(i.last_login_at))
             for i in found.identities
         ]
+        self.connected_providers = sorted({i.provider for i in found.identities})
         self.limits = [
             LimitRow(
                 SCOPE_LABELS.get(lim.scope, lim.scope),
@@ -126,7 +130,20 @@ class SettingsState(rx.State):
             self.keys, self.identities, self.limits = [], [], []
             return rx.redirect(routes.LOGIN)
         await self._refresh(user_id)
+        self._show_connect_outcome()
         return None
+
+    def _show_connect_outcome(self) -> None:
+        """The result of a provider connect, from the callback's redirect (?connected=, ?error=):
+        only known names and codes are shown, never the query's text."""
+        query = self.router.url.query_parameters
+        names = {p.name: p.display_name for p in get_settings().oidc_providers}
+        done = query.get("connected", "")
+        if done in names and done in self.connected_providers:
+            self.message = f"Connected {names[done]}: you can sign in with it from now on."
+        code = query.get("error", "")
+        if code in OIDC_MESSAGES:
+            self.error = OIDC_MESSAGES[code]
 
     @rx.event
     async def create_key(self, form_data: Any) -> Any:

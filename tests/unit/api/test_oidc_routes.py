@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from elexirion_app import config
 from elexirion_app.api import oidc_routes
 from elexirion_app.db.engine import session_scope
-from elexirion_app.db.models import AppUser, AuditEvent, OidcIdentity, OidcPending
+from elexirion_app.db.models import AppUser, AuditEvent, OidcIdentity, OidcPending, utcnow
 from elexirion_app.services.accounts import auth, oidc, rate_limits
 from tests.support.oidc_idp import CLIENT_ID, CLIENT_SECRET, Idp, WsgiBridge, pkce_provider
 
@@ -169,9 +169,20 @@ async def test_login_start_redirects_with_pkce_state_nonce_and_a_lax_cookie(worl
     assert "max-age=600" in line
 
 
+def proven(user: auth.UserInfo) -> auth.UserInfo:
+    """Mark the account's email proven (as ``users create`` does): OIDC may link it by email."""
+    with session_scope() as s:
+        row = s.get(AppUser, user.id)
+        assert row is not None
+        row.email_verified_at = utcnow()
+        s.add(row)
+    return user
+
+
 async def test_mock_provider_signs_in_with_the_session_cookie_then_links(world: World) -> None:
     with session_scope() as s:
         alice = auth.register(s, "alice@example.com", "password-123")
+    proven(alice)
     url, key = await start(world, "mock")
     resp = await back(world, mock_authorize(world, url, "alice-sub"), key)
     assert resp.status_code == 303 and resp.headers["location"] == "/chat"
@@ -358,3 +369,134 @@ async def test_login_start_and_callback_are_rate_limited_per_address(
         "/auth/oidc/mock/callback?state=x&code=y", headers={"Accept": "application/json"}
     )
     assert resp.status_code == 429 and int(resp.headers["retry-after"]) > 0
+
+
+# --- connecting a provider from Settings (the pre-account hijack fix) -------------------------
+
+
+async def connect_start(
+    world: World, provider: str, token: str | None, site: str = "same-origin"
+) -> httpx.Response:
+    """The Settings link followed: a top-level navigation (no Origin; Sec-Fetch-Site)."""
+    headers = {"Sec-Fetch-Site": site}
+    if token:
+        headers["Cookie"] = f"{auth.SESSION_COOKIE}={token}"
+    return await world.browser.get(f"/auth/oidc/{provider}/connect", headers=headers)
+
+
+async def back_with(world: World, callback_url: str, cookies: dict[str, str]) -> httpx.Response:
+    parts = urlsplit(callback_url)
+    header = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    return await world.browser.get(f"{parts.path}?{parts.query}", headers={"Cookie": header})
+
+
+def session_for(user: auth.UserInfo) -> str:
+    with session_scope() as s:
+        return auth.create_session(s, user.id)
+
+
+def where(resp: httpx.Response) -> tuple[str, dict[str, list[str]]]:
+    assert resp.status_code == 303, resp.text
+    location = urlsplit(resp.headers["location"])
+    return location.path, parse_qs(location.query)
+
+
+async def test_a_self_registered_account_connects_from_settings_then_signs_in(
+    world: World,
+) -> None:
+    with session_scope() as s:
+        alice = auth.register(s, "alice@example.com", "password-123")  # never proven
+    url, key = await start(world, "mock")
+    refused = await back(world, mock_authorize(world, url, "alice-sub"), key)
+    assert error_of(refused) == "oidc_link_required"
+    assert auth.SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+
+    # Signed in with the password, Alice connects the provider from Settings.
+    resp = await connect_start(world, "mock", session_for(alice))
+    assert resp.status_code == 303 and resp.headers["location"].startswith(MOCK)
+    for name in (oidc_routes.PENDING_COOKIE, "elx_oidc_link"):
+        line = set_cookie(resp, name).lower()
+        assert "httponly" in line and "samesite=lax" in line and "path=/auth/oidc/" in line
+    cookies = {
+        oidc_routes.PENDING_COOKIE: cookie_value(set_cookie(resp, oidc_routes.PENDING_COOKIE)),
+        "elx_oidc_link": cookie_value(set_cookie(resp, "elx_oidc_link")),
+    }
+    done = await back_with(world, mock_authorize(world, resp.headers["location"], "alice-sub"),
+                           cookies)  # fmt: skip
+    assert where(done) == ("/settings", {"connected": ["mock"]})
+    assert auth.SESSION_COOKIE not in done.headers.get("set-cookie", "")  # no new session
+    with session_scope() as s:
+        [link] = s.exec(select(OidcIdentity)).all()
+        row = s.get(AppUser, alice.id)
+        assert row is not None and row.email_verified_at is not None  # the provider proved it
+    assert link.user_id == alice.id and link.subject == "alice-sub"
+    assert audits("oidc_link") == [("ok", "alice@example.com")]
+
+    # From now on the provider signs Alice in.
+    url, key = await start(world, "mock")
+    resp = await back(world, mock_authorize(world, url, "alice-sub"), key)
+    assert resp.headers["location"] == "/chat"
+    with session_scope() as s:
+        assert auth.user_for_token(s, cookie_value(set_cookie(resp, "elx_session"))) == alice
+
+
+async def test_connect_needs_a_live_session_and_our_origin(world: World) -> None:
+    with session_scope() as s:
+        alice = auth.register(s, "alice@example.com", "password-123")
+    token = session_for(alice)
+    anonymous = await connect_start(world, "mock", None)
+    assert where(anonymous)[0] == "/login"
+    forged = await connect_start(world, "mock", "not-a-session")
+    assert where(forged)[0] == "/login"
+    # (a browser sends no SameSite=Strict cookie with a cross-site navigation; a script that
+    # has the cookie anyway is still refused by the fetch metadata)
+    cross_site = await connect_start(world, "mock", token, site="cross-site")
+    assert where(cross_site) == ("/settings", {"error": ["origin"]})
+    unknown = await connect_start(world, "nope", token)
+    assert where(unknown)[0] == "/login"
+    assert pending_rows() == []  # nothing was started
+
+
+@pytest.mark.parametrize("tamper", ["other-user", "other-login", "garbage", "no-pending"])
+async def test_a_forged_or_foreign_link_cookie_links_nothing(world: World, tamper: str) -> None:
+    with session_scope() as s:
+        alice = auth.register(s, "alice@example.com", "password-123")
+        mallory = auth.register(s, "mallory@example.com", "password-123")
+    resp = await connect_start(world, "mock", session_for(mallory))
+    key = cookie_value(set_cookie(resp, oidc_routes.PENDING_COOKIE))
+    link = cookie_value(set_cookie(resp, "elx_oidc_link"))
+    other = await connect_start(world, "mock", session_for(mallory))
+    other_link = cookie_value(set_cookie(other, "elx_oidc_link"))
+    forged = {
+        "other-user": f"{alice.id}.{link.split('.', 1)[1]}",  # Mallory's MAC on Alice's id
+        "other-login": other_link,  # made for another pending login
+        "garbage": "1." + "0" * 64,
+        "no-pending": link,
+    }[tamper]
+    cookies = {"elx_oidc_link": forged}
+    if tamper != "no-pending":
+        cookies[oidc_routes.PENDING_COOKIE] = key
+    done = await back_with(world, mock_authorize(world, resp.headers["location"], "alice-sub"),
+                           cookies)  # fmt: skip
+    assert where(done) == ("/settings", {"error": ["oidc_link_expired"]})
+    with session_scope() as s:
+        assert s.exec(select(OidcIdentity)).all() == []
+
+
+async def test_an_identity_connected_to_someone_else_is_refused(world: World) -> None:
+    with session_scope() as s:
+        alice = auth.register(s, "alice@example.com", "password-123")
+        bob = auth.register(s, "bob@example.com", "password-123")
+    proven(alice)
+    url, key = await start(world, "mock")
+    await back(world, mock_authorize(world, url, "alice-sub"), key)  # linked to Alice
+    resp = await connect_start(world, "mock", session_for(bob))
+    cookies = {
+        oidc_routes.PENDING_COOKIE: cookie_value(set_cookie(resp, oidc_routes.PENDING_COOKIE)),
+        "elx_oidc_link": cookie_value(set_cookie(resp, "elx_oidc_link")),
+    }
+    done = await back_with(world, mock_authorize(world, resp.headers["location"], "alice-sub"),
+                           cookies)  # fmt: skip
+    assert where(done) == ("/settings", {"error": ["oidc_linked_elsewhere"]})
+    with session_scope() as s:
+        assert [r.user_id for r in s.exec(select(OidcIdentity)).all()] == [alice.id]

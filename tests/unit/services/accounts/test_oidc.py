@@ -47,15 +47,55 @@ def audit_actions() -> list[str]:
         return [e.action for e in s.exec(select(AuditEvent)).all()]
 
 
-def password_user(email: str, active: bool = True) -> int:
+def password_user(email: str, active: bool = True, proven: bool = True) -> int:
+    """A password account; ``proven``: its email vouched for (as ``users create`` does), so an
+    OIDC login may link into it by email. A self-registered one is not (``proven=False``)."""
     with session_scope() as s:
         user = auth.register(s, email, "password-123")
-        if not active:
-            row = s.get(AppUser, user.id)
-            assert row is not None
-            row.is_active = False
-            s.add(row)
+        row = s.get(AppUser, user.id)
+        assert row is not None
+        row.is_active = active
+        row.email_verified_at = utcnow() if proven else None
+        s.add(row)
     return user.id
+
+
+def verified_at(user_id: int) -> object:
+    with session_scope() as s:
+        row = s.get(AppUser, user_id)
+        assert row is not None
+        return row.email_verified_at
+
+
+def test_a_self_registered_password_account_is_not_linked_by_email(db_url: str) -> None:
+    """Anyone can register someone else's address with a password: linking the provider's
+    verified identity into that account would give the squatter the real owner's sign-ins."""
+    uid = password_user("ann@example.com", proven=False)
+    with pytest.raises(oidc.OidcFailure) as err:
+        resolve(ident(email="ann@example.com"))
+    assert err.value.code == "oidc_link_required" and err.value.status == 409
+    assert "connect this provider in Settings" in oidc.MESSAGES[err.value.code]
+    assert links() == [] and verified_at(uid) is None
+    with session_scope() as s:  # and no second account took the address
+        assert len(s.exec(select(AppUser)).all()) == 1
+
+
+def test_a_passwordless_account_links_by_email_and_counts_as_proven(db_url: str) -> None:
+    with session_scope() as s:
+        row = AppUser(email="ann@example.com", password_hash="")
+        s.add(row)
+        s.flush()
+        uid = row.id
+    assert uid is not None
+    assert resolve(ident(email="ann@example.com")).id == uid
+    assert verified_at(uid) is not None
+
+
+def test_an_oidc_signup_is_proven_and_other_issuers_then_link(db_url: str) -> None:
+    first = resolve(ident(sub="corp-1", email="zed@example.com"))
+    assert verified_at(first.id) is not None
+    other = resolve(ident(sub="okta-1", issuer=OKTA, provider="okta", email="zed@example.com"))
+    assert other.id == first.id
 
 
 def test_verified_email_of_an_existing_account_links_it(db_url: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from elexirion_app.db.engine import session_scope
-from elexirion_app.db.models import AppUser, OidcIdentity
+from elexirion_app.db.models import AppUser, OidcIdentity, utcnow
 from elexirion_app.services.accounts import auth, oidc
 
 CORP = "https://idp.example.com"
@@ -72,20 +72,26 @@ def test_a_lookalike_email_cannot_squat_the_ascii_address_either(db_url: str) ->
 
 def test_plain_case_differences_still_link(db_url: str) -> None:
     victim = password_user("kate@example.com")
+    with session_scope() as s:  # an operator created it (``users create``): the email is proven
+        row = s.get(AppUser, victim)
+        assert row is not None
+        row.email_verified_at = utcnow()
+        s.add(row)
     assert resolve(ident("Kate@Example.COM", sub="kate-sub")).id == victim
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-account hijack: password registration never proves the email, and an OIDC "
-    "login with that verified email links into the existing account — whose password the "
-    "squatter knows — so they read everything the real owner does afterwards. Needs a product "
-    "decision (verify emails at registration, or link only after the password is entered, or "
-    "drop the password and sessions of an unverified account when its email is first proven).",
-)
 def test_oidc_does_not_link_into_a_password_account_whose_email_was_never_proven(
     db_url: str,
 ) -> None:
+    """Pre-account hijack: Mallory registers the victim's address with a password before the
+    victim ever signs in. The victim's first OIDC login is refused with a way out (sign in with
+    the password and connect, or ask an admin) — never linked into Mallory's account, and
+    never a second account with the same address."""
     squatter = password_user("victim@example.com")  # Mallory registered it first
-    user = resolve(ident("victim@example.com", sub="real-victim"))
-    assert user.id != squatter
+    with pytest.raises(oidc.OidcFailure) as err:
+        resolve(ident("victim@example.com", sub="real-victim"))
+    assert err.value.code == "oidc_link_required"
+    assert squatter not in links() and links() == []
+    with session_scope() as s:
+        users = s.exec(select(AppUser)).all()
+    assert [u.id for u in users] == [squatter]
