@@ -16,9 +16,9 @@ stale-run sweep and resume.
   same turn of the event loop) is the next batch, written in one transaction. Runs share the
   threads: SQLite takes one writer at a time anyway, and fewer writers contend for its lock.
   Writes stay write-ahead: a step's ``running`` write is awaited before its provider call;
-  the run's start and a step's final write are queued at once (not awaited) and, the queue
-  being FIFO, are in the database before the next step's ``running`` write completes and
-  before the run is reported finished.
+  its final write is queued at once (not awaited) and, the queue being FIFO, is in the
+  database before the next step's ``running`` write completes and before the run is
+  reported finished.
 - A failed write is never swallowed: it raises, which fails the run (``ObserverError`` names
   the recorder). A failed heartbeat write fails the run at its next event.
 - ``sweep_stale(session, older_than_s)`` marks running runs without a recent heartbeat (and
@@ -214,10 +214,8 @@ class RunRecorder:
                 # next step's ``running`` write completes; a failure fails the run there.
                 self._write_soon(self._step_finished, event)
             elif isinstance(event, RunStarted):
-                # Not awaited either: the first step's ``running`` write, awaited, follows it
-                # in the same batch (so the run is ``running`` before any provider call).
                 self._run_id = event.run_id
-                self._write_soon(self._run_started, event)
+                await self._write(self._run_started, event)
                 self._start_heartbeat()
         except Exception as exc:
             if exc is self._failure:
