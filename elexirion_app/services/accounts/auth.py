@@ -92,7 +92,15 @@ def hash_token(token: str) -> str:
 
 
 def normalize_email(email: str) -> str:
-    email = (email or "").strip().lower()
+    """The address as accounts store it (lower case), or InputError. A non-ASCII character
+    whose lower case is an ASCII letter (KELVIN SIGN "\u212a" → "k", "\u0130" → "i̇") is
+    refused: "\u212aate@example.com" names another mailbox than "kate@example.com", yet
+    lower-cases to it — registering it would squat Kate's address."""
+    raw = (email or "").strip()
+    for char in raw:
+        if not char.isascii() and any(c.isascii() and c.isalpha() for c in char.lower()):
+            raise InputError("That email address holds a character that only looks like a letter.")
+    email = raw.lower()
     if not EMAIL_RE.match(email):
         raise InputError("Enter a valid email address.")
     return email

@@ -95,3 +95,18 @@ def test_oidc_does_not_link_into_a_password_account_whose_email_was_never_proven
     with session_scope() as s:
         users = s.exec(select(AppUser)).all()
     assert [u.id for u in users] == [squatter]
+
+
+@pytest.mark.parametrize("lookalike", ["\u212aate@example.com", "\u0130an@example.com"])
+def test_password_registration_refuses_lookalikes_of_ascii_letters(
+    db_url: str, lookalike: str
+) -> None:
+    """The same trap at password registration: "\u212aate@…" lower-cases to "kate@…" and would
+    take Kate's address (and then her OIDC sign-ins would be refused as someone else's)."""
+    from elexirion_app.core.errors import InputError
+
+    with pytest.raises(InputError, match="only looks like a letter"), session_scope() as s:
+        auth.register(s, lookalike, "password-123")
+    with session_scope() as s:
+        assert s.exec(select(AppUser)).all() == []
+    assert auth.normalize_email("Éva@Example.com") == "éva@example.com"  # real letters stay
