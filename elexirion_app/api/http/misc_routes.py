@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -90,13 +92,12 @@ async def _redis_state() -> str:
         await client.aclose()
 
 
-@router.get(
-    "/healthz",
-    response_model=HealthOut,
-    summary="Liveness and readiness: the database and Redis answer",
-    responses={503: {"model": HealthOut, "description": "A dependency is down"}},
-)
-async def healthz() -> JSONResponse:
+HEALTH_TTL_S = 2.0  # one probe of the database and Redis per this long, whatever the traffic
+_health: dict[tuple[str, str | None], tuple[float, HealthOut]] = {}
+_probing: dict[tuple[str, str | None], asyncio.Lock] = {}
+
+
+async def _probe() -> HealthOut:
     try:
         await in_db_thread(_db_ok)
         db = "ok"
@@ -104,5 +105,34 @@ async def healthz() -> JSONResponse:
         db = f"down: {type(exc).__name__}"
     redis_state = await _redis_state()
     ok = db == "ok" and redis_state in ("ok", "not configured")
-    body = HealthOut(status="ok" if ok else "degraded", db=db, redis=redis_state)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    return HealthOut(status="ok" if ok else "degraded", db=db, redis=redis_state)
+
+
+async def health() -> HealthOut:
+    """The health of this worker's database and Redis, probed at most every ``HEALTH_TTL_S``:
+    ``/healthz`` is public, and each probe costs a database round trip and a Redis connection;
+    concurrent callers wait for the one probe in flight."""
+    settings = get_settings()
+    key = (settings.database_url, settings.redis_url)
+    cached = _health.get(key)
+    if cached is not None and time.monotonic() - cached[0] < HEALTH_TTL_S:
+        return cached[1]
+    lock = _probing.setdefault(key, asyncio.Lock())
+    async with lock:
+        cached = _health.get(key)
+        if cached is not None and time.monotonic() - cached[0] < HEALTH_TTL_S:
+            return cached[1]
+        body = await _probe()
+        _health[key] = (time.monotonic(), body)
+        return body
+
+
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    summary="Liveness and readiness: the database and Redis answer",
+    responses={503: {"model": HealthOut, "description": "A dependency is down"}},
+)
+async def healthz() -> JSONResponse:
+    body = await health()
+    return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)

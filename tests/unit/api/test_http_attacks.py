@@ -281,3 +281,26 @@ async def test_chat_streams_share_the_cap_and_a_refusal_saves_nothing(
     resp = await api.post("/api/agent/chat", json={"message": "hi"}, headers=_bearer(key))
     assert resp.status_code == 200 and "event: final" in resp.text
     assert streams.open_count(uid) == 0
+
+
+async def test_a_burst_of_health_checks_probes_once(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/healthz is public: 200 requests at once cost one database probe (and one Redis
+    connection), not 200 — the answer is reused for HEALTH_TTL_S."""
+    from elexirion_app.api.http import misc_routes
+
+    probes = 0
+    real = misc_routes._probe
+
+    async def counted() -> Any:
+        nonlocal probes
+        probes += 1
+        return await real()
+
+    monkeypatch.setattr(misc_routes, "_probe", counted)
+    monkeypatch.setattr(misc_routes, "_health", {})
+    answers = await asyncio.gather(*(api.get("/healthz") for _ in range(200)))
+    assert {a.status_code for a in answers} == {200} and probes == 1
+    monkeypatch.setattr(misc_routes, "HEALTH_TTL_S", 0.0)  # stale at once: probed again
+    assert (await api.get("/healthz")).status_code == 200 and probes == 2
