@@ -10,7 +10,7 @@ JSON). ``GET /auth/oidc/{provider}/connect`` (a link of Settings: same origin, a
 the SameSite=Strict session cookie never comes with a navigation from another site, and a
 form POST could not redirect to the provider under the CSP's ``form-action 'self'``) starts the
 same login to connect the provider to the signed-in account
-(``services/accounts/oidc_link``); its callback links instead of signing in and returns to
+(``services/accounts/oidc_accounts``); its callback links instead of signing in and returns to
 ``/settings``. All are limited per client address (``oidc_client``).
 """
 
@@ -26,7 +26,7 @@ from starlette.routing import Route
 from elexirion_app.api.auth_routes import _same_origin, client_address, signed_in
 from elexirion_app.config import OidcProvider, get_settings
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.services.accounts import auth, oidc, oidc_link, rate_limits
+from elexirion_app.services.accounts import auth, oidc, oidc_accounts, rate_limits
 from elexirion_app.web import routes
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _fail(
 
 
 def _forget_pending(response: Response) -> Response:
-    for name in (PENDING_COOKIE, oidc_link.LINK_COOKIE):
+    for name in (PENDING_COOKIE, oidc_accounts.LINK_COOKIE):
         response.delete_cookie(
             name,
             path=COOKIE_PATH,
@@ -97,7 +97,7 @@ async def login(request: Request) -> Response:
         return _fail(request, exc.code, exc.status)
     response = RedirectResponse(url, status_code=302)
     _set_cookie(response, PENDING_COOKIE, key)
-    response.delete_cookie(oidc_link.LINK_COOKIE, path=COOKIE_PATH)  # a sign-in, not a connect
+    response.delete_cookie(oidc_accounts.LINK_COOKIE, path=COOKIE_PATH)  # a sign-in, not a connect
     return response
 
 
@@ -123,7 +123,7 @@ async def connect(request: Request) -> Response:
         return _fail(request, exc.code, exc.status, page=routes.SETTINGS)
     response = RedirectResponse(url, status_code=303)
     _set_cookie(response, PENDING_COOKIE, key)
-    _set_cookie(response, oidc_link.LINK_COOKIE, oidc_link.link_token(user.id, key))
+    _set_cookie(response, oidc_accounts.LINK_COOKIE, oidc_accounts.link_token(user.id, key))
     return response
 
 
@@ -134,8 +134,8 @@ async def callback(request: Request) -> Response:
         return _forget_pending(refused)
     params = request.query_params
     key = request.cookies.get(PENDING_COOKIE)
-    link_cookie = request.cookies.get(oidc_link.LINK_COOKIE)
-    link_to = oidc_link.linked_user(link_cookie, key)
+    link_cookie = request.cookies.get(oidc_accounts.LINK_COOKIE)
+    link_to = oidc_accounts.linked_user(link_cookie, key)
     page = routes.SETTINGS if link_cookie else routes.LOGIN
     if link_cookie and link_to is None:  # not made by us for this browser's pending login
         return _forget_pending(_fail(request, "oidc_link_expired", 400, page=page))

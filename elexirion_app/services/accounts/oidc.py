@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import string
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,14 +35,18 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from joserfc.errors import JoseError
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from elexirion_app.config import OidcProvider, get_settings
-from elexirion_app.core.errors import AuthError, InputError
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.db.models import AppUser, OidcIdentity, OidcPending, utcnow
-from elexirion_app.services.accounts import audit, auth
+from elexirion_app.db.models import OidcPending, utcnow
+from elexirion_app.services.accounts import audit, auth, oidc_accounts
+from elexirion_app.services.accounts.oidc_accounts import (  # re-exported: the protocol's API
+    MESSAGES as MESSAGES,
+)
+from elexirion_app.services.accounts.oidc_accounts import Identity as Identity
+from elexirion_app.services.accounts.oidc_accounts import OidcFailure as OidcFailure
+from elexirion_app.services.accounts.oidc_accounts import resolve_user as resolve_user
 
 log = logging.getLogger(__name__)
 
@@ -54,40 +57,8 @@ METADATA_MAX_AGE_S = 24 * 3600
 MAX_PARAM_CHARS = 2048
 LEEWAY_S = 60
 
+
 # The ``?error=`` codes of the login page (shown there; no provider text is ever displayed).
-MESSAGES = {
-    "oidc_provider": "That sign-in provider is not configured.",
-    "oidc_state": "That sign-in expired or was started in another browser. Please start again.",
-    "oidc_denied": "The sign-in was cancelled at the provider.",
-    "oidc_failed": "Signing in with the provider failed. Please try again.",
-    "oidc_unreachable": "The sign-in provider could not be reached. Please try again later.",
-    "oidc_unverified": "The provider has not verified your email address, so it cannot sign "
-    "you in here.",
-    "oidc_no_account": "No account uses this email. Ask an administrator for one, then sign in "
-    "again.",
-    "disabled": "This account is disabled.",
-    "oidc_link_required": "An account with this email already exists and signs in with a "
-    "password. Sign in with it, then connect this provider in Settings (or ask an "
-    "administrator).",
-    "oidc_linked_elsewhere": "That provider account is already connected to another account here.",
-    "origin": "That form came from another site.",
-    "oidc_link_expired": "Connecting the provider expired or was started by another account. "
-    "Please start again from Settings.",
-}
-
-
-class OidcFailure(AuthError):
-    """An OIDC login that did not succeed; ``code`` is the login page's message key."""
-
-    def __init__(
-        self, code: str, reason: str, *, outcome: str = "failed", status: int = 400
-    ) -> None:
-        self.code = code
-        self.outcome = outcome  # the audit outcome: failed | refused
-        self.status = status  # for clients that asked for JSON
-        super().__init__(reason, user_message=MESSAGES[code])
-
-
 @dataclass(frozen=True)
 class Pending:
     provider: str
@@ -95,18 +66,6 @@ class Pending:
     nonce: str
     code_verifier: str
     redirect_uri: str
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What a validated ID token (and the userinfo endpoint) said about the user."""
-
-    provider: str
-    issuer: str
-    subject: str
-    email: str
-    email_verified: bool
-    name: str = ""
 
 
 # --- the authlib clients and their discovery documents ---------------------------------------
@@ -313,120 +272,6 @@ async def _identity(provider: OidcProvider, pending: Pending, code: str) -> Iden
     )
 
 
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-
-
-def normalized_email(identity: Identity) -> str:
-    """The identity's email as accounts store it, or ``OidcFailure`` (``oidc_unverified``)."""
-    raw = identity.email.strip()
-    if raw.lower() != raw.translate(_ASCII_LOWER):
-        # A character that only lower-cases to another one (KELVIN SIGN → "k"): the provider
-        # verified a different mailbox than the address it would link to.
-        raise OidcFailure(
-            "oidc_unverified",
-            "email changes under Unicode case mapping",
-            outcome="refused",
-            status=403,
-        )
-    try:
-        return auth.normalize_email(identity.email)
-    except InputError:
-        raise OidcFailure(
-            "oidc_unverified", "no usable email", outcome="refused", status=403
-        ) from None
-
-
-def resolve_user(
-    session: Session, identity: Identity, *, signup: bool, address: str = ""
-) -> auth.UserInfo:
-    """The account ``identity`` signs in to, linking or creating it by the rules:
-
-    1. the email must be verified by the provider (else refused), and name the same mailbox
-       once lower-cased (no character whose lower case is another one, e.g. KELVIN SIGN);
-    2. an existing (issuer, sub) link → its user;
-    3. else an account with that email → linked to it (audit "oidc_link") — unless it signs
-       in with a password and its email was never proven (self-registered: anyone can
-       register someone else's address), which is refused (``oidc_link_required``): its owner
-       connects the provider from Settings after a password sign-in (``oidc_link``);
-    4. else, with ``signup``, a new member account without a password; else refused.
-    A disabled account is refused in every case (and never linked). A link proves the email:
-    ``email_verified_at`` is set."""
-    if not identity.email_verified:
-        raise OidcFailure("oidc_unverified", "email not verified", outcome="refused", status=403)
-    email = normalized_email(identity)
-    link = session.exec(
-        select(OidcIdentity).where(
-            OidcIdentity.issuer == identity.issuer, OidcIdentity.subject == identity.subject
-        )
-    ).first()
-    if link is not None:
-        user = session.get(AppUser, link.user_id)
-        if user is None or not user.is_active:
-            raise OidcFailure("disabled", "account disabled", outcome="refused", status=403)
-        link.email, link.last_login_at = email, utcnow()
-        session.add(link)
-        return _user_info(user)
-    user = session.exec(select(AppUser).where(AppUser.email == email)).first()
-    if user is None:
-        if not signup:
-            raise OidcFailure("oidc_no_account", "no account", outcome="refused", status=403)
-        user = AppUser(
-            email=email,
-            password_hash="",
-            display_name=identity.name,
-            is_admin=False,
-            email_verified_at=utcnow(),
-        )
-        session.add(user)
-        _flush(session)
-        log.info("OIDC signup of user %s via %s", user.id, identity.provider)
-    elif not user.is_active:
-        raise OidcFailure("disabled", "account disabled", outcome="refused", status=403)
-    elif user.password_hash and user.email_verified_at is None:
-        raise OidcFailure(
-            "oidc_link_required",
-            "a password account whose email was never proven",
-            outcome="refused",
-            status=409,
-        )
-    elif user.email_verified_at is None:
-        user.email_verified_at = utcnow()
-        session.add(user)
-    assert user.id is not None
-    session.add(
-        OidcIdentity(
-            user_id=user.id,
-            provider=identity.provider,
-            issuer=identity.issuer,
-            subject=identity.subject,
-            email=email,
-            last_login_at=utcnow(),
-        )
-    )
-    _flush(session)
-    audit.record(
-        session,
-        "oidc_link",
-        actor_id=user.id,
-        address=address,
-        target=email,
-        detail={"provider": identity.provider, "issuer": identity.issuer},
-    )
-    return _user_info(user)
-
-
-def _flush(session: Session) -> None:
-    try:
-        session.flush()
-    except IntegrityError as exc:  # a concurrent first login of the same identity or email
-        raise OidcFailure("oidc_failed", "concurrent first login") from exc
-
-
-def _user_info(user: AppUser) -> auth.UserInfo:
-    assert user.id is not None
-    return auth.UserInfo(user.id, user.email, user.display_name or user.email, user.is_admin)
-
-
 def _sign_in(identity: Identity, address: str) -> tuple[auth.UserInfo, str]:
     settings = get_settings()
     with session_scope() as session:
@@ -466,9 +311,8 @@ async def complete_login(
         identity = await _identity(provider, pending, code)
         email = identity.email
         if link_to is not None:
-            from elexirion_app.services.accounts import oidc_link
-
-            return await in_db_thread(oidc_link.connect_now, identity, link_to, address), ""
+            connected = await in_db_thread(oidc_accounts.connect_now, identity, link_to, address)
+            return connected, ""
         return await in_db_thread(_sign_in, identity, address)
     except OidcFailure as exc:
         log.info("OIDC login via %s %s: %s", provider.name, exc.outcome, exc.message)
