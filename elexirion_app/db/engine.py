@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,6 +65,17 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+async def in_session(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(session, *args, **kwargs)`` in one transaction (``session_scope``) on the database
+    pool: what the pages' handlers use for their service calls."""
+
+    def job() -> T:
+        with session_scope() as session:
+            return fn(session, *args, **kwargs)
+
+    return await in_db_thread(job)
 
 
 def create_all(engine: Engine | None = None) -> None:

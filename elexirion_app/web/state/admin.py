@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError, InputError, PermissionDenied
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_session
 from elexirion_app.services.accounts import admin, audit, rate_limits
 from elexirion_app.services.billing import budget_admin
 from elexirion_app.web import routes
@@ -167,12 +167,8 @@ class AdminState(rx.State):
         """``fn(session, *args)`` in a database thread. A refusal becomes ``self.error``; a
         permission refusal also empties the page."""
 
-        def job() -> T:
-            with session_scope() as session:
-                return fn(session, *args, **kwargs)
-
         try:
-            return await in_db_thread(job)
+            return await in_session(fn, *args, **kwargs)
         except PermissionDenied as exc:
             self._deny(exc.user_message)
             return None

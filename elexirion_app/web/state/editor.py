@@ -18,7 +18,7 @@ import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError, InputError
 from elexirion_app.core.threads import in_cpu_thread
-from elexirion_app.db.engine import in_db_thread, in_file_thread, session_scope
+from elexirion_app.db.engine import in_file_thread, in_session
 from elexirion_app.editor import view
 from elexirion_app.editor import workbench as model
 from elexirion_app.services.runs import pipeline_store as store
@@ -70,11 +70,7 @@ class EditorState(rx.State):
         return await current_user_id(self)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        def job() -> T:
-            with session_scope() as session:
-                return fn(session, *args)
-
-        return await in_db_thread(job)
+        return await in_session(fn, *args)
 
     async def _editable(self) -> int | None:
         """The user, if they may change this pipeline (their own, open in this tab)."""

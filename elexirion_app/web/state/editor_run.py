@@ -17,7 +17,7 @@ import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError, InputError
 from elexirion_app.core.threads import in_cpu_thread
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_session
 from elexirion_app.editor import view
 from elexirion_app.services.runs import pipeline_runs, runs
 from elexirion_app.services.runs import pipeline_store as store
@@ -70,11 +70,7 @@ class EditorRunState(rx.State):
     _run_id: str = ""
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        def job() -> T:
-            with session_scope() as session:
-                return fn(session, *args)
-
-        return await in_db_thread(job)
+        return await in_session(fn, *args)
 
     async def _reload_history(self, user_id: int, name: str) -> None:
         rows = await self._db(runs.list_runs_of_pipeline, user_id, name)

@@ -11,7 +11,7 @@ import reflex as rx
 from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.ids import parse_id
 from elexirion_app.core.threads import in_cpu_thread
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_session
 from elexirion_app.editor.diff import compare
 from elexirion_app.services.runs import pipeline_store as store
 from elexirion_app.web import routes
@@ -40,11 +40,7 @@ class VersionsState(rx.State):
     message: str = ""
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        def job() -> T:
-            with session_scope() as session:
-                return fn(session, *args)
-
-        return await in_db_thread(job)
+        return await in_session(fn, *args)
 
     async def _editor(self) -> tuple[int | None, EditorState]:
         editor = await self.get_state(EditorState)

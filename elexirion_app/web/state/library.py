@@ -12,7 +12,7 @@ import reflex as rx
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from elexirion_app.core.errors import ElexirionError, InputError
-from elexirion_app.db.engine import in_db_thread, in_file_thread, session_scope
+from elexirion_app.db.engine import in_file_thread, in_session
 from elexirion_app.services.runs import pipeline_store as store
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
@@ -75,12 +75,8 @@ class LibraryState(rx.State):
     async def _work(self, fn: Callable[..., T], *args: Any) -> T | None:
         """``fn(session, *args)`` in a database thread; a refusal becomes ``self.error``."""
 
-        def job() -> T:
-            with session_scope() as session:
-                return fn(session, *args)
-
         try:
-            return await in_db_thread(job)
+            return await in_session(fn, *args)
         except ElexirionError as exc:
             self.error = exc.user_message
             return None

@@ -20,7 +20,7 @@ import reflex as rx
 
 from elexirion_app.config import get_settings
 from elexirion_app.core.errors import ElexirionError
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_session
 from elexirion_app.services.accounts import api_keys, profile
 from elexirion_app.services.accounts.oidc import MESSAGES as OIDC_MESSAGES
 from elexirion_app.web import routes
@@ -89,12 +89,8 @@ class SettingsState(rx.State):
     async def _work(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """``fn(session, *args)`` in a database thread; a refusal becomes ``self.error``."""
 
-        def job() -> T:
-            with session_scope() as session:
-                return fn(session, *args, **kwargs)
-
         try:
-            return await in_db_thread(job)
+            return await in_session(fn, *args, **kwargs)
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
