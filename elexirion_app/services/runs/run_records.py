@@ -314,9 +314,12 @@ class RunRecorder:
     def _write_batch(
         self, items: list[tuple[Callable[..., None], tuple[Any, ...], bool]]
     ) -> list[Exception | None]:
-        """On the writer thread: the batch in one transaction. After a failed write only the
-        final one is still tried (in a transaction of its own)."""
+        """On the writer thread: the batch in one transaction. If it fails, its writes are
+        tried again one transaction each, in order (what would have been written alone is
+        written: a step's result is kept when the next step's write fails); after a failed
+        write only the final one is still tried."""
         if self._failure is None:
+            step_ids = dict(self._step_ids)
             try:
                 with self._engine.begin() as conn:
                     self._conn = conn
@@ -324,12 +327,22 @@ class RunRecorder:
                         fn(*args)
                 return [None] * len(items)
             except Exception as exc:
-                self._failure = exc
+                self._step_ids = step_ids  # ids of rows the rollback removed are forgotten
+                if len(items) == 1:
+                    self._failure = exc
+                    return [exc]
+                log.warning(
+                    "run %s: a batch of %d record writes failed (%s: %s); writing them one by one",
+                    self._run_id,
+                    len(items),
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                )
             finally:
                 self._conn = None
         outcomes: list[Exception | None] = []
         for fn, args, final in items:
-            if not final:
+            if self._failure is not None and not final:
                 outcomes.append(self._failure)
                 continue
             try:

@@ -7,15 +7,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from elexirion_app import config
 from elexirion_app.core.errors import NotFound
 from elexirion_app.db.engine import get_engine, session_scope
 from elexirion_app.db.models import AppUser, Run, StepRun
+from elexirion_app.pipelines.loader import load_text
 from elexirion_app.services.runs import jobs
+from elexirion_app.services.runs.run_records import RunRecorder, run_recorded
+from tests.unit.pipelines.engine_fakes import CountingProvider
 
 REDIS = "redis://127.0.0.1:6379/9"
 PIPELINE = """workflow:
@@ -130,3 +135,35 @@ async def test_another_worker_gets_the_state_in_the_message(
             await client.aclose()
         jobs._redis.clear()
         config.get_settings.cache_clear()
+
+
+async def test_a_failed_write_in_a_batch_keeps_the_writes_before_it(
+    db_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's final write and the next step's ``running`` one go in one transaction; when
+    the second fails, the first is still written (its result is reused by a resume)."""
+    real = RunRecorder._step_started
+
+    def failing(self: RunRecorder, event: Any) -> None:
+        if event.step == "two":
+            raise OperationalError("UPDATE step_run", {}, Exception("disk I/O error"))
+        real(self, event)
+
+    monkeypatch.setattr(RunRecorder, "_step_started", failing)
+    provider = CountingProvider()
+    outcome = await run_recorded(
+        load_text(PIPELINE),
+        pipeline_yaml=PIPELINE,
+        engine=get_engine(db_url),
+        provider_for=provider,
+        workspace=tmp_path / "ws",
+        output_dir=tmp_path / "out",
+    )
+    assert outcome.status == "failed" and "disk I/O error" in (outcome.error or "")
+    assert provider.calls == 1  # "two" never called its provider
+    with Session(get_engine(db_url)) as session:
+        steps = {s.name: s for s in session.exec(select(StepRun)).all()}
+        run = session.exec(select(Run)).one()
+    assert steps["one"].status == "succeeded" and steps["one"].result is not None
+    assert steps["two"].status in ("queued", "failed")
+    assert run.status == "failed"
