@@ -3,6 +3,8 @@ and its KPI cards."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from elexirion_app.web.state.dashboard import DashboardState, Kpi
@@ -73,129 +75,103 @@ def _panel(title: str, subtitle: str, chart: rx.Component, element_id: str) -> r
     )
 
 
-def _grid() -> rx.Component:
-    return rx.recharts.cartesian_grid(stroke_dasharray="3 3", stroke="var(--gray-a5)")
-
-
-def tokens_chart() -> rx.Component:
-    chart = rx.recharts.area_chart(
-        _grid(),
-        *[
-            rx.recharts.area(
-                data_key=key,
-                name=label,
-                stack_id="tokens",
-                stroke=color,
-                fill=color,
-                fill_opacity=0.35,
-                type_="monotone",
-                is_animation_active=False,
-            )
-            for key, label, color in TOKEN_SERIES
-        ],
-        rx.recharts.x_axis(data_key="period", **AXIS),
-        rx.recharts.y_axis(**AXIS, width=50, tick_formatter=COMPACT),
+def _chart(
+    make: Any, series: list[rx.Component], *, x: str, y_width: int, ticks: str, data: Any
+) -> rx.Component:
+    """A recharts cartesian chart with our grid, axes, tooltip and legend."""
+    return make(
+        rx.recharts.cartesian_grid(stroke_dasharray="3 3", stroke="var(--gray-a5)"),
+        *series,
+        rx.recharts.x_axis(data_key=x, **AXIS),
+        rx.recharts.y_axis(**AXIS, width=y_width, tick_formatter=ticks),
         rx.recharts.graphing_tooltip(),
         rx.recharts.legend(icon_size=10),
-        data=DashboardState.series,
+        data=data,
         width="100%",
         height=HEIGHT,
     )
+
+
+def _bars(*specs: tuple[str, str, str], radius: int) -> list[rx.Component]:
+    return [
+        rx.recharts.bar(
+            data_key=key, name=name, fill=fill, is_animation_active=False, radius=radius
+        )
+        for key, name, fill in specs
+    ]
+
+
+def tokens_chart() -> rx.Component:
+    areas = [
+        rx.recharts.area(
+            data_key=key,
+            name=label,
+            stack_id="tokens",
+            stroke=color,
+            fill=color,
+            fill_opacity=0.35,
+            type_="monotone",
+            is_animation_active=False,
+        )
+        for key, label, color in TOKEN_SERIES
+    ]
+    chart = _chart(
+        rx.recharts.area_chart, areas, x="period", y_width=50, ticks=COMPACT,
+        data=DashboardState.series,
+    )  # fmt: skip
     return _panel("Tokens by type", "stacked, per period", chart, "chart-tokens")
 
 
 def cost_by_model_chart() -> rx.Component:
-    chart = rx.recharts.bar_chart(
-        _grid(),
-        rx.recharts.bar(
-            data_key="cost",
-            name="Spend (USD)",
-            fill="var(--accent-9)",
-            is_animation_active=False,
-            radius=4,
-        ),
-        rx.recharts.bar(
-            data_key="live",
-            name="Would cost live (offline, estimate)",
-            fill="var(--gray-7)",
-            is_animation_active=False,
-            radius=4,
-        ),
-        rx.recharts.x_axis(data_key="model", **AXIS),
-        rx.recharts.y_axis(**AXIS, width=60, tick_formatter=DOLLARS),
-        rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(icon_size=10),
-        data=DashboardState.by_model,
-        width="100%",
-        height=HEIGHT,
+    bars = _bars(
+        ("cost", "Spend (USD)", "var(--accent-9)"),
+        ("live", "Would cost live (offline, estimate)", "var(--gray-7)"),
+        radius=4,
     )
+    chart = _chart(
+        rx.recharts.bar_chart, bars, x="model", y_width=60, ticks=DOLLARS,
+        data=DashboardState.by_model,
+    )  # fmt: skip
     return _panel("Cost by model", "USD", chart, "chart-cost-model")
 
 
 def latency_chart() -> rx.Component:
-    lines = (
+    specs = (
         ("lat_p50", "Latency p50", "var(--blue-9)", ""),
         ("lat_p95", "Latency p95", "var(--blue-11)", "5 3"),
         ("ttft_p50", "TTFT p50", "var(--grass-9)", ""),
         ("ttft_p95", "TTFT p95", "var(--grass-11)", "5 3"),
     )
-    chart = rx.recharts.line_chart(
-        _grid(),
-        *[
-            rx.recharts.line(
-                data_key=key,
-                name=label,
-                stroke=color,
-                stroke_dasharray=dash,
-                stroke_width=2,
-                dot=False,
-                connect_nulls=True,
-                type_="linear",
-                is_animation_active=False,
-            )
-            for key, label, color, dash in lines
-        ],
-        rx.recharts.x_axis(data_key="period", **AXIS),
-        rx.recharts.y_axis(**AXIS, width=60, tick_formatter=MILLIS),
-        rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(icon_size=10),
+    lines = [
+        rx.recharts.line(
+            data_key=key,
+            name=label,
+            stroke=color,
+            stroke_dasharray=dash,
+            stroke_width=2,
+            dot=False,
+            connect_nulls=True,
+            type_="linear",
+            is_animation_active=False,
+        )
+        for key, label, color, dash in specs
+    ]
+    chart = _chart(
+        rx.recharts.line_chart, lines, x="period", y_width=60, ticks=MILLIS,
         data=DashboardState.series,
-        width="100%",
-        height=HEIGHT,
-    )
+    )  # fmt: skip
     return _panel("Latency percentiles", "ms, bucket upper bounds", chart, "chart-latency")
 
 
 def spend_chart() -> rx.Component:
-    chart = rx.recharts.bar_chart(
-        _grid(),
-        rx.recharts.bar(
-            data_key="calls",
-            name="Calls",
-            fill="var(--accent-8)",
-            is_animation_active=False,
-            radius=3,
-        ),
-        rx.recharts.bar(
-            data_key="errors",
-            name="Errors",
-            fill="var(--red-9)",
-            is_animation_active=False,
-            radius=3,
-        ),
-        rx.recharts.bar(
-            data_key="runs",
-            name="Runs",
-            fill="var(--gray-8)",
-            is_animation_active=False,
-            radius=3,
-        ),
-        rx.recharts.x_axis(data_key="period", **AXIS),
-        rx.recharts.y_axis(**AXIS, width=50, tick_formatter=COMPACT),
-        rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(icon_size=10),
-        data=DashboardState.series,
-        width="100%",
-        height=HEIGHT,
+    bars = _bars(
+        ("calls", "Calls", "var(--accent-8)"),
+        ("errors", "Errors", "var(--red-9)"),
+        ("runs", "Runs", "var(--gray-8)"),
+        radius=3,
     )
+    chart = _chart(
+        rx.recharts.bar_chart, bars, x="period", y_width=50, ticks=COMPACT,
+        data=DashboardState.series,
+    )  # fmt: skip
     return _panel("Calls, errors and runs", "per period", chart, "chart-calls")
