@@ -42,8 +42,9 @@ from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
 
 from bench import dashboard_data as data  # noqa: E402
+from elexirion_app.db import billing_models as bm  # noqa: E402
 from elexirion_app.db.engine import create_all, make_engine  # noqa: E402
-from elexirion_app.db.models import LLMCall, Run, UsageRollup  # noqa: E402
+from elexirion_app.db.models import LLMCall, Run, RunRollup, UsageRollup  # noqa: E402
 from elexirion_app.services.billing import dashboard, ledger  # noqa: E402
 from elexirion_app.services.billing import dashboard_sql as q  # noqa: E402
 
@@ -210,12 +211,30 @@ def run_backend(name: str, engine: Engine, args: Any) -> dict[str, Any]:
     return result
 
 
+COUNTED = (
+    LLMCall,
+    Run,
+    UsageRollup,
+    bm.UsageDay,
+    bm.UsageDayAll,
+    bm.UsageDayPipeline,
+    bm.UsageHourAll,
+    bm.UsageDayUser,
+    bm.UsageHourUser,
+    RunRollup,
+    bm.RunDay,
+    bm.RunDayAll,
+    bm.RunBooking,
+    bm.ConversationDay,
+    bm.ConversationHour,
+)
+
+
 def _counts(engine: Engine) -> dict[str, int]:
     with Session(engine) as s:
         return {
-            "llm_call": int(s.exec(select(func.count()).select_from(LLMCall)).one()),
-            "usage_rollup": int(s.exec(select(func.count()).select_from(UsageRollup)).one()),
-            "run": int(s.exec(select(func.count()).select_from(Run)).one()),
+            t.__tablename__: int(s.exec(select(func.count()).select_from(t)).one())  # type: ignore[attr-defined]
+            for t in COUNTED
         }
 
 
@@ -223,11 +242,11 @@ def report(name: str, res: dict[str, Any], args: Any) -> None:
     small, c_small = res["sizes"]["small"]
     large, c_large = res["sizes"]["large"]
     print(f"\n## {name}: {c_small['llm_call']:,} → {c_large['llm_call']:,} ledger rows")
-    print(
-        f"usage_rollup rows {c_small['usage_rollup']:,} → {c_large['usage_rollup']:,}; "
-        f"runs {c_small['run']:,} → {c_large['run']:,}; fill {res['fill_small_s']:.0f} s + "
-        f"{res['fill_rest_s']:.0f} s"
-    )
+    print(f"fill {res['fill_small_s']:.0f} s + {res['fill_rest_s']:.0f} s; rows per table:")
+    print("\n| table | rows small | rows large | large ÷ small |\n| --- | --- | --- | --- |")
+    for table, n in c_large.items():
+        m = c_small[table]
+        print(f"| {table} | {m:,} | {n:,} | {n / m if m else float('inf'):.2f} |")
     print(
         "\n| scope | query | p50 small | p95 small | p50 large | p95 large | large ÷ small "
         "| naive p95 large | naive ÷ rollup | goals |"

@@ -1,6 +1,7 @@
 """A synthetic ledger for ``bench/dashboard.py``: users, conversations, runs and LLM calls
 spread over 90 days, written through the app's own write path (``services.billing.ledger``:
-``write`` for calls + usage rollups, ``record_run`` for run rollups), in batches.
+``write`` for calls + usage and conversation rollups, ``record_run`` for the run rollups and
+the run booking), in batches.
 
 Shape (seeded, deterministic): 50 users with Zipf-like activity, each using 2–3 of 10 models
 (one of them the offline demo model) and 3–5 of 20 pipelines; callers step 55 %, chat 30 %,
@@ -202,6 +203,8 @@ def write(engine: Engine, calls: list[Attempt], runs: list[dict[str, Any]]) -> N
                 cost_usd=run["cost_usd"],
                 duration_ms=(run["finished_at"] - run["started_at"]).total_seconds() * 1000,
                 finished_at=run["finished_at"],
+                run_id=run["id"],
+                created_at=run["created_at"],
             )
 
 

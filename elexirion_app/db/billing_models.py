@@ -1,9 +1,26 @@
 """The ledger's rollup tables and the budgets (issue 10; schema agreed in notes/ledger_schema.md).
 
-``usage_rollup`` and ``run_rollup`` are maintained by ``services/billing/ledger`` in the same
-transaction as the ledger rows they sum (dialect UPSERT, every counter ``col = col + excluded``);
-dashboards read them with indexed queries, never the raw rows. Histogram columns ``lat_b*`` and
-``ttft_b*`` count calls per bucket of ``services/billing/buckets.BOUNDS_MS``.
+Every rollup is maintained by ``services/billing/ledger`` in the same transaction as the ledger
+rows it sums (dialect UPSERT, every counter ``col = col + excluded``); dashboards read them with
+indexed queries, never the raw rows. Histogram columns ``lat_b*`` and ``ttft_b*`` count calls
+per bucket of ``services/billing/buckets.BOUNDS_MS`` (mergeable: p50/p95 of summed buckets).
+
+Usage rollups (the same counters, different grain and keys; ``user_id`` 0 = no user):
+
+- ``usage_rollup``        hour x user x model x provider x pipeline x caller (the API's hourly
+                          ranges; the partial days at the edges of a user's / pipeline's range)
+- ``usage_day``           day  x user x model x provider x pipeline x caller (one user's
+                          views by model, filtered, and their filter options)
+- ``usage_day_user`` / ``usage_hour_user``  user x day / hour (one user's totals and series)
+- ``usage_day_all``       day  x model x provider x caller (everyone's views, no pipeline filter)
+- ``usage_day_pipeline``  day  x pipeline x model x provider x caller (everyone, one pipeline)
+- ``usage_hour_all``      hour x model x provider x caller (edges of everyone's ranges)
+
+Runs: ``run_rollup`` (hour), ``run_day`` (day x user x pipeline x status), ``run_day_all``
+(day x pipeline x status), all by the hour/day a run finished; ``run_booking`` one row per run
+as last counted (a resumed run's earlier count is taken back, never counted twice) and, indexed
+by (day it started, cost), the costliest runs of a range read day by day.
+Conversations: ``conversation_day`` / ``conversation_hour`` sum each conversation's calls.
 """
 
 from __future__ import annotations
@@ -25,6 +42,79 @@ def _big() -> Column:  # type: ignore[type-arg]
 
 def _money(digits: int) -> Column:  # type: ignore[type-arg]
     return Column(Numeric(digits, 8), nullable=False)
+
+
+def _big_field() -> int:
+    return Field(  # type: ignore[no-any-return]
+        default=0, sa_type=BigInteger, nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
+
+
+def _money_field(server_default: bool = False) -> Decimal:
+    kwargs = {"server_default": "0"} if server_default else {}
+    return Field(  # type: ignore[no-any-return]
+        default=Decimal("0"), sa_type=Numeric(18, 8), nullable=False, sa_column_kwargs=kwargs
+    )
+
+
+class UsageCounters(SQLModel):
+    """The counters every usage rollup keeps (no table of its own)."""
+
+    calls: int = 0
+    errors: int = 0
+    cost_usd: Decimal = _money_field()
+    input_tokens: int = _big_field()
+    output_tokens: int = _big_field()
+    cache_read_tokens: int = _big_field()
+    cache_write_tokens: int = _big_field()
+    cache_write_1h_tokens: int = _big_field()
+    thinking_tokens: int = _big_field()
+    latency_ms_sum: float = 0.0
+    ttft_ms_sum: float = 0.0
+    ttft_count: int = 0
+    # Offline demo calls and what they would have cost live (labelled, never in cost_usd).
+    offline_calls: int = _big_field()
+    live_estimate_usd: Decimal = _money_field(server_default=True)
+    lat_b0: int = 0
+    lat_b1: int = 0
+    lat_b2: int = 0
+    lat_b3: int = 0
+    lat_b4: int = 0
+    lat_b5: int = 0
+    lat_b6: int = 0
+    lat_b7: int = 0
+    lat_b8: int = 0
+    lat_b9: int = 0
+    lat_b10: int = 0
+    lat_b11: int = 0
+    lat_b12: int = 0
+    lat_b13: int = 0
+    lat_b14: int = 0
+    lat_b15: int = 0
+    lat_b16: int = 0
+    lat_b17: int = 0
+    lat_b18: int = 0
+    lat_b19: int = 0
+    ttft_b0: int = 0
+    ttft_b1: int = 0
+    ttft_b2: int = 0
+    ttft_b3: int = 0
+    ttft_b4: int = 0
+    ttft_b5: int = 0
+    ttft_b6: int = 0
+    ttft_b7: int = 0
+    ttft_b8: int = 0
+    ttft_b9: int = 0
+    ttft_b10: int = 0
+    ttft_b11: int = 0
+    ttft_b12: int = 0
+    ttft_b13: int = 0
+    ttft_b14: int = 0
+    ttft_b15: int = 0
+    ttft_b16: int = 0
+    ttft_b17: int = 0
+    ttft_b18: int = 0
+    ttft_b19: int = 0
 
 
 class UsageRollup(SQLModel, table=True):
@@ -122,6 +212,190 @@ class RunRollup(SQLModel, table=True):
     runs: int = 0
     cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
     duration_ms_sum: float = 0.0
+
+
+class UsageDay(UsageCounters, table=True):
+    """Daily, every dimension: one user's views (``user_id`` 0 = no user)."""
+
+    __tablename__ = "usage_day"
+    __table_args__ = (
+        UniqueConstraint(
+            "day", "user_id", "model", "provider", "pipeline", "caller", name="uq_usage_day_key"
+        ),
+        Index("ix_usage_day_user_day", "user_id", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    user_id: int = 0
+    model: str = Field(default="", max_length=100)
+    provider: str = Field(default="", max_length=40)
+    pipeline: str = Field(default="", max_length=200)
+    caller: str = Field(default="", max_length=16)
+
+
+class UsageDayAll(UsageCounters, table=True):
+    """Daily, every user together, no pipeline: everyone's views."""
+
+    __tablename__ = "usage_day_all"
+    __table_args__ = (
+        UniqueConstraint("day", "model", "provider", "caller", name="uq_usage_day_all_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    model: str = Field(default="", max_length=100)
+    provider: str = Field(default="", max_length=40)
+    caller: str = Field(default="", max_length=16)
+
+
+class UsageDayPipeline(UsageCounters, table=True):
+    """Daily, every user together, by pipeline: everyone's views of one pipeline."""
+
+    __tablename__ = "usage_day_pipeline"
+    __table_args__ = (
+        UniqueConstraint(
+            "day", "pipeline", "model", "provider", "caller", name="uq_usage_day_pipeline_key"
+        ),
+        Index("ix_usage_day_pipeline_pipeline_day", "pipeline", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    pipeline: str = Field(default="", max_length=200)
+    model: str = Field(default="", max_length=100)
+    provider: str = Field(default="", max_length=40)
+    caller: str = Field(default="", max_length=16)
+
+
+class UsageDayUser(UsageCounters, table=True):
+    """Daily per user, no other dimension: one user's totals and time series."""
+
+    __tablename__ = "usage_day_user"
+    __table_args__ = (UniqueConstraint("user_id", "day", name="uq_usage_day_user_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    user_id: int = 0
+
+
+class UsageHourUser(UsageCounters, table=True):
+    """Hourly per user: the edges of one user's ranges (totals and time series)."""
+
+    __tablename__ = "usage_hour_user"
+    __table_args__ = (UniqueConstraint("user_id", "hour", name="uq_usage_hour_user_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour: datetime
+    user_id: int = 0
+
+
+class UsageHourAll(UsageCounters, table=True):
+    """Hourly, every user together, no pipeline: the partial days at the edges of a range."""
+
+    __tablename__ = "usage_hour_all"
+    __table_args__ = (
+        UniqueConstraint("hour", "model", "provider", "caller", name="uq_usage_hour_all_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour: datetime
+    model: str = Field(default="", max_length=100)
+    provider: str = Field(default="", max_length=40)
+    caller: str = Field(default="", max_length=16)
+
+
+class RunDay(SQLModel, table=True):
+    """One row per (day, user, pipeline, status) of the runs that finished that day."""
+
+    __tablename__ = "run_day"
+    __table_args__ = (
+        UniqueConstraint("day", "user_id", "pipeline", "status", name="uq_run_day_key"),
+        Index("ix_run_day_user_day", "user_id", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    user_id: int = 0
+    pipeline: str = Field(default="", max_length=200)
+    status: str = Field(default="", max_length=16)
+    runs: int = 0
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
+    duration_ms_sum: float = 0.0
+
+
+class RunDayAll(SQLModel, table=True):
+    """One row per (day, pipeline, status): everyone's runs."""
+
+    __tablename__ = "run_day_all"
+    __table_args__ = (UniqueConstraint("day", "pipeline", "status", name="uq_run_day_all_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    pipeline: str = Field(default="", max_length=200)
+    status: str = Field(default="", max_length=16)
+    runs: int = 0
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
+    duration_ms_sum: float = 0.0
+
+
+class RunBooking(SQLModel, table=True):
+    """A run as last counted in the run rollups (``ledger.record_run``): a resumed run's
+    earlier count is taken back from them, and the costliest runs of a range are read from
+    here, one LIMITed index range per day the runs started (``started_day``, UTC midnight)."""
+
+    __tablename__ = "run_booking"
+    __table_args__ = (
+        Index("ix_run_booking_day_cost", "started_day", "cost_usd", "created_at"),
+        Index("ix_run_booking_user_day_cost", "user_id", "started_day", "cost_usd", "created_at"),
+        Index("ix_run_booking_pipeline_day_cost", "pipeline", "started_day", "cost_usd"),
+    )
+
+    run_id: str = Field(primary_key=True, max_length=36)
+    started_day: datetime
+    created_at: datetime
+    finished_at: datetime
+    user_id: int = 0
+    pipeline: str = Field(default="", max_length=200)
+    status: str = Field(default="", max_length=16)
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
+    duration_ms: float = 0.0
+
+
+class ConversationDay(SQLModel, table=True):
+    """What a conversation's calls cost per day (the costliest conversations of a range)."""
+
+    __tablename__ = "conversation_day"
+    __table_args__ = (
+        UniqueConstraint("day", "conversation_id", name="uq_conversation_day_key"),
+        Index("ix_conversation_day_user_day", "user_id", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    conversation_id: int
+    user_id: int = 0
+    calls: int = 0
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
+    last_at: datetime
+
+
+class ConversationHour(SQLModel, table=True):
+    """The same per hour (the partial days at the edges of a range)."""
+
+    __tablename__ = "conversation_hour"
+    __table_args__ = (
+        UniqueConstraint("hour", "conversation_id", name="uq_conversation_hour_key"),
+        Index("ix_conversation_hour_user_hour", "user_id", "hour"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour: datetime
+    conversation_id: int
+    user_id: int = 0
+    calls: int = 0
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
+    last_at: datetime
 
 
 class Budget(SQLModel, table=True):

@@ -1,16 +1,22 @@
 """The ONE writer of the cost ledger (``llm_call``) and its rollups (issue 10).
 
 One append-only ``llm_call`` row per provider attempt, from every caller (chat, router, genesis,
-pipeline steps, DSPy jobs, the API), and in the SAME transaction the ``usage_rollup`` row of
-its (hour, user, model, provider, pipeline, caller) is upserted (``col = col + excluded.col``)
-and, when given, the call's budget reservation settled. Nothing else inserts into these tables;
-rows are never updated except to unlink them from deleted content (``unlink_*``).
+pipeline steps, DSPy jobs, the API), and in the SAME transaction every usage rollup row of
+the attempt is upserted (``col = col + excluded.col``; the tables and their keys in
+``db/billing_models``): hourly ``usage_rollup``, ``usage_hour_all``, ``usage_hour_user``,
+daily ``usage_day``, ``usage_day_all``, ``usage_day_pipeline``, ``usage_day_user``, and for a
+conversation's calls ``conversation_hour`` and ``conversation_day``; when given, the call's
+budget reservation is settled. Nothing else inserts into these tables; rows are never updated
+except to unlink them from deleted content (``unlink_*``).
 
 - ``record(attempt)`` / ``record_many(attempts)``: sync, one transaction each (``record_many``
-  pre-aggregates the rollup per key, so a batch of N rows costs one upsert per key).
+  pre-aggregates per key: a batch of N rows costs one upsert per rollup key, one statement
+  per table).
 - ``write(conn, attempts)``: the same inside a caller's transaction (run records).
 - ``record_async`` / ``record_many_async``: through the database pool, off the event loop.
-- ``record_run(conn, ...)``: the ``run_rollup`` upsert when a run finishes.
+- ``record_run(conn, ..., run_id=)``: a finished run counted in ``run_rollup``, ``run_day`` and
+  ``run_day_all`` and booked in ``run_booking``; the same run finishing again (resumed) first
+  takes its earlier count back, so it is counted once, as it last finished.
 """
 
 from __future__ import annotations
@@ -21,20 +27,33 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from elexirion_app.core.types import Usage
+from elexirion_app.db import billing_models as bm
 from elexirion_app.db.engine import get_engine, in_db_thread
-from elexirion_app.db.models import BudgetReservation, LLMCall, RunRollup, UsageRollup, utcnow
+from elexirion_app.db.models import BudgetReservation, LLMCall, Run, RunRollup, UsageRollup, utcnow
 from elexirion_app.services.billing.buckets import LAT_COLUMNS, TTFT_COLUMNS, bucket_of
 
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
+RUN = Run.__table__  # type: ignore[attr-defined]
 ROLLUP = UsageRollup.__table__  # type: ignore[attr-defined]
 RUN_ROLLUP = RunRollup.__table__  # type: ignore[attr-defined]
 RESERVATION = BudgetReservation.__table__  # type: ignore[attr-defined]
+USAGE_DAY = bm.UsageDay.__table__  # type: ignore[attr-defined]
+USAGE_DAY_ALL = bm.UsageDayAll.__table__  # type: ignore[attr-defined]
+USAGE_DAY_PIPELINE = bm.UsageDayPipeline.__table__  # type: ignore[attr-defined]
+USAGE_HOUR_ALL = bm.UsageHourAll.__table__  # type: ignore[attr-defined]
+USAGE_DAY_USER = bm.UsageDayUser.__table__  # type: ignore[attr-defined]
+USAGE_HOUR_USER = bm.UsageHourUser.__table__  # type: ignore[attr-defined]
+RUN_DAY = bm.RunDay.__table__  # type: ignore[attr-defined]
+RUN_DAY_ALL = bm.RunDayAll.__table__  # type: ignore[attr-defined]
+RUN_BOOKING = bm.RunBooking.__table__  # type: ignore[attr-defined]
+CONV_DAY = bm.ConversationDay.__table__  # type: ignore[attr-defined]
+CONV_HOUR = bm.ConversationHour.__table__  # type: ignore[attr-defined]
 ZERO = Decimal("0")
 CALLERS = ("chat", "router", "genesis", "step", "dspy", "api")
 _TOKEN_COLUMNS = (
@@ -136,12 +155,25 @@ def _aware(moment: datetime) -> datetime:
 
 
 def hour_of(moment: datetime) -> datetime:
-    """The UTC hour a moment falls in (the rollups' time key)."""
+    """The UTC hour a moment falls in (the hourly rollups' time key)."""
     return _aware(moment).replace(minute=0, second=0, microsecond=0)
 
 
+def day_of(moment: datetime) -> datetime:
+    """The UTC midnight of the day a moment falls in (the daily rollups' time key)."""
+    return _aware(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _new_counters() -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(_ROLLUP_COUNTERS, 0)
+    out["cost_usd"] = out["live_estimate_usd"] = ZERO
+    out["latency_ms_sum"] = out["ttft_ms_sum"] = 0.0
+    return out
+
+
 def _rollup_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows aggregated per rollup key (sorted: concurrent writers lock keys in one order)."""
+    """Rows aggregated per ``usage_rollup`` key (sorted: concurrent writers lock keys in one
+    order)."""
     acc: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in rows:
         key = (
@@ -155,9 +187,7 @@ def _rollup_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         out = acc.get(key)
         if out is None:
             out = dict(zip(_ROLLUP_KEY, key, strict=True))
-            out.update(dict.fromkeys(_ROLLUP_COUNTERS, 0))
-            out["cost_usd"] = out["live_estimate_usd"] = ZERO
-            out["latency_ms_sum"] = out["ttft_ms_sum"] = 0.0
+            out.update(_new_counters())
             acc[key] = out
         out["calls"] += 1
         out["errors"] += 1 if r["status"] == "error" else 0
@@ -175,21 +205,101 @@ def _rollup_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             out["ttft_ms_sum"] += ttft
             out["ttft_count"] += 1
             out[TTFT_COLUMNS[bucket_of(ttft)]] += 1
-    return [acc[k] for k in sorted(acc, key=lambda k: (k[0], k[1], k[2], k[3], k[4], k[5]))]
+    return [acc[k] for k in sorted(acc)]
+
+
+# The coarser usage rollups: (table, time column, its key columns after the time). Each is the
+# sum of ``usage_rollup`` rows, so it is summed from the batch's ``usage_rollup`` aggregates.
+_DERIVED: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
+    (USAGE_DAY, "day", ("user_id", "model", "provider", "pipeline", "caller")),
+    (USAGE_DAY_ALL, "day", ("model", "provider", "caller")),
+    (USAGE_DAY_PIPELINE, "day", ("pipeline", "model", "provider", "caller")),
+    (USAGE_HOUR_ALL, "hour", ("model", "provider", "caller")),
+    (USAGE_DAY_USER, "day", ("user_id",)),
+    (USAGE_HOUR_USER, "hour", ("user_id",)),
+)
+_ADDITIVE = tuple(c for c in _ROLLUP_COUNTERS)
+
+
+def _derived_rows(fine: Sequence[dict[str, Any]], grain: str, dims: Sequence[str]) -> list[Any]:
+    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in fine:
+        moment = r["hour"] if grain == "hour" else day_of(r["hour"])
+        key = (moment, *(r[d] for d in dims))
+        out = acc.get(key)
+        if out is None:
+            out = {grain: moment, **{d: r[d] for d in dims}}
+            out.update({c: r[c] for c in _ADDITIVE})
+            acc[key] = out
+            continue
+        for c in _ADDITIVE:
+            out[c] += r[c]
+    return [acc[k] for k in sorted(acc)]
+
+
+def _conversation_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    acc: dict[tuple[datetime, int], dict[str, Any]] = {}
+    for r in rows:
+        if r["conversation_id"] is None:
+            continue
+        key = (hour_of(r["created_at"]), int(r["conversation_id"]))
+        out = acc.get(key)
+        if out is None:
+            acc[key] = {
+                "hour": key[0],
+                "conversation_id": key[1],
+                "user_id": int(r["user_id"] or 0),
+                "calls": 1,
+                "cost_usd": Decimal(r["cost_usd"] or 0),
+                "last_at": r["created_at"],
+            }
+            continue
+        out["calls"] += 1
+        out["cost_usd"] += Decimal(r["cost_usd"] or 0)
+        out["last_at"] = max(out["last_at"], r["created_at"])
+    return [acc[k] for k in sorted(acc)]
+
+
+def _conversation_days(hours: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    acc: dict[tuple[datetime, int], dict[str, Any]] = {}
+    for r in hours:
+        key = (day_of(r["hour"]), r["conversation_id"])
+        out = acc.get(key)
+        if out is None:
+            acc[key] = {**r, "day": key[0]}
+            del acc[key]["hour"]
+            continue
+        out["calls"] += r["calls"]
+        out["cost_usd"] += r["cost_usd"]
+        out["last_at"] = max(out["last_at"], r["last_at"])
+    return [acc[k] for k in sorted(acc)]
+
+
+_STATEMENTS: dict[tuple[str, str, str], Any] = {}
 
 
 def _upsert(conn: Connection, table: Any, key: Sequence[str], counters: Sequence[str]) -> Any:
+    """``INSERT .. ON CONFLICT (key) DO UPDATE SET c = c + excluded.c`` (built once per
+    dialect and table: compiling a 60-column upsert costs more than running it)."""
     dialect = conn.dialect.name
+    cache_key = (dialect, table.name, ",".join(counters))
+    cached = _STATEMENTS.get(cache_key)
+    if cached is not None:
+        return cached
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(table)
+        greatest: Any = func.greatest
     elif dialect == "sqlite":
         stmt = sqlite.insert(table)
+        greatest = func.max
     else:  # pragma: no cover - we run on SQLite and PostgreSQL only
         raise NotImplementedError(f"no rollup upsert for the {dialect} dialect")
-    return stmt.on_conflict_do_update(
-        index_elements=list(key),
-        set_={c: table.c[c] + stmt.excluded[c] for c in counters},
-    )
+    set_: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in counters}
+    if "last_at" in table.c:
+        set_["last_at"] = greatest(table.c.last_at, stmt.excluded.last_at)
+    out = stmt.on_conflict_do_update(index_elements=list(key), set_=set_)
+    _STATEMENTS[cache_key] = out
+    return out
 
 
 def write(conn: Connection, attempts: Sequence[Attempt]) -> None:
@@ -198,7 +308,22 @@ def write(conn: Connection, attempts: Sequence[Attempt]) -> None:
         return
     rows = [a.row() for a in attempts]
     conn.execute(insert(CALL), rows)
-    conn.execute(_upsert(conn, ROLLUP, _ROLLUP_KEY, _ROLLUP_COUNTERS), _rollup_rows(rows))
+    fine = _rollup_rows(rows)
+    conn.execute(_upsert(conn, ROLLUP, _ROLLUP_KEY, _ROLLUP_COUNTERS), fine)
+    for table, grain, dims in _DERIVED:
+        conn.execute(
+            _upsert(conn, table, (grain, *dims), _ROLLUP_COUNTERS), _derived_rows(fine, grain, dims)
+        )
+    conv_hours = _conversation_rows(rows)
+    if conv_hours:
+        conn.execute(
+            _upsert(conn, CONV_HOUR, ("hour", "conversation_id"), ("calls", "cost_usd")),
+            conv_hours,
+        )
+        conn.execute(
+            _upsert(conn, CONV_DAY, ("day", "conversation_id"), ("calls", "cost_usd")),
+            _conversation_days(conv_hours),
+        )
     settle = sorted({a.reservation_id for a in attempts if a.reservation_id is not None})
     if settle:
         conn.execute(
@@ -230,6 +355,34 @@ async def record_many_async(attempts: Sequence[Attempt]) -> None:
     await in_db_thread(record_many, list(attempts))
 
 
+_RUN_COUNTERS = ("runs", "cost_usd", "duration_ms_sum")
+
+
+def _count_run(conn: Connection, run: dict[str, Any], sign: int) -> None:
+    """Add (``sign`` 1) or take back (-1) one run in the three run rollups."""
+    counters = {
+        "runs": sign,
+        "cost_usd": Decimal(run["cost_usd"]) * sign,
+        "duration_ms_sum": float(run["duration_ms"]) * sign,
+    }
+    finished = run["finished_at"]
+    user_id, pipeline, status = int(run["user_id"] or 0), run["pipeline"], run["status"]
+    conn.execute(
+        _upsert(conn, RUN_ROLLUP, _RUN_KEY, _RUN_COUNTERS),
+        {"hour": hour_of(finished), "user_id": user_id, "pipeline": pipeline, "status": status}
+        | counters,
+    )
+    conn.execute(
+        _upsert(conn, RUN_DAY, ("day", "user_id", "pipeline", "status"), _RUN_COUNTERS),
+        {"day": day_of(finished), "user_id": user_id, "pipeline": pipeline, "status": status}
+        | counters,
+    )
+    conn.execute(
+        _upsert(conn, RUN_DAY_ALL, ("day", "pipeline", "status"), _RUN_COUNTERS),
+        {"day": day_of(finished), "pipeline": pipeline, "status": status} | counters,
+    )
+
+
 def record_run(
     conn: Connection,
     *,
@@ -239,33 +392,63 @@ def record_run(
     cost_usd: Decimal,
     duration_ms: float,
     finished_at: datetime,
+    run_id: str | None = None,
+    created_at: datetime | None = None,
 ) -> None:
-    """Count one finished run in ``run_rollup`` (inside the run's final transaction)."""
-    conn.execute(
-        _upsert(conn, RUN_ROLLUP, _RUN_KEY, ("runs", "cost_usd", "duration_ms_sum")),
-        {
-            "hour": hour_of(finished_at),
-            "user_id": int(user_id or 0),
-            "pipeline": pipeline[:200],
-            "status": status[:16],
-            "runs": 1,
-            "cost_usd": Decimal(cost_usd),
-            "duration_ms_sum": float(max(duration_ms, 0.0)),
-        },
-    )
+    """Count one finished run in the run rollups (inside the run's final transaction).
+
+    With ``run_id`` the run is booked in ``run_booking`` (the costliest-runs list) and a run
+    finishing again (a resumed run) replaces its earlier count instead of adding a second one.
+    ``created_at`` (when the run started, the costliest-runs range) is read from ``run`` when
+    not given."""
+    run = {
+        "user_id": int(user_id or 0),
+        "pipeline": pipeline[:200],
+        "status": status[:16],
+        "cost_usd": Decimal(cost_usd),
+        "duration_ms": float(max(duration_ms, 0.0)),
+        "finished_at": _aware(finished_at),
+    }
+    if run_id is not None:
+        prev = (
+            conn.execute(
+                select(RUN_BOOKING).where(RUN_BOOKING.c.run_id == run_id).with_for_update()
+            )
+            .mappings()
+            .first()
+        )
+        if prev is not None:
+            _count_run(conn, dict(prev) | {"finished_at": _aware(prev["finished_at"])}, -1)
+        if created_at is None:
+            created_at = conn.execute(select(RUN.c.created_at).where(RUN.c.id == run_id)).scalar()
+        started = _aware(created_at or finished_at)
+        booking = run | {"run_id": run_id, "created_at": started, "started_day": day_of(started)}
+        if prev is None:
+            conn.execute(insert(RUN_BOOKING), booking)
+        else:
+            conn.execute(
+                update(RUN_BOOKING).where(RUN_BOOKING.c.run_id == run_id).values(**booking)
+            )
+    _count_run(conn, run, 1)
 
 
 # --- unlinking (deleting content never deletes its cost rows) -------------------------------
 
 
 def unlink_conversation(session: Session, conversation_id: int) -> None:
-    """Rows of a conversation being deleted lose the link and stay (with their user)."""
+    """Rows of a conversation being deleted lose the link and stay (with their user, in every
+    usage rollup); its per-conversation sums go with it."""
     session.execute(
         update(CALL).where(CALL.c.conversation_id == conversation_id).values(conversation_id=None)
     )
+    for table in (CONV_HOUR, CONV_DAY):
+        session.execute(delete(table).where(table.c.conversation_id == conversation_id))
 
 
 def unlink_runs(session: Session, run_ids: Sequence[str]) -> None:
-    """Rows of runs being deleted lose the link and stay (their pipeline name is kept)."""
+    """Rows of runs being deleted lose the link and stay (their pipeline name is kept); the
+    runs stay counted in the run rollups and leave the costliest-runs list."""
     if run_ids:
-        session.execute(update(CALL).where(CALL.c.run_id.in_(list(run_ids))).values(run_id=None))
+        ids = list(run_ids)
+        session.execute(update(CALL).where(CALL.c.run_id.in_(ids)).values(run_id=None))
+        session.execute(delete(RUN_BOOKING).where(RUN_BOOKING.c.run_id.in_(ids)))

@@ -497,6 +497,7 @@ class RunRecorder:
                 cost_usd=Decimal(str(totals[0])),
                 duration_ms=(now - started).total_seconds() * 1000,
                 finished_at=now,
+                run_id=event.run_id,
             )
         if event.status != "succeeded":
             conn.execute(

@@ -83,6 +83,7 @@ def world(db_url: str) -> Iterator[World]:
                 cost_usd=cost,
                 duration_ms=2000,
                 finished_at=DAY1 + timedelta(seconds=2),
+                run_id=rid,
             )
     common = {"provider": "anthropic", "model": "claude-sonnet-4-5", "price_date": "2026-11-01"}
     ledger.record_many(

@@ -1,9 +1,12 @@
-"""usage_rollup always equals a GROUP BY over the raw ledger rows, whatever is written, one by
-one or batched (issue 10: the dashboards read the rollups, so they must never drift)."""
+"""Every rollup always equals a GROUP BY over the raw rows, whatever is written, one by one or
+batched, with conversations unlinked, runs finishing, resumed (finishing again) and deleted
+(issue 10: the dashboards read the rollups, so they must never drift)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,17 +15,26 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
+from sqlmodel import Session
 
+from elexirion_app.db import billing_models as bm
 from elexirion_app.db.engine import create_all, make_engine
-from elexirion_app.db.models import AppUser, LLMCall, UsageRollup
+from elexirion_app.db.models import AppUser, Conversation, LLMCall, Run, RunRollup, UsageRollup
 from elexirion_app.services.billing import ledger
 from elexirion_app.services.billing.buckets import LAT_COLUMNS, TTFT_COLUMNS, bucket_of
 
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
 ROLLUP = UsageRollup.__table__  # type: ignore[attr-defined]
 USER = AppUser.__table__  # type: ignore[attr-defined]
+CONV = Conversation.__table__  # type: ignore[attr-defined]
+RUN = Run.__table__  # type: ignore[attr-defined]
 T0 = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
+RUN_IDS = ("run-a", "run-b", "run-c")
+RUN_OWNER = {"run-a": (1, "code_analysis"), "run-b": (2, "refactor"), "run-c": (None, "")}
+MONEY = ("cost_usd", "live_estimate_usd")
+FLOATS = ("latency_ms_sum", "ttft_ms_sum", "duration_ms_sum")
 
+moments = st.integers(0, 72 * 60).map(lambda m: T0 + timedelta(minutes=m, seconds=7))
 attempts = st.builds(
     ledger.Attempt,
     caller=st.sampled_from(["chat", "router", "genesis", "step", "api"]),
@@ -30,6 +42,7 @@ attempts = st.builds(
     model=st.sampled_from(["claude-sonnet-4-5", "gemini-2.5-flash", "offline-demo"]),
     status=st.sampled_from(["ok", "ok", "error", "stopped"]),
     user_id=st.sampled_from([None, 1, 2]),
+    conversation_id=st.sampled_from([None, None, 1, 2]),
     pipeline=st.sampled_from(["", "code_analysis", "refactor"]),
     input_tokens=st.integers(0, 10**6),
     output_tokens=st.integers(0, 10**5),
@@ -42,72 +55,235 @@ attempts = st.builds(
     ttft_ms=st.none() | st.floats(0, 30000),
     offline=st.booleans(),
     live_estimate_usd=st.none() | st.decimals(0, 1, places=8),
-    created_at=st.integers(0, 72 * 60).map(lambda m: T0 + timedelta(minutes=m)),
+    created_at=moments,
+).map(  # a conversation's calls are its owner's (conversation i belongs to user i)
+    lambda a: replace(a, conversation_id=a.user_id if a.conversation_id else None)
+)
+finishes = st.tuples(
+    st.just("finish"),
+    st.sampled_from(RUN_IDS),
+    st.sampled_from(["succeeded", "failed", "interrupted"]),
+    st.decimals(0, 3, places=8),
+    st.floats(0, 10**6),
+    moments,
+)
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["one by one", "batched"]), st.lists(attempts, min_size=1, max_size=6)
+    )
+    | finishes
+    | st.tuples(st.just("unlink conversation"), st.sampled_from([1, 2]))
+    | st.tuples(st.just("unlink runs"), st.lists(st.sampled_from(RUN_IDS), max_size=2)),
+    min_size=1,
+    max_size=10,
 )
 
 
-def _expected(rows: list[Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    out: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(lambda: defaultdict(Decimal))
+def _h(moment: datetime) -> datetime:
+    return ledger.hour_of(moment).replace(tzinfo=None)
+
+
+def _d(moment: datetime) -> datetime:
+    return ledger.day_of(moment).replace(tzinfo=None)
+
+
+def _usage(r: Any) -> dict[str, Any]:
+    g: dict[str, Any] = {"calls": 1, "errors": int(r.status == "error")}
+    g["cost_usd"] = Decimal(str(r.cost_usd))
+    for c in ("input", "output", "cache_read", "cache_write", "cache_write_1h", "thinking"):
+        g[f"{c}_tokens"] = getattr(r, f"{c}_tokens")
+    g["latency_ms_sum"] = r.latency_ms
+    g[LAT_COLUMNS[bucket_of(r.latency_ms)]] = 1
+    if r.ttft_ms is not None:
+        g["ttft_count"], g["ttft_ms_sum"] = 1, r.ttft_ms
+        g[TTFT_COLUMNS[bucket_of(r.ttft_ms)]] = 1
+    if r.offline:
+        g["offline_calls"] = 1
+        g["live_estimate_usd"] = Decimal(str(r.live_estimate_usd or 0))
+    return g
+
+
+def _dims(r: Any) -> tuple[str, str, str, str]:
+    return (r.model, r.provider, r.pipeline, r.caller)
+
+
+# table -> (its key of a raw row, the counters of a raw row); usage tables over llm_call rows.
+USAGE_KEYS: dict[Any, Callable[[Any], tuple[Any, ...]]] = {
+    UsageRollup: lambda r: (_h(r.created_at), r.user_id or 0, *_dims(r)),
+    bm.UsageDay: lambda r: (_d(r.created_at), r.user_id or 0, *_dims(r)),
+    bm.UsageDayAll: lambda r: (_d(r.created_at), r.model, r.provider, r.caller),
+    bm.UsageDayPipeline: lambda r: (_d(r.created_at), r.pipeline, r.model, r.provider, r.caller),
+    bm.UsageHourAll: lambda r: (_h(r.created_at), r.model, r.provider, r.caller),
+    bm.UsageDayUser: lambda r: (_d(r.created_at), r.user_id or 0),
+    bm.UsageHourUser: lambda r: (_h(r.created_at), r.user_id or 0),
+}  # fmt: skip
+TABLE_KEYS: dict[Any, tuple[str, ...]] = {
+    UsageRollup: ("hour", "user_id", "model", "provider", "pipeline", "caller"),
+    bm.UsageDay: ("day", "user_id", "model", "provider", "pipeline", "caller"),
+    bm.UsageDayAll: ("day", "model", "provider", "caller"),
+    bm.UsageDayPipeline: ("day", "pipeline", "model", "provider", "caller"),
+    bm.UsageHourAll: ("hour", "model", "provider", "caller"),
+    bm.UsageDayUser: ("day", "user_id"),
+    bm.UsageHourUser: ("hour", "user_id"),
+    bm.ConversationHour: ("hour", "conversation_id"),
+    bm.ConversationDay: ("day", "conversation_id"),
+    RunRollup: ("hour", "user_id", "pipeline", "status"),
+    bm.RunDay: ("day", "user_id", "pipeline", "status"),
+    bm.RunDayAll: ("day", "pipeline", "status"),
+}
+
+
+def _group(
+    rows: Sequence[Any], key: Callable[[Any], tuple[Any, ...]], counters: Callable[[Any], Any]
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    out: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(lambda: defaultdict(int))
     for r in rows:
-        key = (
-            ledger.hour_of(r.created_at).replace(tzinfo=None),
-            r.user_id or 0, r.model, r.provider, r.pipeline, r.caller,
-        )  # fmt: skip
-        g = out[key]
-        g["calls"] += 1
-        g["errors"] += r.status == "error"
-        g["cost_usd"] += Decimal(str(r.cost_usd))
-        for c in ("input", "output", "cache_read", "cache_write", "cache_write_1h", "thinking"):
-            g[f"{c}_tokens"] += getattr(r, f"{c}_tokens")
-        g["latency_ms_sum"] += Decimal(str(r.latency_ms))
-        g[LAT_COLUMNS[bucket_of(r.latency_ms)]] += 1
-        if r.ttft_ms is not None:
-            g["ttft_count"] += 1
-            g[TTFT_COLUMNS[bucket_of(r.ttft_ms)]] += 1
-        if r.offline:
-            g["offline_calls"] += 1
-            g["live_estimate_usd"] += Decimal(str(r.live_estimate_usd or 0))
+        g = out[key(r)]
+        for column, value in counters(r).items():
+            if column == "last_at":
+                g[column] = max(g.get(column) or value, value)
+            elif column == "user_id":  # the conversation's owner
+                g[column] = value
+            else:
+                g[column] += value
     return out
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(batches=st.lists(st.lists(attempts, min_size=1, max_size=8), min_size=1, max_size=6))
-def test_rollups_equal_group_by_over_the_raw_rows(tmp_path: Path, batches: list[Any]) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+def _naive(value: Any) -> Any:
+    return value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) else value
+
+
+def _assert_table(conn: Any, model: Any, expected: dict[tuple[Any, ...], dict[str, Any]]) -> None:
+    table = model.__table__
+    key = TABLE_KEYS[model]
+    count = "runs" if "runs" in table.c else "calls"
+    got = {}
+    for r in conn.execute(select(table)).mappings():
+        if r[count] == 0:  # a resumed run's earlier count, taken back
+            assert Decimal(str(r["cost_usd"])) == 0 and abs(r["duration_ms_sum"]) < 1e-3
+            continue
+        got[tuple(_naive(r[k]) for k in key)] = r
+    assert set(got) == set(expected), model.__tablename__
+    for k, want in expected.items():
+        have = got[k]
+        for column in (c.name for c in table.c if c.name not in key and c.name != "id"):
+            value, wanted = have[column], want.get(column, 0)
+            if column in MONEY:
+                assert Decimal(str(value)) == wanted, (model.__tablename__, column)
+            elif column in FLOATS:
+                assert abs(float(value) - float(wanted)) < 1e-6 * max(1.0, float(wanted)), column
+            elif column == "last_at":
+                assert _naive(value) == _naive(wanted), column
+            else:
+                assert value == wanted, (model.__tablename__, column)
+
+
+def _setup(engine: Any) -> None:
     create_all(engine)
     with engine.begin() as conn:
+        for model in (*TABLE_KEYS, bm.RunBooking):
+            conn.execute(delete(model.__table__))
         conn.execute(delete(CALL))
-        conn.execute(delete(ROLLUP))
+        conn.execute(delete(RUN))
         if not conn.execute(select(USER.c.id)).first():  # the users rows may belong to
             conn.execute(insert(USER), [{"id": i, "email": f"u{i}@x.io"} for i in (1, 2)])
-    for i, batch in enumerate(batches):
-        if i % 2:
-            ledger.record_many(batch, engine=engine)
-        else:
-            for a in batch:
+        if not conn.execute(select(CONV.c.id)).first():
+            conn.execute(insert(CONV), [{"id": i, "user_id": i, "title": f"c{i}"} for i in (1, 2)])
+        for rid in RUN_IDS:
+            user, pipeline = RUN_OWNER[rid]
+            conn.execute(
+                insert(RUN).values(
+                    id=rid, user_id=user, pipeline_name=pipeline, pipeline_yaml="", inputs={},
+                    status="running", cost_usd=0, tokens={}, created_at=T0 - timedelta(hours=5),
+                )
+            )  # fmt: skip
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations)
+def test_every_rollup_equals_group_by_over_the_raw_rows(tmp_path: Path, ops: list[Any]) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    _setup(engine)
+    last_finish: dict[str, dict[str, Any]] = {}  # run id -> how it last finished
+    deleted: set[str] = set()
+    written = 0
+    for op in ops:
+        if op[0] == "one by one":
+            for a in op[1]:
                 ledger.record(a, engine=engine)
+            written += len(op[1])
+        elif op[0] == "batched":
+            ledger.record_many(op[1], engine=engine)
+            written += len(op[1])
+        elif op[0] == "finish":
+            _kind, rid, status, cost, duration, when = op
+            if rid in deleted:
+                continue
+            user, pipeline = RUN_OWNER[rid]
+            with engine.begin() as conn:
+                ledger.record_run(
+                    conn, user_id=user, pipeline=pipeline, status=status, cost_usd=cost,
+                    duration_ms=duration, finished_at=when, run_id=rid,
+                )  # fmt: skip
+            last_finish[rid] = {
+                "user_id": user or 0,
+                "pipeline": pipeline,
+                "status": status,
+                "cost_usd": cost,
+                "duration_ms_sum": duration,
+                "at": when,
+            }
+        else:
+            with Session(engine) as session:
+                if op[0] == "unlink conversation":
+                    ledger.unlink_conversation(session, op[1])
+                else:
+                    ledger.unlink_runs(session, op[1])
+                    deleted |= set(op[1])
+                session.commit()
     with engine.connect() as conn:
         rows = conn.execute(select(CALL)).all()
-        rolled = conn.execute(select(ROLLUP)).all()
+        assert len(rows) == written
+        for model, key in USAGE_KEYS.items():
+            _assert_table(conn, model, _group(rows, key, _usage))
+        linked = [r for r in rows if r.conversation_id is not None]
+        for model, grain in ((bm.ConversationHour, _h), (bm.ConversationDay, _d)):
+            _assert_table(
+                conn,
+                model,
+                _group(
+                    linked,
+                    lambda r, g=grain: (g(r.created_at), r.conversation_id),  # type: ignore[misc]
+                    lambda r: {
+                        "user_id": r.user_id or 0,
+                        "calls": 1,
+                        "cost_usd": Decimal(str(r.cost_usd)),
+                        "last_at": r.created_at,
+                    },
+                ),
+            )
+        # Runs: each counted once, as it last finished (a resumed run is not counted twice);
+        # deleting a run leaves its count and takes it off the costliest-runs booking.
+        runs = list(last_finish.values())
+
+        def count(r: dict[str, Any]) -> dict[str, Any]:
+            return {"runs": 1, "cost_usd": r["cost_usd"], "duration_ms_sum": r["duration_ms_sum"]}
+
+        for model, key_of in (
+            (RunRollup, lambda r: (_h(r["at"]), r["user_id"], r["pipeline"], r["status"])),
+            (bm.RunDay, lambda r: (_d(r["at"]), r["user_id"], r["pipeline"], r["status"])),
+            (bm.RunDayAll, lambda r: (_d(r["at"]), r["pipeline"], r["status"])),
+        ):
+            _assert_table(conn, model, _group(runs, key_of, count))
+        booked = {
+            r.run_id: (r.status, Decimal(str(r.cost_usd)), _naive(r.started_day))
+            for r in conn.execute(select(bm.RunBooking.__table__))  # type: ignore[attr-defined]
+        }
+        assert booked == {
+            rid: (f["status"], f["cost_usd"], _d(T0 - timedelta(hours=5)))
+            for rid, f in last_finish.items()
+            if rid not in deleted
+        }
     engine.dispose()
-    assert len(rows) == sum(len(b) for b in batches)
-    expected = _expected(list(rows))
-    got = {
-        (r.hour.astimezone(UTC).replace(tzinfo=None), r.user_id, r.model, r.provider, r.pipeline,
-         r.caller): r
-        for r in rolled
-    }  # fmt: skip
-    assert set(got) == set(expected)
-    for key, want in expected.items():
-        have = got[key]
-        for column, value in want.items():
-            if column in ("cost_usd", "live_estimate_usd", "latency_ms_sum"):
-                assert float(getattr(have, column)) == float(value) or abs(
-                    float(getattr(have, column)) - float(value)
-                ) < 1e-6 * max(1.0, float(value)), column
-            else:
-                assert getattr(have, column) == value, column
-        for column in (*LAT_COLUMNS, *TTFT_COLUMNS, "offline_calls"):
-            assert getattr(have, column) == want.get(column, 0), column
