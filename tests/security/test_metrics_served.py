@@ -1,28 +1,22 @@
 """GET /metrics on the served app (issue 10, item 3): after a chat message over the API and an
 API run, the scrape shows the LLM calls, tokens, HTTP requests by route template, websocket
-sessions and runs; anonymous and member callers are refused as JSON. A second app with two
-workers on Redis merges every worker's counters in each scrape (multiprocess mode)."""
+sessions and runs; anonymous and member callers are refused as JSON. Several workers:
+tests/integration/test_metrics_workers.py."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.security.conftest import Account, Served, connect, register
 from tests.security.test_api_matrix import key_for
 from tests.support import appserver
 
-PORT = int(os.environ.get("ELEXIRION_SECURITY_METRICS_PORT", "3153"))
-REDIS_URL = "redis://127.0.0.1:6379/8"
-TOKEN = "metrics-token-for-the-tests-0123456789"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -57,10 +51,17 @@ def admin_key(served: Served) -> str:
     return key_for(served, Account(email, "", "", 0), "prometheus")
 
 
+@pytest.fixture(scope="module")
+def carol(served: Served, alice: Account) -> Account:
+    """A member of her own (alice, or whoever registered first, is the admin), whose chat
+    allowance the other security tests have not spent. One registration for the module."""
+    return register(served)
+
+
 async def test_a_scrape_after_a_chat_and_a_run_shows_their_counters(
-    served: Served, alice: Account, bob: Account
+    served: Served, carol: Account, bob: Account
 ) -> None:
-    key = key_for(served, alice, "metrics")
+    key = key_for(served, carol, "metrics")
     tab = await connect(served, bob)  # one websocket session, closed below
     await tab.close()
     auth = {"Authorization": f"Bearer {key}"}
@@ -100,9 +101,9 @@ async def test_a_scrape_after_a_chat_and_a_run_shows_their_counters(
 
 
 def test_metrics_refuse_anonymous_and_member_callers_as_json(
-    served: Served, alice: Account
+    served: Served, alice: Account, carol: Account
 ) -> None:
-    member = register(served)  # not the first account (alice, or whoever came first): no admin
+    member = carol
     for headers, status in (
         ({}, 401),
         ({"Authorization": "Bearer not-the-token-at-all-0000"}, 401),
@@ -113,39 +114,3 @@ def test_metrics_refuse_anonymous_and_member_callers_as_json(
         assert resp.status_code == status, (headers, resp.text)
         assert resp.json()["error"]["code"] in ("unauthorized", "forbidden")
         assert "# TYPE" not in resp.text
-
-
-@pytest.fixture(scope="module")
-def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    client.flushdb()
-    data = tmp_path_factory.mktemp("metrics-workers")
-    env = {
-        "REDIS_URL": REDIS_URL,
-        "GRANIAN_WORKERS": "2",
-        "ELEXIRION_METRICS_TOKEN": TOKEN,
-        "ELEXIRION_LIMIT_REGISTER_CLIENT": "100/minute",
-    }
-    try:
-        with appserver.serving(data, PORT, **env) as proc:
-            yield Served(f"http://localhost:{PORT}", data, data / "reflex.log", proc.pid)
-    finally:
-        client.flushdb()
-
-
-def test_two_workers_share_their_counters_in_every_scrape(workers: Served) -> None:
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    n = 40
-    with httpx.Client(base_url=workers.url, timeout=30) as api:
-        for _ in range(n):
-            # a new connection each time, so that both workers answer some of them
-            assert httpx.get(workers.url + "/healthz", timeout=30).status_code == 200
-        counts = set()
-        for _ in range(6):
-            found = samples(api.get("/metrics", headers=auth).text)
-            counts.add(total(found, "elx_http_requests_total", route="/healthz", status="200"))
-    assert counts == {float(n)}, counts  # whichever worker scraped: the sum of both
-    folders = list((workers.data / "prometheus").glob("server-*"))
-    assert len(folders) == 1
-    pids = {name.rsplit("_", 1)[1] for name in os.listdir(folders[0]) if "counter_" in name}
-    assert len(pids) >= 2, pids  # both workers wrote their own files
