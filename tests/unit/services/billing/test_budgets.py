@@ -303,10 +303,24 @@ def test_concurrent_calls_cannot_overshoot_a_cap_on_postgresql(pg_engine: Engine
 
 
 async def test_two_concurrent_runs_cannot_overshoot_the_monthly_cap(
-    db_url: str, fake: FakeAnthropic, tmp_path: Path
+    db_url: str, fake: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Both runs' reservations are made before either call is sent (a barrier after the
+    reservation: without it, on a fast machine, the first run could finish and settle at its
+    tiny actual cost before the second reserved — then both fit, rightly, and the test said
+    nothing about concurrency)."""
     uid = _user()
     _cap(uid, "0.025")  # room for one estimate (>= $0.015), not two
+    both_reserved = threading.Barrier(2, timeout=20)
+    real_reserve = meter._reserve
+
+    def reserve_then_wait(*args: object) -> object:
+        try:
+            return real_reserve(*args)  # type: ignore[arg-type]
+        finally:
+            both_reserved.wait()
+
+    monkeypatch.setattr(meter, "_reserve", reserve_then_wait)
     fake.queue(
         *(
             fake_anthropic.text(
