@@ -239,11 +239,14 @@ class UsageDayAll(UsageCounters, table=True):
 
     __tablename__ = "usage_day_all"
     __table_args__ = (
-        UniqueConstraint("day", "model", "provider", "caller", name="uq_usage_day_all_key"),
+        UniqueConstraint(
+            "day", "shard", "model", "provider", "caller", name="uq_usage_day_all_key"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     day: datetime
+    shard: int = 0  # user_id % SHARDS: concurrent writers of one model spread over rows
     model: str = Field(default="", max_length=100)
     provider: str = Field(default="", max_length=40)
     caller: str = Field(default="", max_length=16)
@@ -255,13 +258,20 @@ class UsageDayPipeline(UsageCounters, table=True):
     __tablename__ = "usage_day_pipeline"
     __table_args__ = (
         UniqueConstraint(
-            "day", "pipeline", "model", "provider", "caller", name="uq_usage_day_pipeline_key"
+            "day",
+            "shard",
+            "pipeline",
+            "model",
+            "provider",
+            "caller",
+            name="uq_usage_day_pipeline_key",
         ),
         Index("ix_usage_day_pipeline_pipeline_day", "pipeline", "day"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     day: datetime
+    shard: int = 0  # user_id % SHARDS
     pipeline: str = Field(default="", max_length=200)
     model: str = Field(default="", max_length=100)
     provider: str = Field(default="", max_length=40)
@@ -295,11 +305,14 @@ class UsageHourAll(UsageCounters, table=True):
 
     __tablename__ = "usage_hour_all"
     __table_args__ = (
-        UniqueConstraint("hour", "model", "provider", "caller", name="uq_usage_hour_all_key"),
+        UniqueConstraint(
+            "hour", "shard", "model", "provider", "caller", name="uq_usage_hour_all_key"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     hour: datetime
+    shard: int = 0  # user_id % SHARDS
     model: str = Field(default="", max_length=100)
     provider: str = Field(default="", max_length=40)
     caller: str = Field(default="", max_length=16)
@@ -328,10 +341,13 @@ class RunDayAll(SQLModel, table=True):
     """One row per (day, pipeline, status): everyone's runs."""
 
     __tablename__ = "run_day_all"
-    __table_args__ = (UniqueConstraint("day", "pipeline", "status", name="uq_run_day_all_key"),)
+    __table_args__ = (
+        UniqueConstraint("day", "shard", "pipeline", "status", name="uq_run_day_all_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     day: datetime
+    shard: int = 0  # user_id % SHARDS
     pipeline: str = Field(default="", max_length=200)
     status: str = Field(default="", max_length=16)
     runs: int = 0

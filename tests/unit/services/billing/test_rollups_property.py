@@ -103,6 +103,10 @@ def _usage(r: Any) -> dict[str, Any]:
     return g
 
 
+def _shard(r: Any) -> int:
+    return (r.user_id or 0) % ledger.SHARDS
+
+
 def _dims(r: Any) -> tuple[str, str, str, str]:
     return (r.model, r.provider, r.pipeline, r.caller)
 
@@ -111,25 +115,27 @@ def _dims(r: Any) -> tuple[str, str, str, str]:
 USAGE_KEYS: dict[Any, Callable[[Any], tuple[Any, ...]]] = {
     UsageRollup: lambda r: (_h(r.created_at), r.user_id or 0, *_dims(r)),
     bm.UsageDay: lambda r: (_d(r.created_at), r.user_id or 0, *_dims(r)),
-    bm.UsageDayAll: lambda r: (_d(r.created_at), r.model, r.provider, r.caller),
-    bm.UsageDayPipeline: lambda r: (_d(r.created_at), r.pipeline, r.model, r.provider, r.caller),
-    bm.UsageHourAll: lambda r: (_h(r.created_at), r.model, r.provider, r.caller),
+    bm.UsageDayAll: lambda r: (_d(r.created_at), _shard(r), r.model, r.provider, r.caller),
+    bm.UsageDayPipeline: lambda r: (
+        _d(r.created_at), _shard(r), r.pipeline, r.model, r.provider, r.caller
+    ),
+    bm.UsageHourAll: lambda r: (_h(r.created_at), _shard(r), r.model, r.provider, r.caller),
     bm.UsageDayUser: lambda r: (_d(r.created_at), r.user_id or 0),
     bm.UsageHourUser: lambda r: (_h(r.created_at), r.user_id or 0),
 }  # fmt: skip
 TABLE_KEYS: dict[Any, tuple[str, ...]] = {
     UsageRollup: ("hour", "user_id", "model", "provider", "pipeline", "caller"),
     bm.UsageDay: ("day", "user_id", "model", "provider", "pipeline", "caller"),
-    bm.UsageDayAll: ("day", "model", "provider", "caller"),
-    bm.UsageDayPipeline: ("day", "pipeline", "model", "provider", "caller"),
-    bm.UsageHourAll: ("hour", "model", "provider", "caller"),
+    bm.UsageDayAll: ("day", "shard", "model", "provider", "caller"),
+    bm.UsageDayPipeline: ("day", "shard", "pipeline", "model", "provider", "caller"),
+    bm.UsageHourAll: ("hour", "shard", "model", "provider", "caller"),
     bm.UsageDayUser: ("day", "user_id"),
     bm.UsageHourUser: ("hour", "user_id"),
     bm.ConversationHour: ("hour", "conversation_id"),
     bm.ConversationDay: ("day", "conversation_id"),
     RunRollup: ("hour", "user_id", "pipeline", "status"),
     bm.RunDay: ("day", "user_id", "pipeline", "status"),
-    bm.RunDayAll: ("day", "pipeline", "status"),
+    bm.RunDayAll: ("day", "shard", "pipeline", "status"),
 }
 
 
@@ -274,7 +280,10 @@ def test_every_rollup_equals_group_by_over_the_raw_rows(tmp_path: Path, ops: lis
         for model, key_of in (
             (RunRollup, lambda r: (_h(r["at"]), r["user_id"], r["pipeline"], r["status"])),
             (bm.RunDay, lambda r: (_d(r["at"]), r["user_id"], r["pipeline"], r["status"])),
-            (bm.RunDayAll, lambda r: (_d(r["at"]), r["pipeline"], r["status"])),
+            (
+                bm.RunDayAll,
+                lambda r: (_d(r["at"]), r["user_id"] % ledger.SHARDS, r["pipeline"], r["status"]),
+            ),
         ):
             _assert_table(conn, model, _group(runs, key_of, count))
         booked = {
