@@ -313,3 +313,31 @@ def test_a_forged_first_forwarded_for_line_does_not_choose_the_address(
     }
     assert auth_routes.client_address(Request(scope)) == "10.0.0.5"
     get_settings.cache_clear()
+
+
+def test_logins_are_logged_as_json_events_without_password_or_email(client: TestClient) -> None:
+    """``login_ok`` / ``login_failed`` lines (issue 10's structured logs): the event and the
+    user id or client, never the password or the email typed."""
+    import io
+    import json
+
+    from elexirion_app.core import logs
+
+    secret, email = "pw-Sup3r-Secret-42", "logme@example.com"
+    client.post("/auth/register", data={"email": email, "password": secret}, headers=JSON)
+    out = io.StringIO()
+    logs.configure(stream=out, env={"ELEXIRION_LOG_FORMAT": "json"})
+    try:
+        bad = {"email": email, "password": secret + "-wrong"}
+        assert client.post("/auth/login", data=bad, headers=JSON).status_code == 401
+        good = {"email": email, "password": secret}
+        assert client.post("/auth/login", data=good, headers=JSON).status_code == 200
+    finally:
+        logs.unconfigure()
+    raw = out.getvalue()
+    assert secret not in raw and email not in raw
+    events = [json.loads(line) for line in raw.splitlines()]
+    failed = next(e for e in events if e.get("event") == "login_failed")
+    ok = next(e for e in events if e.get("event") == "login_ok")
+    assert failed["level"] == "info" and failed["client"]
+    assert isinstance(ok["user_id"], int)
