@@ -43,7 +43,7 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """A browser form must come from our own pages; clients without Origin are scripts."""
     origin = request.headers.get("origin")
     if origin == "null":  # a sandboxed frame or a privacy redirect: never our own page
@@ -160,7 +160,7 @@ async def _audit_login(outcome: str, email: str, address: str, **detail: object)
 
 async def login(request: Request) -> Response:
     page = routes.LOGIN
-    if not _same_origin(request):
+    if not same_origin(request):
         return _fail(request, page, "origin", 403, "That form came from another site.")
     limits = rate_limits.get_limits()
     try:
@@ -200,7 +200,7 @@ async def login(request: Request) -> Response:
 
 async def register(request: Request) -> Response:
     page = routes.REGISTER
-    if not _same_origin(request):
+    if not same_origin(request):
         return _fail(request, page, "origin", 403, "That form came from another site.")
     try:
         form = await _form(request)
@@ -236,7 +236,7 @@ def _revoke(token: str | None, address: str) -> None:
 
 
 async def logout(request: Request) -> Response:
-    if not _same_origin(request):
+    if not same_origin(request):
         return _fail(request, routes.LOGIN, "origin", 403, "That form came from another site.")
     token = request.cookies.get(auth.SESSION_COOKIE)
     if token:

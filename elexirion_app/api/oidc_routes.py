@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from elexirion_app.api.auth_routes import _same_origin, client_address, signed_in
+from elexirion_app.api.auth_routes import client_address, same_origin, signed_in
 from elexirion_app.config import OidcProvider, get_settings
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_session
 from elexirion_app.services.accounts import auth, oidc, oidc_accounts, rate_limits
 from elexirion_app.web import routes
 
@@ -101,20 +101,15 @@ async def login(request: Request) -> Response:
     return response
 
 
-def _session_user(token: str | None) -> auth.UserInfo | None:
-    with session_scope() as session:
-        return auth.user_for_token(session, token)
-
-
 async def connect(request: Request) -> Response:
     """Start connecting a provider to the signed-in account (Settings' form)."""
-    if not _same_origin(request):
+    if not same_origin(request):
         return _fail(request, "origin", 403, page=routes.SETTINGS)
     provider, refused = await _provider_and_limit(request)
     if provider is None:
         assert refused is not None
         return refused
-    user = await in_db_thread(_session_user, request.cookies.get(auth.SESSION_COOKIE))
+    user = await in_session(auth.user_for_token, request.cookies.get(auth.SESSION_COOKIE))
     if user is None:
         return RedirectResponse(routes.LOGIN, status_code=303)
     try:

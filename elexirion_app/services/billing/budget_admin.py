@@ -109,20 +109,12 @@ def _subject(session: Session, user_id: object) -> tuple[int | None, str]:
 
 
 def _cap(value: object, what: str) -> Decimal | None:
+    """A cap typed in the form ("" = none; "$2.50" accepted), parsed by ``budgets``' rule."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
+    if not isinstance(value, str | int | float) or isinstance(value, bool) or len(str(value)) > 20:
         raise InputError(f"The {what} is a number of dollars, like 25 or 2.50.")
-    text = str(value).strip().lstrip("$")
-    if len(text) > 20:
-        raise InputError(f"The {what} is a number of dollars, like 25 or 2.50.")
-    try:
-        amount = Decimal(text)
-    except ArithmeticError:
-        raise InputError(f"The {what} is a number of dollars, like 25 or 2.50.") from None
-    if not amount.is_finite() or amount < 0 or amount > Decimal("1000000000"):
-        raise InputError(f"The {what} is zero or more dollars (at most 1,000,000,000).")
-    return amount
+    return budgets.parse_usd(str(value).strip().lstrip("$"), f"the {what}")
 
 
 def change(

@@ -283,7 +283,11 @@ async def release_async(reservation_id: int) -> None:
 # --- setting and showing caps ------------------------------------------------------------
 
 
-def _money(value: Decimal | float | str | None, what: str) -> Decimal | None:
+MAX_CAP_USD = Decimal("1000000000")
+
+
+def parse_usd(value: Decimal | float | str | None, what: str) -> Decimal | None:
+    """A cap in dollars (to 1/100 cent), or InputError naming ``what``; None: no cap."""
     if value is None:
         return None
     try:
@@ -292,6 +296,8 @@ def _money(value: Decimal | float | str | None, what: str) -> Decimal | None:
         raise InputError(f"{what} must be a number of dollars") from exc
     if not amount.is_finite() or amount < 0:
         raise InputError(f"{what} must be zero or more dollars")
+    if amount > MAX_CAP_USD:
+        raise InputError(f"{what} must be at most {MAX_CAP_USD:,} dollars")
     return amount.quantize(Decimal("0.0001"))
 
 
@@ -317,9 +323,9 @@ def set_budget(
     (as floats; for the audit log)."""
     values: dict[str, Any] = {}
     if monthly_usd is not KEEP:
-        values["monthly_usd"] = _money(monthly_usd, "the monthly cap")
+        values["monthly_usd"] = parse_usd(monthly_usd, "the monthly cap")
     if per_run_usd is not KEEP:
-        values["per_run_usd"] = _money(per_run_usd, "the per-run cap")
+        values["per_run_usd"] = parse_usd(per_run_usd, "the per-run cap")
     if warn_ratio is not None:
         if not 0 < warn_ratio <= 1:
             raise InputError("the warning ratio must be between 0 and 1")

@@ -17,7 +17,7 @@ import reflex as rx
 from elexirion_app.config import get_settings
 from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.ids import parse_id
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_db_thread, in_session, session_scope
 from elexirion_app.providers.choice import chat_choice, chat_provider
 from elexirion_app.services.accounts import auth, rate_limits
 from elexirion_app.services.billing import budgets
@@ -111,21 +111,11 @@ class ChatState(rx.State):
     _active_reply_id: int = 0  # being answered now (what Stop stops)
 
     async def _refresh_conversations(self, user_id: int) -> None:
-        def load() -> list[chat.ConversationView]:
-            with session_scope() as session:
-                return chat.list_conversations(session, user_id)
-
-        rows = await in_db_thread(load)
+        rows = await in_session(chat.list_conversations, user_id)
         self.conversations = [{"id": str(c.id), "title": c.title} for c in rows]
 
     async def _load_thread(self, user_id: int, conversation_id: int) -> None:
-        window = self.window
-
-        def load() -> chat.ThreadView:
-            with session_scope() as session:
-                return chat.thread(session, user_id, conversation_id, window)
-
-        view = await in_db_thread(load)
+        view = await in_session(chat.thread, user_id, conversation_id, self.window)
         self.messages = [_msg(m) for m in view.messages]
         self.tail = []
         self.has_more = view.has_more

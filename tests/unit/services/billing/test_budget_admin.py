@@ -125,3 +125,11 @@ def test_cli_budget_set_keeps_what_it_is_not_given_and_is_audited(db_url: str) -
     rows = _audits()
     assert len(rows) == 3 and all(r.detail.get("via") == "cli" for r in rows)
     assert rows[1].detail["monthly_usd"] == {"old": 5.0, "new": 7.0}
+
+
+def test_cli_refuses_a_cap_too_large_to_store_plainly(db_url: str, capsys: object) -> None:
+    """'1e99' used to reach Decimal.quantize and end in a traceback (InvalidOperation)."""
+    _user("ops@example.com")
+    assert cli.main(["budget", "set", "--global", "--monthly-usd", "1e99"]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "must be at most 1,000,000,000 dollars" in err and "Traceback" not in err
