@@ -42,11 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("resume", help="continue an interrupted or failed run")
     s.add_argument("run_id")
     _common(s)
-    from elexirion_app import cli_accounts, cli_budget, cli_generate
+    from elexirion_app import cli_accounts, cli_budget, cli_generate, cli_ledger
 
     cli_generate.add_parsers(sub)  # generate "a pipeline that ..."
     cli_accounts.add_parsers(sub)  # users create, apikey create|list|revoke
     cli_budget.add_parsers(sub)  # budget set|show
+    cli_ledger.add_parsers(sub)  # ledger compact
     return parser
 
 
@@ -280,6 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from elexirion_app import cli_budget
 
             return cli_budget.run(args)
+        if args.command == "ledger":
+            from elexirion_app import cli_ledger
+
+            return cli_ledger.run(args)
         if args.command == "generate":
             from elexirion_app import cli_generate
 

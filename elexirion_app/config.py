@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -48,6 +49,19 @@ def _env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{key}={text!r}: write true or false")
+
+
+def _env_seconds(env: Mapping[str, str], key: str, default: float) -> float:
+    text = (env.get(key) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{key}={text!r}: write a number of seconds above 0")
+    return value
 
 
 def _oidc_provider(env: Mapping[str, str], name: str) -> OidcProvider:
@@ -120,6 +134,8 @@ class Settings:
     oidc_providers: tuple[OidcProvider, ...] = ()
     # A first OIDC login with a verified email and no account creates a member account.
     oidc_signup: bool = True
+    # Seconds between two ledger shard compactions (services/billing/compaction).
+    compact_every_s: float = 600.0
 
     def oidc_provider(self, name: str) -> OidcProvider | None:
         return next((p for p in self.oidc_providers if p.name == name), None)
@@ -160,4 +176,5 @@ def get_settings() -> Settings:
         trusted_proxies=max(0, int(env.get("ELEXIRION_TRUSTED_PROXIES", "0") or 0)),
         oidc_providers=oidc_providers(env),
         oidc_signup=_env_bool(env, "ELEXIRION_OIDC_SIGNUP", True),
+        compact_every_s=_env_seconds(env, "ELEXIRION_COMPACT_EVERY_S", 600.0),
     )
