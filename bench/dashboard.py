@@ -45,8 +45,9 @@ from bench import dashboard_data as data  # noqa: E402
 from elexirion_app.db import billing_models as bm  # noqa: E402
 from elexirion_app.db.engine import create_all, make_engine  # noqa: E402
 from elexirion_app.db.models import LLMCall, Run, RunRollup, UsageRollup  # noqa: E402
-from elexirion_app.services.billing import dashboard, ledger  # noqa: E402
+from elexirion_app.services.billing import compaction, dashboard, ledger  # noqa: E402
 from elexirion_app.services.billing import dashboard_sql as q  # noqa: E402
+from elexirion_app.services.billing import dashboard_top as top  # noqa: E402
 
 err = Console(stderr=True)
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -89,8 +90,8 @@ def queries(scope: q.Scope, actor: int, filters: dashboard.Filters) -> dict[str,
         "run totals": lambda s: q.run_totals(s, scope),
         "run series": lambda s: q.run_series(s, scope),
         "filter options": lambda s: q.options(s, scope),
-        "costliest runs": lambda s: q.top_runs(s, scope, 10),
-        "costliest conversations": lambda s: q.top_conversations(s, scope, 10),
+        "costliest runs": lambda s: top.top_runs(s, scope, 10),
+        "costliest conversations": lambda s: top.top_conversations(s, scope, 10),
         "whole page (load)": lambda s: dashboard.load(s, actor, filters),
     }
 
@@ -181,6 +182,14 @@ def fill(engine: Engine, gen: data.Generator, rows: int, args: Any, label: str) 
             bar.advance(task, n)
 
 
+def _compact(engine: Engine) -> tuple[float, int]:
+    """What the app's lifespan task does every ``ELEXIRION_COMPACT_EVERY_S``: fold the closed
+    periods' shards (the bench writes 90 days at once, so it runs once after each fill)."""
+    t0 = time.perf_counter()
+    folded = sum(compaction.compact(engine).values())
+    return time.perf_counter() - t0, folded
+
+
 def run_backend(name: str, engine: Engine, args: Any) -> dict[str, Any]:
     create_all(engine)
     rnd = random.Random(7)
@@ -200,11 +209,13 @@ def run_backend(name: str, engine: Engine, args: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     fill(engine, gen, args.small, args, name)
     result["fill_small_s"] = time.perf_counter() - t0
+    result["compact_small"] = _compact(engine)
     analyze(engine)
     result["sizes"]["small"] = (measure(engine, scopes, args), _counts(engine))
     t0 = time.perf_counter()
     fill(engine, gen, args.rows - args.small, args, name)
     result["fill_rest_s"] = time.perf_counter() - t0
+    result["compact_large"] = _compact(engine)
     analyze(engine)
     result["sizes"]["large"] = (measure(engine, scopes, args), _counts(engine))
     result["write"] = write_overhead(engine, gen, args)
@@ -225,8 +236,9 @@ COUNTED = (
     bm.RunDay,
     bm.RunDayAll,
     bm.RunBooking,
-    bm.ConversationDay,
-    bm.ConversationHour,
+    bm.RunDayTotal,
+    bm.RunHourTotal,
+    bm.ConversationBooking,
 )
 
 
@@ -243,6 +255,9 @@ def report(name: str, res: dict[str, Any], args: Any) -> None:
     large, c_large = res["sizes"]["large"]
     print(f"\n## {name}: {c_small['llm_call']:,} → {c_large['llm_call']:,} ledger rows")
     print(f"fill {res['fill_small_s']:.0f} s + {res['fill_rest_s']:.0f} s; rows per table:")
+    for size in ("small", "large"):
+        seconds, folded = res[f"compact_{size}"]
+        print(f"shard compaction after the {size} fill: {folded} rows folded in {seconds:.1f} s")
     print("\n| table | rows small | rows large | large ÷ small |\n| --- | --- | --- | --- |")
     for table, n in c_large.items():
         m = c_small[table]

@@ -17,10 +17,12 @@ Usage rollups (the same counters, different grain and keys; ``user_id`` 0 = no u
 - ``usage_hour_all``      hour x model x provider x caller (edges of everyone's ranges)
 
 Runs: ``run_rollup`` (hour), ``run_day`` (day x user x pipeline x status), ``run_day_all``
-(day x pipeline x status), all by the hour/day a run finished; ``run_booking`` one row per run
-as last counted (a resumed run's earlier count is taken back, never counted twice) and, indexed
-by (day it started, cost), the costliest runs of a range read day by day.
-Conversations: ``conversation_day`` / ``conversation_hour`` sum each conversation's calls.
+(day x pipeline x status), ``run_day_total`` / ``run_hour_total`` (day / hour x status), all by
+the hour/day a run finished; ``run_booking`` one row per run as last counted (a resumed run's
+earlier count is taken back, never counted twice) and, indexed by (day it started, cost), the
+costliest runs of a range read day by day.
+Conversations: ``conversation_booking``, one row per conversation (its calls and cost, the day
+it started), the costliest conversations read day by day like the runs.
 """
 
 from __future__ import annotations
@@ -378,40 +380,53 @@ class RunBooking(SQLModel, table=True):
     duration_ms: float = 0.0
 
 
-class ConversationDay(SQLModel, table=True):
-    """What a conversation's calls cost per day (the costliest conversations of a range)."""
+class RunDayTotal(SQLModel, table=True):
+    """One row per (day, status): everyone's runs of every pipeline (the unfiltered admin
+    view reads ~3 rows a day here, however many users and pipelines ran)."""
 
-    __tablename__ = "conversation_day"
-    __table_args__ = (
-        UniqueConstraint("day", "conversation_id", name="uq_conversation_day_key"),
-        Index("ix_conversation_day_user_day", "user_id", "day"),
-    )
+    __tablename__ = "run_day_total"
+    __table_args__ = (UniqueConstraint("day", "status", name="uq_run_day_total_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     day: datetime
-    conversation_id: int
-    user_id: int = 0
-    calls: int = 0
+    status: str = Field(default="", max_length=16)
+    runs: int = 0
     cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
-    last_at: datetime
+    duration_ms_sum: float = 0.0
 
 
-class ConversationHour(SQLModel, table=True):
-    """The same per hour (the partial days at the edges of a range)."""
+class RunHourTotal(SQLModel, table=True):
+    """The same per hour (the edges of everyone's ranges)."""
 
-    __tablename__ = "conversation_hour"
-    __table_args__ = (
-        UniqueConstraint("hour", "conversation_id", name="uq_conversation_hour_key"),
-        Index("ix_conversation_hour_user_hour", "user_id", "hour"),
-    )
+    __tablename__ = "run_hour_total"
+    __table_args__ = (UniqueConstraint("hour", "status", name="uq_run_hour_total_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     hour: datetime
-    conversation_id: int
+    status: str = Field(default="", max_length=16)
+    runs: int = 0
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
+    duration_ms_sum: float = 0.0
+
+
+class ConversationBooking(SQLModel, table=True):
+    """What a conversation's calls cost, one row per conversation (the costliest
+    conversations of a range: those started in it, read day by day from the index on
+    (``started_day``, cost) like the costliest runs)."""
+
+    __tablename__ = "conversation_booking"
+    __table_args__ = (
+        Index("ix_conversation_booking_day_cost", "started_day", "cost_usd"),
+        Index("ix_conversation_booking_user_day_cost", "user_id", "started_day", "cost_usd"),
+    )
+
+    conversation_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     user_id: int = 0
+    started_day: datetime  # UTC midnight of its first call
+    first_at: datetime
+    last_at: datetime
     calls: int = 0
     cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
-    last_at: datetime
 
 
 class Budget(SQLModel, table=True):

@@ -9,7 +9,8 @@ CONTRACT:
   unknown user is PermissionDenied; a member always gets their own rows, whatever user the
   filters name; an admin gets everyone ("all"), one user (an id) or themself ("me").
 - ``load`` returns every figure of the page, each an indexed aggregate over the rollup tables
-  (``dashboard_sql``); the costliest runs / conversations are LIMITed top-N queries. Spend is
+  (``dashboard_sql``); the costliest runs / conversations are LIMITed top-N queries
+  (``dashboard_top``). Spend is
   ``cost_usd`` only; what offline calls would cost live is reported apart, never added to it.
 - ``to_csv`` is the CSV of a loaded dashboard (exactly the figures shown).
 - Synchronous (database): call through ``in_db_thread``.
@@ -28,14 +29,9 @@ from sqlmodel import Session
 from elexirion_app.core.errors import InputError, PermissionDenied
 from elexirion_app.db.models import AppUser
 from elexirion_app.services.billing import dashboard_sql as sql
-from elexirion_app.services.billing.dashboard_sql import (
-    TOKEN_KINDS,
-    Measures,
-    RunMeasures,
-    Scope,
-    TopConversation,
-    TopRun,
-)
+from elexirion_app.services.billing import dashboard_top as top_lists
+from elexirion_app.services.billing.dashboard_sql import TOKEN_KINDS, Measures, RunMeasures, Scope
+from elexirion_app.services.billing.dashboard_top import TopConversation, TopRun
 
 RANGES = {"24h": 1, "7d": 7, "30d": 30, "90d": 90, "365d": 365}
 GROUPINGS = ("day", "week", "month")
@@ -201,8 +197,8 @@ def resolve_scope(session: Session, actor_id: object, f: Filters) -> tuple[Scope
 def load(session: Session, actor_id: object, f: Filters, *, top: int = TOP_N) -> Dashboard:
     scope, is_admin, label = resolve_scope(session, actor_id, f)
     top = max(1, min(int(top), 50))
-    usage = sql.series(session, scope)
-    runs = sql.run_series(session, scope)
+    usage, totals = sql.series_and_totals(session, scope)
+    runs, run_totals = sql.run_series_and_totals(session, scope)
     empty = RunMeasures(0, 0, Decimal("0"), None)
     keys = sorted({k for k, _m in usage} | set(runs) | set(period_keys(scope)))
     by_key = dict(usage)
@@ -211,14 +207,14 @@ def load(session: Session, actor_id: object, f: Filters, *, top: int = TOP_N) ->
         scope=scope,
         is_admin=is_admin,
         scope_label=label,
-        totals=sql.totals(session, scope),
-        run_totals=sql.run_totals(session, scope),
+        totals=totals,
+        run_totals=run_totals,
         periods=periods,
         models=sql.by_model(session, scope),
-        top_runs=sql.top_runs(session, scope, top),
-        top_conversations=sql.top_conversations(session, scope, top),
+        top_runs=top_lists.top_runs(session, scope, top),
+        top_conversations=top_lists.top_conversations(session, scope, top),
         options=sql.options(session, scope),
-        users=sql.users(session) if is_admin else [],
+        users=top_lists.users(session) if is_admin else [],
     )
 
 

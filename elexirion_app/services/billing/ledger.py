@@ -5,25 +5,27 @@ pipeline steps, DSPy jobs, the API), and in the SAME transaction every usage rol
 the attempt is upserted (``col = col + excluded.col``; the tables and their keys in
 ``db/billing_models``): hourly ``usage_rollup``, ``usage_hour_all``, ``usage_hour_user``,
 daily ``usage_day``, ``usage_day_all``, ``usage_day_pipeline``, ``usage_day_user``, and for a
-conversation's calls ``conversation_hour`` and ``conversation_day``; when given, the call's
-budget reservation is settled. Nothing else inserts into these tables; rows are never updated
-except to unlink them from deleted content (``unlink_*``).
+conversation's calls its ``conversation_booking`` row; when given, the call's budget
+reservation is settled (the rows are aggregated by ``rollup_rows``). Nothing else inserts
+into these tables; rows are never updated except to unlink them from deleted content
+(``unlink_*``) and to fold closed periods' shards (``compaction``).
 
 - ``record(attempt)`` / ``record_many(attempts)``: sync, one transaction each (``record_many``
   pre-aggregates per key: a batch of N rows costs one upsert per rollup key, one statement
   per table).
 - ``write(conn, attempts)``: the same inside a caller's transaction (run records).
 - ``record_async`` / ``record_many_async``: through the database pool, off the event loop.
-- ``record_run(conn, ..., run_id=)``: a finished run counted in ``run_rollup``, ``run_day`` and
-  ``run_day_all`` and booked in ``run_booking``; the same run finishing again (resumed) first
-  takes its earlier count back, so it is counted once, as it last finished.
+- ``record_run(conn, ..., run_id=)``: a finished run counted in ``run_rollup``, ``run_day``,
+  ``run_day_all``, ``run_day_total`` and ``run_hour_total`` and booked in ``run_booking``; the
+  same run finishing again (resumed) first takes its earlier count back, so it is counted
+  once, as it last finished.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +38,20 @@ from elexirion_app.core.types import Usage
 from elexirion_app.db import billing_models as bm
 from elexirion_app.db.engine import get_engine, in_db_thread
 from elexirion_app.db.models import BudgetReservation, LLMCall, Run, RunRollup, UsageRollup, utcnow
-from elexirion_app.services.billing.buckets import LAT_COLUMNS, TTFT_COLUMNS, bucket_of
+from elexirion_app.services.billing.rollup_rows import (
+    CONVERSATION_COUNTERS,
+    ROLLUP_COUNTERS,
+    ROLLUP_KEY,
+    ZERO,
+    aware,
+    conversation_rows,
+    day_of,
+    derived_rows,
+    fine_rows,
+    hour_of,
+)
+
+__all__ = ["CALLERS", "Attempt", "day_of", "hour_of", "record", "record_many", "write"]
 
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
 RUN = Run.__table__  # type: ignore[attr-defined]
@@ -52,33 +67,11 @@ USAGE_HOUR_USER = bm.UsageHourUser.__table__  # type: ignore[attr-defined]
 RUN_DAY = bm.RunDay.__table__  # type: ignore[attr-defined]
 RUN_DAY_ALL = bm.RunDayAll.__table__  # type: ignore[attr-defined]
 RUN_BOOKING = bm.RunBooking.__table__  # type: ignore[attr-defined]
-CONV_DAY = bm.ConversationDay.__table__  # type: ignore[attr-defined]
-CONV_HOUR = bm.ConversationHour.__table__  # type: ignore[attr-defined]
-ZERO = Decimal("0")
+RUN_DAY_TOTAL = bm.RunDayTotal.__table__  # type: ignore[attr-defined]
+RUN_HOUR_TOTAL = bm.RunHourTotal.__table__  # type: ignore[attr-defined]
+CONV_BOOKING = bm.ConversationBooking.__table__  # type: ignore[attr-defined]
 CALLERS = ("chat", "router", "genesis", "step", "dspy", "api")
-_TOKEN_COLUMNS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "thinking_tokens",
-)
-_ROLLUP_KEY = ("hour", "user_id", "model", "provider", "pipeline", "caller")
 _RUN_KEY = ("hour", "user_id", "pipeline", "status")
-_ROLLUP_COUNTERS = (
-    "calls",
-    "errors",
-    "cost_usd",
-    *_TOKEN_COLUMNS,
-    "latency_ms_sum",
-    "ttft_ms_sum",
-    "ttft_count",
-    "offline_calls",
-    "live_estimate_usd",
-    *LAT_COLUMNS,
-    *TTFT_COLUMNS,
-)
 
 
 @dataclass(frozen=True)
@@ -146,66 +139,8 @@ class Attempt:
         data["price_date"] = (data["price_date"] or "")[:20]
         if data["step_name"] is not None:
             data["step_name"] = data["step_name"][:200]
-        data["created_at"] = _aware(data["created_at"])
+        data["created_at"] = aware(data["created_at"])
         return data
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def hour_of(moment: datetime) -> datetime:
-    """The UTC hour a moment falls in (the hourly rollups' time key)."""
-    return _aware(moment).replace(minute=0, second=0, microsecond=0)
-
-
-def day_of(moment: datetime) -> datetime:
-    """The UTC midnight of the day a moment falls in (the daily rollups' time key)."""
-    return _aware(moment).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _new_counters() -> dict[str, Any]:
-    out: dict[str, Any] = dict.fromkeys(_ROLLUP_COUNTERS, 0)
-    out["cost_usd"] = out["live_estimate_usd"] = ZERO
-    out["latency_ms_sum"] = out["ttft_ms_sum"] = 0.0
-    return out
-
-
-def _rollup_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows aggregated per ``usage_rollup`` key (sorted: concurrent writers lock keys in one
-    order)."""
-    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in rows:
-        key = (
-            hour_of(r["created_at"]),
-            int(r["user_id"] or 0),
-            r["model"],
-            r["provider"],
-            r["pipeline"],
-            r["caller"],
-        )
-        out = acc.get(key)
-        if out is None:
-            out = dict(zip(_ROLLUP_KEY, key, strict=True))
-            out.update(_new_counters())
-            acc[key] = out
-        out["calls"] += 1
-        out["errors"] += 1 if r["status"] == "error" else 0
-        out["cost_usd"] += Decimal(r["cost_usd"] or 0)
-        if r["offline"]:
-            out["offline_calls"] += 1
-            out["live_estimate_usd"] += Decimal(r["live_estimate_usd"] or 0)
-        for c in _TOKEN_COLUMNS:
-            out[c] += int(r[c] or 0)
-        latency = float(r["latency_ms"] or 0.0)
-        out["latency_ms_sum"] += latency
-        out[LAT_COLUMNS[bucket_of(latency)]] += 1
-        if r["ttft_ms"] is not None:
-            ttft = float(r["ttft_ms"])
-            out["ttft_ms_sum"] += ttft
-            out["ttft_count"] += 1
-            out[TTFT_COLUMNS[bucket_of(ttft)]] += 1
-    return [acc[k] for k in sorted(acc)]
 
 
 # The coarser usage rollups: (table, time column, its key columns after the time). Each is the
@@ -222,64 +157,6 @@ _DERIVED: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
     (USAGE_DAY_USER, "day", ("user_id",)),
     (USAGE_HOUR_USER, "hour", ("user_id",)),
 )
-_ADDITIVE = tuple(c for c in _ROLLUP_COUNTERS)
-
-
-def _derived_rows(fine: Sequence[dict[str, Any]], grain: str, dims: Sequence[str]) -> list[Any]:
-    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in fine:
-        moment = r["hour"] if grain == "hour" else day_of(r["hour"])
-        values = tuple(int(r["user_id"]) % SHARDS if d == "shard" else r[d] for d in dims)
-        key = (moment, *values)
-        out = acc.get(key)
-        if out is None:
-            out = {grain: moment, **dict(zip(dims, values, strict=True))}
-            out.update({c: r[c] for c in _ADDITIVE})
-            acc[key] = out
-            continue
-        for c in _ADDITIVE:
-            out[c] += r[c]
-    return [acc[k] for k in sorted(acc)]
-
-
-def _conversation_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    acc: dict[tuple[datetime, int], dict[str, Any]] = {}
-    for r in rows:
-        if r["conversation_id"] is None:
-            continue
-        key = (hour_of(r["created_at"]), int(r["conversation_id"]))
-        out = acc.get(key)
-        if out is None:
-            acc[key] = {
-                "hour": key[0],
-                "conversation_id": key[1],
-                "user_id": int(r["user_id"] or 0),
-                "calls": 1,
-                "cost_usd": Decimal(r["cost_usd"] or 0),
-                "last_at": r["created_at"],
-            }
-            continue
-        out["calls"] += 1
-        out["cost_usd"] += Decimal(r["cost_usd"] or 0)
-        out["last_at"] = max(out["last_at"], r["created_at"])
-    return [acc[k] for k in sorted(acc)]
-
-
-def _conversation_days(hours: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    acc: dict[tuple[datetime, int], dict[str, Any]] = {}
-    for r in hours:
-        key = (day_of(r["hour"]), r["conversation_id"])
-        out = acc.get(key)
-        if out is None:
-            acc[key] = {**r, "day": key[0]}
-            del acc[key]["hour"]
-            continue
-        out["calls"] += r["calls"]
-        out["cost_usd"] += r["cost_usd"]
-        out["last_at"] = max(out["last_at"], r["last_at"])
-    return [acc[k] for k in sorted(acc)]
-
-
 _STATEMENTS: dict[tuple[str, str, str], Any] = {}
 
 
@@ -294,14 +171,18 @@ def _upsert(conn: Connection, table: Any, key: Sequence[str], counters: Sequence
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(table)
         greatest: Any = func.greatest
+        least: Any = func.least
     elif dialect == "sqlite":
         stmt = sqlite.insert(table)
-        greatest = func.max
+        greatest, least = func.max, func.min
     else:  # pragma: no cover - we run on SQLite and PostgreSQL only
         raise NotImplementedError(f"no rollup upsert for the {dialect} dialect")
     set_: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in counters}
     if "last_at" in table.c:
         set_["last_at"] = greatest(table.c.last_at, stmt.excluded.last_at)
+    for earliest in ("first_at", "started_day"):
+        if earliest in table.c and earliest not in key:
+            set_[earliest] = least(table.c[earliest], stmt.excluded[earliest])
     out = stmt.on_conflict_do_update(index_elements=list(key), set_=set_)
     _STATEMENTS[cache_key] = out
     return out
@@ -313,21 +194,18 @@ def write(conn: Connection, attempts: Sequence[Attempt]) -> None:
         return
     rows = [a.row() for a in attempts]
     conn.execute(insert(CALL), rows)
-    fine = _rollup_rows(rows)
-    conn.execute(_upsert(conn, ROLLUP, _ROLLUP_KEY, _ROLLUP_COUNTERS), fine)
+    fine = fine_rows(rows)
+    conn.execute(_upsert(conn, ROLLUP, ROLLUP_KEY, ROLLUP_COUNTERS), fine)
     for table, grain, dims in _DERIVED:
         conn.execute(
-            _upsert(conn, table, (grain, *dims), _ROLLUP_COUNTERS), _derived_rows(fine, grain, dims)
+            _upsert(conn, table, (grain, *dims), ROLLUP_COUNTERS),
+            derived_rows(fine, grain, dims, SHARDS),
         )
-    conv_hours = _conversation_rows(rows)
-    if conv_hours:
+    conversations = conversation_rows(rows)
+    if conversations:
         conn.execute(
-            _upsert(conn, CONV_HOUR, ("hour", "conversation_id"), ("calls", "cost_usd")),
-            conv_hours,
-        )
-        conn.execute(
-            _upsert(conn, CONV_DAY, ("day", "conversation_id"), ("calls", "cost_usd")),
-            _conversation_days(conv_hours),
+            _upsert(conn, CONV_BOOKING, ("conversation_id",), CONVERSATION_COUNTERS),
+            conversations,
         )
     settle = sorted({a.reservation_id for a in attempts if a.reservation_id is not None})
     if settle:
@@ -388,6 +266,16 @@ def _count_run(conn: Connection, run: dict[str, Any], sign: int) -> None:
         | {"status": status}
         | counters,
     )
+    # Everyone's unfiltered view: one row per (hour | day, status). Unsharded: a run finishes
+    # once (its attempts are the hot writes), so the rows' locks are held briefly and rarely.
+    conn.execute(
+        _upsert(conn, RUN_DAY_TOTAL, ("day", "status"), _RUN_COUNTERS),
+        {"day": day_of(finished), "status": status} | counters,
+    )
+    conn.execute(
+        _upsert(conn, RUN_HOUR_TOTAL, ("hour", "status"), _RUN_COUNTERS),
+        {"hour": hour_of(finished), "status": status} | counters,
+    )
 
 
 def record_run(
@@ -414,7 +302,7 @@ def record_run(
         "status": status[:16],
         "cost_usd": Decimal(cost_usd),
         "duration_ms": float(max(duration_ms, 0.0)),
-        "finished_at": _aware(finished_at),
+        "finished_at": aware(finished_at),
     }
     if run_id is not None:
         prev = (
@@ -425,10 +313,10 @@ def record_run(
             .first()
         )
         if prev is not None:
-            _count_run(conn, dict(prev) | {"finished_at": _aware(prev["finished_at"])}, -1)
+            _count_run(conn, dict(prev) | {"finished_at": aware(prev["finished_at"])}, -1)
         if created_at is None:
             created_at = conn.execute(select(RUN.c.created_at).where(RUN.c.id == run_id)).scalar()
-        started = _aware(created_at or finished_at)
+        started = aware(created_at or finished_at)
         booking = run | {"run_id": run_id, "created_at": started, "started_day": day_of(started)}
         if prev is None:
             conn.execute(insert(RUN_BOOKING), booking)
@@ -448,8 +336,7 @@ def unlink_conversation(session: Session, conversation_id: int) -> None:
     session.execute(
         update(CALL).where(CALL.c.conversation_id == conversation_id).values(conversation_id=None)
     )
-    for table in (CONV_HOUR, CONV_DAY):
-        session.execute(delete(table).where(table.c.conversation_id == conversation_id))
+    session.execute(delete(CONV_BOOKING).where(CONV_BOOKING.c.conversation_id == conversation_id))
 
 
 def unlink_runs(session: Session, run_ids: Sequence[str]) -> None:

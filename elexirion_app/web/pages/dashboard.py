@@ -174,7 +174,7 @@ def _tables() -> rx.Component:
         rx.table.body(rx.foreach(DashboardState.by_model, _model_row)),
     )
     runs = _table(
-        "Costliest runs",
+        "Costliest runs started in the range",
         "table-top-runs",
         rx.table.header(
             rx.table.row(
@@ -188,7 +188,7 @@ def _tables() -> rx.Component:
         rx.table.body(rx.foreach(DashboardState.top_runs, _run_row)),
     )
     conversations = _table(
-        "Costliest conversations",
+        "Costliest conversations started in the range",
         "table-top-conversations",
         rx.table.header(
             rx.table.row(

@@ -131,11 +131,12 @@ TABLE_KEYS: dict[Any, tuple[str, ...]] = {
     bm.UsageHourAll: ("hour", "shard", "model", "provider", "caller"),
     bm.UsageDayUser: ("day", "user_id"),
     bm.UsageHourUser: ("hour", "user_id"),
-    bm.ConversationHour: ("hour", "conversation_id"),
-    bm.ConversationDay: ("day", "conversation_id"),
+    bm.ConversationBooking: ("conversation_id",),
     RunRollup: ("hour", "user_id", "pipeline", "status"),
     bm.RunDay: ("day", "user_id", "pipeline", "status"),
     bm.RunDayAll: ("day", "shard", "pipeline", "status"),
+    bm.RunDayTotal: ("day", "status"),
+    bm.RunHourTotal: ("hour", "status"),
 }
 
 
@@ -148,6 +149,8 @@ def _group(
         for column, value in counters(r).items():
             if column == "last_at":
                 g[column] = max(g.get(column) or value, value)
+            elif column in ("first_at", "started_day"):
+                g[column] = min(g.get(column) or value, value)
             elif column == "user_id":  # the conversation's owner
                 g[column] = value
             else:
@@ -178,7 +181,7 @@ def _assert_table(conn: Any, model: Any, expected: dict[tuple[Any, ...], dict[st
                 assert Decimal(str(value)) == wanted, (model.__tablename__, column)
             elif column in FLOATS:
                 assert abs(float(value) - float(wanted)) < 1e-6 * max(1.0, float(wanted)), column
-            elif column == "last_at":
+            elif column in ("last_at", "first_at", "started_day"):
                 assert _naive(value) == _naive(wanted), column
             else:
                 assert value == wanted, (model.__tablename__, column)
@@ -255,21 +258,22 @@ def test_every_rollup_equals_group_by_over_the_raw_rows(tmp_path: Path, ops: lis
         for model, key in USAGE_KEYS.items():
             _assert_table(conn, model, _group(rows, key, _usage))
         linked = [r for r in rows if r.conversation_id is not None]
-        for model, grain in ((bm.ConversationHour, _h), (bm.ConversationDay, _d)):
-            _assert_table(
-                conn,
-                model,
-                _group(
-                    linked,
-                    lambda r, g=grain: (g(r.created_at), r.conversation_id),  # type: ignore[misc]
-                    lambda r: {
-                        "user_id": r.user_id or 0,
-                        "calls": 1,
-                        "cost_usd": Decimal(str(r.cost_usd)),
-                        "last_at": r.created_at,
-                    },
-                ),
-            )
+        _assert_table(
+            conn,
+            bm.ConversationBooking,
+            _group(
+                linked,
+                lambda r: (r.conversation_id,),
+                lambda r: {
+                    "user_id": r.user_id or 0,
+                    "calls": 1,
+                    "cost_usd": Decimal(str(r.cost_usd)),
+                    "last_at": r.created_at,
+                    "first_at": r.created_at,
+                    "started_day": _d(r.created_at),
+                },
+            ),
+        )
         # Runs: each counted once, as it last finished (a resumed run is not counted twice);
         # deleting a run leaves its count and takes it off the costliest-runs booking.
         runs = list(last_finish.values())
@@ -284,6 +288,8 @@ def test_every_rollup_equals_group_by_over_the_raw_rows(tmp_path: Path, ops: lis
                 bm.RunDayAll,
                 lambda r: (_d(r["at"]), r["user_id"] % ledger.SHARDS, r["pipeline"], r["status"]),
             ),
+            (bm.RunDayTotal, lambda r: (_d(r["at"]), r["status"])),
+            (bm.RunHourTotal, lambda r: (_h(r["at"]), r["status"])),
         ):
             _assert_table(conn, model, _group(runs, key_of, count))
         booked = {
