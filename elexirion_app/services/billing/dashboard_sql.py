@@ -292,51 +292,59 @@ def _run(
     return conn.execute(stmt, params).all()
 
 
-def _typed(values: Sequence[Any], money: Sequence[int], floats: Sequence[int]) -> list[Any]:
-    out: list[Any] = []
-    for i, v in enumerate(values):
-        if i in money:
-            out.append(Decimal(str(v or 0)))
-        elif i in floats:
-            out.append(float(v or 0))
-        else:
-            out.append(int(v or 0))
-    return out
+def _money(v: Any) -> Decimal:
+    return v if isinstance(v, Decimal) else Decimal(str(v or 0))
+
+
+def _converters(n: int, money: Sequence[int], floats: Sequence[int]) -> tuple[Any, ...]:
+    return tuple(_money if i in money else float if i in floats else int for i in range(n))
+
+
+def _typed(values: Sequence[Any], convert: Sequence[Any]) -> list[Any]:
+    """Each value as its Python type (PostgreSQL sums BIGINT columns as NUMERIC, SQLite
+    returns floats for money; the sums are never NULL: ``_sum`` coalesces)."""
+    return [c(v) for c, v in zip(convert, values, strict=True)]
 
 
 def _add(acc: list[Any] | None, values: list[Any]) -> list[Any]:
     return values if acc is None else [a + b for a, b in zip(acc, values, strict=True)]
 
 
+_USAGE_TYPES = _converters(_N_USAGE, _MONEY_AT, _FLOAT_AT)
+_RUN_TYPES = _converters(4, (2,), (3,))
+
+
 def _usage_values(row: Sequence[Any]) -> list[Any]:
-    return _typed(row, _MONEY_AT, _FLOAT_AT)
+    return _typed(row, _USAGE_TYPES)
 
 
-def _pct(counts: list[int], q: float) -> float | None:
-    return buckets.percentile(counts, q) if sum(counts) else None
+def _pcts(counts: list[int]) -> tuple[float | None, float | None]:
+    """(p50, p95) of histogram bucket counts, None for no observations."""
+    if not any(counts):
+        return None, None
+    return buckets.percentile(counts, 0.5), buckets.percentile(counts, 0.95)
 
 
-def _measures(values: Any) -> Measures:
-    v = list(values)
-    calls, errors = int(v[0]), int(v[1])
-    cost, live, offline = Decimal(str(v[2])), Decimal(str(v[3])), int(v[4])
-    k = 5 + len(TOKEN_KINDS)
-    tokens = {kind: int(x) for kind, x in zip(TOKEN_KINDS, v[5:k], strict=True)}
-    latency_sum = float(v[k])
-    lat = [int(x) for x in v[k + 1 : k + 1 + N_BUCKETS]]
-    ttft = [int(x) for x in v[k + 1 + N_BUCKETS : k + 1 + 2 * N_BUCKETS]]
+_K = 5 + len(TOKEN_KINDS)
+
+
+def _measures(v: list[Any]) -> Measures:
+    """``Measures`` of summed counters already typed by ``_usage_values``."""
+    calls = v[0]
+    lat50, lat95 = _pcts(v[_K + 1 : _K + 1 + N_BUCKETS])
+    ttft50, ttft95 = _pcts(v[_K + 1 + N_BUCKETS : _K + 1 + 2 * N_BUCKETS])
     return Measures(
         calls=calls,
-        errors=errors,
-        cost_usd=cost,
-        live_estimate_usd=live,
-        offline_calls=offline,
-        tokens=tokens,
-        latency_avg_ms=latency_sum / calls if calls else None,
-        latency_p50_ms=_pct(lat, 0.5),
-        latency_p95_ms=_pct(lat, 0.95),
-        ttft_p50_ms=_pct(ttft, 0.5),
-        ttft_p95_ms=_pct(ttft, 0.95),
+        errors=v[1],
+        cost_usd=v[2],
+        live_estimate_usd=v[3],
+        offline_calls=v[4],
+        tokens=dict(zip(TOKEN_KINDS, v[5:_K], strict=True)),
+        latency_avg_ms=v[_K] / calls if calls else None,
+        latency_p50_ms=lat50,
+        latency_p95_ms=lat95,
+        ttft_p50_ms=ttft50,
+        ttft_p95_ms=ttft95,
     )
 
 
@@ -390,7 +398,7 @@ def by_model(session: Session, s: Scope) -> list[tuple[str, str, Measures]]:
 
 
 def _run_values(row: Sequence[Any]) -> list[Any]:
-    return _typed(row, (2,), (3,))
+    return _typed(row, _RUN_TYPES)
 
 
 def _run_measures(v: Any) -> RunMeasures:
