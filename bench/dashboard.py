@@ -46,6 +46,7 @@ from elexirion_app.db import billing_models as bm  # noqa: E402
 from elexirion_app.db.engine import create_all, make_engine  # noqa: E402
 from elexirion_app.db.models import LLMCall, Run, RunRollup, UsageRollup  # noqa: E402
 from elexirion_app.services.billing import compaction, dashboard, ledger  # noqa: E402
+from elexirion_app.services.billing import dashboard_runs as runs  # noqa: E402
 from elexirion_app.services.billing import dashboard_sql as q  # noqa: E402
 from elexirion_app.services.billing import dashboard_top as top  # noqa: E402
 
@@ -87,8 +88,8 @@ def queries(scope: q.Scope, actor: int, filters: dashboard.Filters) -> dict[str,
         "series (day)": lambda s: q.series(s, scope),
         "series (month)": lambda s: q.series(s, _month(scope)),
         "by model": lambda s: q.by_model(s, scope),
-        "run totals": lambda s: q.run_totals(s, scope),
-        "run series": lambda s: q.run_series(s, scope),
+        "run totals": lambda s: runs.run_totals(s, scope),
+        "run series": lambda s: runs.run_series(s, scope),
         "filter options": lambda s: q.options(s, scope),
         "costliest runs": lambda s: top.top_runs(s, scope, 10),
         "costliest conversations": lambda s: top.top_conversations(s, scope, 10),

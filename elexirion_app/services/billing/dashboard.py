@@ -28,9 +28,11 @@ from sqlmodel import Session
 
 from elexirion_app.core.errors import InputError, PermissionDenied
 from elexirion_app.db.models import AppUser
+from elexirion_app.services.billing import dashboard_runs as run_sql
 from elexirion_app.services.billing import dashboard_sql as sql
 from elexirion_app.services.billing import dashboard_top as top_lists
-from elexirion_app.services.billing.dashboard_sql import TOKEN_KINDS, Measures, RunMeasures, Scope
+from elexirion_app.services.billing.dashboard_runs import RunMeasures
+from elexirion_app.services.billing.dashboard_sql import TOKEN_KINDS, Measures, Scope
 from elexirion_app.services.billing.dashboard_top import TopConversation, TopRun
 
 RANGES = {"24h": 1, "7d": 7, "30d": 30, "90d": 90, "365d": 365}
@@ -198,7 +200,7 @@ def load(session: Session, actor_id: object, f: Filters, *, top: int = TOP_N) ->
     scope, is_admin, label = resolve_scope(session, actor_id, f)
     top = max(1, min(int(top), 50))
     usage, totals = sql.series_and_totals(session, scope)
-    runs, run_totals = sql.run_series_and_totals(session, scope)
+    runs, run_totals = run_sql.run_series_and_totals(session, scope)
     empty = RunMeasures(0, 0, Decimal("0"), None)
     keys = sorted({k for k, _m in usage} | set(runs) | set(period_keys(scope)))
     by_key = dict(usage)

@@ -26,15 +26,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, literal_column, union_all
+from sqlalchemy import bindparam, func, literal_column, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from elexirion_app.db.billing_models import (
-    RunDay,
-    RunDayAll,
-    RunDayTotal,
-    RunHourTotal,
     UsageDay,
     UsageDayAll,
     UsageDayPipeline,
@@ -42,12 +38,11 @@ from elexirion_app.db.billing_models import (
     UsageHourAll,
     UsageHourUser,
 )
-from elexirion_app.db.models import RunRollup, UsageRollup
+from elexirion_app.db.models import UsageRollup
 from elexirion_app.services.billing import buckets
 
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "thinking")
 N_BUCKETS = len(buckets.BOUNDS_MS)
-OK_STATUSES = ("succeeded",)
 
 
 @dataclass(frozen=True)
@@ -81,14 +76,6 @@ class Measures:
     ttft_p95_ms: float | None
 
 
-@dataclass(frozen=True)
-class RunMeasures:
-    runs: int
-    failed: int
-    cost_usd: Decimal
-    duration_avg_ms: float | None
-
-
 def utc(value: datetime) -> datetime:
     """An aware UTC datetime (the tables' ``UTCDateTime`` columns refuse naive ones)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -110,17 +97,6 @@ _USAGE_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
         (UsageHourAll, frozenset({"model", "provider", "caller"})),
         (UsageHourUser, frozenset({"user_id"})),
         (UsageRollup, _ALL_DIMS),
-    ],
-}
-_RUN_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
-    "day": [
-        (RunDayTotal, frozenset({"status"})),
-        (RunDayAll, frozenset({"pipeline", "status"})),
-        (RunDay, frozenset({"user_id", "pipeline", "status"})),
-    ],
-    "hour": [
-        (RunHourTotal, frozenset({"status"})),
-        (RunRollup, frozenset({"user_id", "pipeline", "status"})),
     ],
 }
 
@@ -163,7 +139,7 @@ def _pick(tables: dict[str, list[tuple[Any, frozenset[str]]]], grain: str, need:
     raise AssertionError(f"no {grain} rollup has {sorted(need)}")  # pragma: no cover
 
 
-def _filters(s: Scope, *, runs: bool = False) -> dict[str, Any]:
+def filters_of(s: Scope, *, runs: bool = False) -> dict[str, Any]:
     """The scope's filters that are set: column name -> value."""
     out: dict[str, Any] = {} if s.user_id is None else {"user_id": s.user_id}
     for name in ("pipeline",) if runs else _USAGE_FILTERS:
@@ -173,7 +149,7 @@ def _filters(s: Scope, *, runs: bool = False) -> dict[str, Any]:
     return out
 
 
-def _pieces(
+def pieces(
     s: Scope, tables: dict[str, list[tuple[Any, frozenset[str]]]], need: set[str]
 ) -> list[Piece]:
     edges, days = spans(s.since, s.until)
@@ -203,7 +179,7 @@ def period(session: Session, hour: Any, grouping: str) -> Any:
     return _period(session.get_bind().dialect.name, hour, grouping)
 
 
-def _sum(column: Any) -> Any:
+def sum_of(column: Any) -> Any:
     return func.coalesce(func.sum(column), 0)
 
 
@@ -216,42 +192,28 @@ _FLOAT_AT = (5 + len(TOKEN_KINDS),)
 def _usage_columns(t: Any) -> tuple[Any, ...]:
     """The sums of a usage rollup's counters."""
     return (
-        _sum(t.c.calls),
-        _sum(t.c.errors),
-        _sum(t.c.cost_usd),
-        _sum(t.c.live_estimate_usd),
-        _sum(t.c.offline_calls),
-        *[_sum(t.c[f"{kind}_tokens"]) for kind in TOKEN_KINDS],
-        _sum(t.c.latency_ms_sum),
-        *[_sum(t.c[f"lat_b{i}"]) for i in range(N_BUCKETS)],
-        *[_sum(t.c[f"ttft_b{i}"]) for i in range(N_BUCKETS)],
+        sum_of(t.c.calls),
+        sum_of(t.c.errors),
+        sum_of(t.c.cost_usd),
+        sum_of(t.c.live_estimate_usd),
+        sum_of(t.c.offline_calls),
+        *[sum_of(t.c[f"{kind}_tokens"]) for kind in TOKEN_KINDS],
+        sum_of(t.c.latency_ms_sum),
+        *[sum_of(t.c[f"lat_b{i}"]) for i in range(N_BUCKETS)],
+        *[sum_of(t.c[f"ttft_b{i}"]) for i in range(N_BUCKETS)],
     )
 
 
-def _run_columns(t: Any) -> tuple[Any, ...]:
-    return (
-        _sum(t.c.runs),
-        _sum(case((t.c.status.in_(OK_STATUSES), 0), else_=t.c.runs)),
-        _sum(t.c.cost_usd),
-        _sum(t.c.duration_ms_sum),
-    )
-
-
-def _select(kind: str, t: Any, when: Any, grouping: str, dialect: str) -> Any:
-    """One piece's SELECT (no WHERE) of a query kind."""
-    if kind == "usage":
-        return sa_select(*_usage_columns(t))
-    if kind == "runs":
-        return sa_select(*_run_columns(t))
-    if kind in ("usage_series", "run_series"):
+def _select(kind: str, columns: Any, t: Any, when: Any, grouping: str, dialect: str) -> Any:
+    """One piece's SELECT (no WHERE): "sum" of ``columns(t)``, per "period" of the grouping,
+    "by_model", or "option:<i>:<column>" (a column's distinct values, tagged ``i``)."""
+    if kind == "sum":
+        return sa_select(*columns(t))
+    if kind == "period":
         key = _period(dialect, when, grouping)
-        cols = _usage_columns(t) if kind == "usage_series" else _run_columns(t)
-        return sa_select(key, *cols).group_by(key)
+        return sa_select(key, *columns(t)).group_by(key)
     if kind == "by_model":
-        return sa_select(t.c.model, t.c.provider, *_usage_columns(t)).group_by(
-            t.c.model, t.c.provider
-        )
-    # "option:<i>:<column>": the distinct values of a column, tagged with the option's index
+        return sa_select(t.c.model, t.c.provider, *columns(t)).group_by(t.c.model, t.c.provider)
     _tag, index, name = kind.split(":")
     return sa_select(literal_column(index).label("kind"), t.c[name].label("value")).group_by(
         t.c[name]
@@ -260,14 +222,18 @@ def _select(kind: str, t: Any, when: Any, grouping: str, dialect: str) -> Any:
 
 @functools.lru_cache(maxsize=4096)
 def _statement(
-    parts: tuple[tuple[str, Any, str], ...], filters: tuple[str, ...], grouping: str, dialect: str
+    parts: tuple[tuple[str, Any, Any, str], ...],
+    filters: tuple[str, ...],
+    grouping: str,
+    dialect: str,
 ) -> Any:
-    """UNION ALL of one SELECT per part (query kind, table, time column); part ``i`` reads
+    """UNION ALL of one SELECT per part (query kind, its columns' builder, table, time
+    column); part ``i`` reads
     rows with ``lo<i>`` <= time < ``hi<i>`` and every ``filters`` column equal to its
     parameter. Built and hashed once per shape: the statement object is reused, so
     SQLAlchemy's compiled cache is hit without rebuilding it."""
     selects = []
-    for i, (kind, table, time) in enumerate(parts):
+    for i, (kind, columns, table, time) in enumerate(parts):
         t = table.__table__
         when = t.c[time]
         where = [
@@ -275,19 +241,22 @@ def _statement(
             when < bindparam(f"hi{i}", type_=when.type),
             *[t.c[f] == bindparam(f, type_=t.c[f].type) for f in filters],
         ]
-        selects.append(_select(kind, t, when, grouping, dialect).where(*where))
+        selects.append(_select(kind, columns, t, when, grouping, dialect).where(*where))
     return selects[0] if len(selects) == 1 else union_all(*selects)
 
 
-def _run(
-    session: Session, parts: list[tuple[str, Piece]], filters: dict[str, Any], grouping: str
+Part = tuple[str, Any, Piece]  # (query kind, columns builder, piece)
+
+
+def execute(
+    session: Session, parts: list[Part], filters: dict[str, Any], grouping: str
 ) -> Sequence[Any]:
     """The rows of every part, in one statement."""
     conn = session.connection()
-    shape = tuple((kind, p.table, p.time) for kind, p in parts)
+    shape = tuple((kind, columns, p.table, p.time) for kind, columns, p in parts)
     stmt = _statement(shape, tuple(sorted(filters)), grouping, conn.dialect.name)
     params = dict(filters)
-    for i, (_kind, p) in enumerate(parts):
+    for i, (_kind, _columns, p) in enumerate(parts):
         params[f"lo{i}"], params[f"hi{i}"] = p.lo, p.hi
     return conn.execute(stmt, params).all()
 
@@ -296,26 +265,25 @@ def _money(v: Any) -> Decimal:
     return v if isinstance(v, Decimal) else Decimal(str(v or 0))
 
 
-def _converters(n: int, money: Sequence[int], floats: Sequence[int]) -> tuple[Any, ...]:
+def converters(n: int, money: Sequence[int], floats: Sequence[int]) -> tuple[Any, ...]:
     return tuple(_money if i in money else float if i in floats else int for i in range(n))
 
 
-def _typed(values: Sequence[Any], convert: Sequence[Any]) -> list[Any]:
+def typed(values: Sequence[Any], convert: Sequence[Any]) -> list[Any]:
     """Each value as its Python type (PostgreSQL sums BIGINT columns as NUMERIC, SQLite
     returns floats for money; the sums are never NULL: ``_sum`` coalesces)."""
     return [c(v) for c, v in zip(convert, values, strict=True)]
 
 
-def _add(acc: list[Any] | None, values: list[Any]) -> list[Any]:
+def add(acc: list[Any] | None, values: list[Any]) -> list[Any]:
     return values if acc is None else [a + b for a, b in zip(acc, values, strict=True)]
 
 
-_USAGE_TYPES = _converters(_N_USAGE, _MONEY_AT, _FLOAT_AT)
-_RUN_TYPES = _converters(4, (2,), (3,))
+_USAGE_TYPES = converters(_N_USAGE, _MONEY_AT, _FLOAT_AT)
 
 
 def _usage_values(row: Sequence[Any]) -> list[Any]:
-    return _typed(row, _USAGE_TYPES)
+    return typed(row, _USAGE_TYPES)
 
 
 def _pcts(counts: list[int]) -> tuple[float | None, float | None]:
@@ -352,22 +320,22 @@ def _zero_usage() -> list[Any]:
     return _usage_values([0] * _N_USAGE)
 
 
-def _usage_parts(s: Scope, kind: str, *extra: str) -> list[tuple[str, Piece]]:
-    need = set(_filters(s)) | set(extra)
-    return [(kind, p) for p in _pieces(s, _USAGE_TABLES, need)]
+def _usage_parts(s: Scope, kind: str, *extra: str) -> list[Part]:
+    need = set(filters_of(s)) | set(extra)
+    return [(kind, _usage_columns, p) for p in pieces(s, _USAGE_TABLES, need)]
 
 
 def _series_sums(session: Session, s: Scope) -> dict[str, list[Any]]:
     acc: dict[str, list[Any]] = {}
-    for row in _run(session, _usage_parts(s, "usage_series"), _filters(s), s.grouping):
-        acc[str(row[0])] = _add(acc.get(str(row[0])), _usage_values(row[1:]))
+    for row in execute(session, _usage_parts(s, "period"), filters_of(s), s.grouping):
+        acc[str(row[0])] = add(acc.get(str(row[0])), _usage_values(row[1:]))
     return acc
 
 
 def totals(session: Session, s: Scope) -> Measures:
     acc = _zero_usage()
-    for row in _run(session, _usage_parts(s, "usage"), _filters(s), s.grouping):
-        acc = _add(acc, _usage_values(row))
+    for row in execute(session, _usage_parts(s, "sum"), filters_of(s), s.grouping):
+        acc = add(acc, _usage_values(row))
     return _measures(acc)
 
 
@@ -382,7 +350,7 @@ def series_and_totals(session: Session, s: Scope) -> tuple[list[tuple[str, Measu
     acc = _series_sums(session, s)
     total = _zero_usage()
     for values in acc.values():
-        total = _add(total, values)
+        total = add(total, values)
     return [(k, _measures(acc[k])) for k in sorted(acc)], _measures(total)
 
 
@@ -390,59 +358,11 @@ def by_model(session: Session, s: Scope) -> list[tuple[str, str, Measures]]:
     """(model, provider, sums) per model, costliest first (then the busiest)."""
     acc: dict[tuple[str, str], list[Any]] = {}
     parts = _usage_parts(s, "by_model", "model", "provider")
-    for row in _run(session, parts, _filters(s), s.grouping):
+    for row in execute(session, parts, filters_of(s), s.grouping):
         key = (str(row[0]), str(row[1]))
-        acc[key] = _add(acc.get(key), _usage_values(row[2:]))
+        acc[key] = add(acc.get(key), _usage_values(row[2:]))
     order = sorted(acc, key=lambda k: (-acc[k][2], -acc[k][0], k[0], k[1]))
     return [(m, pr, _measures(acc[(m, pr)])) for m, pr in order]
-
-
-def _run_values(row: Sequence[Any]) -> list[Any]:
-    return _typed(row, _RUN_TYPES)
-
-
-def _run_measures(v: Any) -> RunMeasures:
-    runs = int(v[0])
-    return RunMeasures(
-        runs=runs,
-        failed=int(v[1]),
-        cost_usd=Decimal(str(v[2])),
-        duration_avg_ms=float(v[3]) / runs if runs else None,
-    )
-
-
-def _run_parts(s: Scope, kind: str) -> list[tuple[str, Piece]]:
-    need = set(_filters(s, runs=True)) | {"status"}
-    return [(kind, p) for p in _pieces(s, _RUN_TABLES, need)]
-
-
-def _run_series_sums(session: Session, s: Scope) -> dict[str, list[Any]]:
-    acc: dict[str, list[Any]] = {}
-    filters = _filters(s, runs=True)
-    for row in _run(session, _run_parts(s, "run_series"), filters, s.grouping):
-        acc[str(row[0])] = _add(acc.get(str(row[0])), _run_values(row[1:]))
-    return acc
-
-
-def run_totals(session: Session, s: Scope) -> RunMeasures:
-    acc = _run_values([0, 0, 0, 0])
-    for row in _run(session, _run_parts(s, "runs"), _filters(s, runs=True), s.grouping):
-        acc = _add(acc, _run_values(row))
-    return _run_measures(acc)
-
-
-def run_series(session: Session, s: Scope) -> dict[str, RunMeasures]:
-    acc = _run_series_sums(session, s)
-    return {k: _run_measures(acc[k]) for k in sorted(acc)}
-
-
-def run_series_and_totals(session: Session, s: Scope) -> tuple[dict[str, RunMeasures], RunMeasures]:
-    """``run_series`` and ``run_totals`` from one statement."""
-    acc = _run_series_sums(session, s)
-    total = _run_values([0, 0, 0, 0])
-    for values in acc.values():
-        total = _add(total, values)
-    return {k: _run_measures(acc[k]) for k in sorted(acc)}, _run_measures(total)
 
 
 OPTION_KINDS = ("model", "provider", "pipeline", "caller")
@@ -452,11 +372,11 @@ def options(session: Session, s: Scope) -> dict[str, list[str]]:
     """The models, providers, pipelines and callers present in the scope's range and users
     (the other filters left out, so a choice can be changed)."""
     base = Scope(s.since, s.until, s.grouping, s.user_id)
-    parts: list[tuple[str, Piece]] = []
+    parts: list[Part] = []
     for i, name in enumerate(OPTION_KINDS):
         parts += _usage_parts(base, f"option:{i}:{name}", name)
     seen: list[set[str]] = [set() for _ in OPTION_KINDS]
-    for kind, value in _run(session, parts, _filters(base), base.grouping):
+    for kind, value in execute(session, parts, filters_of(base), base.grouping):
         if value is not None:
             seen[int(kind)].add(str(value))
     return {name: [v for v in sorted(seen[i])[:200] if v] for i, name in enumerate(OPTION_KINDS)}

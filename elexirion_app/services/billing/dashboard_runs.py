@@ -1,0 +1,113 @@
+"""The dashboard's run figures: totals and series of finished runs over the run rollups
+(``run_day_total`` / ``run_hour_total`` for everyone unfiltered, ``run_day_all`` with a
+pipeline filter, ``run_day`` / ``run_rollup`` for one user), by the hour / day a run
+finished, with the same day + edge-hour pieces and built-once statements as
+``dashboard_sql``. Synchronous (database): call through ``in_db_thread``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case
+from sqlmodel import Session
+
+from elexirion_app.db.billing_models import RunDay, RunDayAll, RunDayTotal, RunHourTotal
+from elexirion_app.db.models import RunRollup
+from elexirion_app.services.billing.dashboard_sql import (
+    Part,
+    Scope,
+    add,
+    converters,
+    execute,
+    filters_of,
+    pieces,
+    sum_of,
+    typed,
+)
+
+OK_STATUSES = ("succeeded",)
+
+
+@dataclass(frozen=True)
+class RunMeasures:
+    runs: int
+    failed: int
+    cost_usd: Decimal
+    duration_avg_ms: float | None
+
+
+_RUN_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
+    "day": [
+        (RunDayTotal, frozenset({"status"})),
+        (RunDayAll, frozenset({"pipeline", "status"})),
+        (RunDay, frozenset({"user_id", "pipeline", "status"})),
+    ],
+    "hour": [
+        (RunHourTotal, frozenset({"status"})),
+        (RunRollup, frozenset({"user_id", "pipeline", "status"})),
+    ],
+}
+
+
+def _run_columns(t: Any) -> tuple[Any, ...]:
+    return (
+        sum_of(t.c.runs),
+        sum_of(case((t.c.status.in_(OK_STATUSES), 0), else_=t.c.runs)),
+        sum_of(t.c.cost_usd),
+        sum_of(t.c.duration_ms_sum),
+    )
+
+
+_RUN_TYPES = converters(4, (2,), (3,))
+
+
+def _run_values(row: Sequence[Any]) -> list[Any]:
+    return typed(row, _RUN_TYPES)
+
+
+def _run_measures(v: Any) -> RunMeasures:
+    runs = int(v[0])
+    return RunMeasures(
+        runs=runs,
+        failed=int(v[1]),
+        cost_usd=Decimal(str(v[2])),
+        duration_avg_ms=float(v[3]) / runs if runs else None,
+    )
+
+
+def _run_parts(s: Scope, kind: str) -> list[Part]:
+    need = set(filters_of(s, runs=True)) | {"status"}
+    return [(kind, _run_columns, p) for p in pieces(s, _RUN_TABLES, need)]
+
+
+def _run_series_sums(session: Session, s: Scope) -> dict[str, list[Any]]:
+    acc: dict[str, list[Any]] = {}
+    filters = filters_of(s, runs=True)
+    for row in execute(session, _run_parts(s, "period"), filters, s.grouping):
+        acc[str(row[0])] = add(acc.get(str(row[0])), _run_values(row[1:]))
+    return acc
+
+
+def run_totals(session: Session, s: Scope) -> RunMeasures:
+    acc = _run_values([0, 0, 0, 0])
+    for row in execute(session, _run_parts(s, "sum"), filters_of(s, runs=True), s.grouping):
+        acc = add(acc, _run_values(row))
+    return _run_measures(acc)
+
+
+def run_series(session: Session, s: Scope) -> dict[str, RunMeasures]:
+    acc = _run_series_sums(session, s)
+    return {k: _run_measures(acc[k]) for k in sorted(acc)}
+
+
+def run_series_and_totals(session: Session, s: Scope) -> tuple[dict[str, RunMeasures], RunMeasures]:
+    """``run_series`` and ``run_totals`` from one statement."""
+    acc = _run_series_sums(session, s)
+    total = _run_values([0, 0, 0, 0])
+    for values in acc.values():
+        total = add(total, values)
+    return {k: _run_measures(acc[k]) for k in sorted(acc)}, _run_measures(total)
