@@ -60,8 +60,12 @@ def price_map() -> dict[str, dict[str, Any]]:
     return data
 
 
+@lru_cache(maxsize=1)
 def price_map_date() -> str:
-    """The modification date of the bundled price table (recorded next to costs)."""
+    """The modification date of the bundled price table (recorded next to costs). Read once
+    per process, as ``price_map`` is: every booked attempt records it, and the lookup (a
+    module search on ``sys.path`` and a ``stat``) cost more than the rest of the booking's
+    pricing."""
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         return "unknown"

@@ -29,7 +29,14 @@ MIN_ENV_CHARS = 32
 
 def server_secret(data_dir: Path, env_value: str | None) -> bytes:
     """The secret (cached per process for a given folder and environment value)."""
-    return _cached(Path(data_dir).resolve(), env_value or None)
+    return _cached(_resolved(str(data_dir)), env_value or None)
+
+
+@lru_cache(maxsize=8)
+def _resolved(data_dir: str) -> Path:
+    """The folder's real path, looked up once per folder name (every API request's key
+    check needs the secret; ``resolve`` is an ``lstat`` per path component)."""
+    return Path(data_dir).resolve()
 
 
 @lru_cache(maxsize=4)

@@ -12,7 +12,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from elexirion_app.api.auth_routes import client_address
 from elexirion_app.api.http.errors import ApiError
 from elexirion_app.db.engine import in_db_thread, session_scope
-from elexirion_app.db.models import AppUser
 from elexirion_app.services.accounts import api_keys, audit, rate_limits
 from elexirion_app.services.accounts.auth import UserInfo
 
@@ -32,14 +31,10 @@ class Caller:
         return self.user.id
 
 
-def _check_key(plain: str, address: str) -> tuple[api_keys.KeyUse, str | None, str | None] | None:
+def _check_key(plain: str, address: str) -> api_keys.KeyUse | None:
     with session_scope() as session:
         use = api_keys.authenticate_key(session, plain)
-        if use is None:
-            return None
-        user = session.get(AppUser, use.user.id)
-        assert user is not None
-        if use.first_use_today:
+        if use is not None and use.first_use_today:
             audit.record(
                 session,
                 "key_used",
@@ -47,7 +42,7 @@ def _check_key(plain: str, address: str) -> tuple[api_keys.KeyUse, str | None, s
                 address=address,
                 target=f"key {use.key_id}",
             )
-        return use, user.chat_limit, user.api_limit
+        return use
 
 
 def limited(retry_after_s: int, what: str) -> ApiError:
@@ -72,12 +67,12 @@ async def caller(
             "Send an API key: 'Authorization: Bearer elx_…' (create one in Settings).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    checked = (
+    use = (
         await in_db_thread(_check_key, credentials.credentials, address)
         if api_keys.is_well_formed(credentials.credentials)
         else None
     )
-    if checked is None:
+    if use is None:
         verdict = await limits.hit("api_bad_key_client", address)
         if not verdict.allowed:
             raise limited(verdict.retry_after_s, "requests with invalid keys")
@@ -87,8 +82,7 @@ async def caller(
             "This API key is not valid (unknown, revoked, or its account is disabled).",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    use, chat_limit, api_limit = checked
-    verdict = await limits.hit_user("api_user", use.user.id, api_limit)
+    verdict = await limits.hit_user("api_user", use.user.id, use.api_limit)
     if not verdict.allowed:
         raise limited(verdict.retry_after_s, "API calls")
-    return Caller(use.user, use.key_id, address, chat_limit, api_limit)
+    return Caller(use.user, use.key_id, address, use.chat_limit, use.api_limit)

@@ -25,7 +25,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
 from elexirion_app.config import get_settings
@@ -79,6 +80,8 @@ class KeyUse:
     user: UserInfo
     key_id: int
     first_use_today: bool
+    chat_limit: str | None = None  # the owner's rate limits set by an admin (None: default)
+    api_limit: str | None = None
 
 
 def _secret() -> bytes:
@@ -195,6 +198,27 @@ def revoke_key(session: Session, user_id: int, key_id: object, *, address: str =
         log.info("user %s revoked API key %s", user_id, key_id)
 
 
+# The check of every API request, built once: the key's and its owner's columns it needs
+# (no ORM entities to hydrate), by the key's HMAC.
+_LOOKUP = (
+    sa_select(
+        col(ApiKey.id),
+        col(ApiKey.lookup_hash),
+        col(ApiKey.revoked_at),
+        col(ApiKey.last_used_at),
+        col(AppUser.id),
+        col(AppUser.email),
+        col(AppUser.display_name),
+        col(AppUser.is_admin),
+        col(AppUser.is_active),
+        col(AppUser.chat_limit),
+        col(AppUser.api_limit),
+    )
+    .join(AppUser, col(AppUser.id) == col(ApiKey.user_id))
+    .where(col(ApiKey.lookup_hash) == bindparam("digest"))
+)
+
+
 def authenticate_key(
     session: Session, plain: object, *, now: datetime | None = None
 ) -> KeyUse | None:
@@ -206,21 +230,19 @@ def authenticate_key(
         return None
     assert isinstance(plain, str)
     digest = lookup_hash(plain)
-    found = session.exec(
-        select(ApiKey, AppUser)
-        .join(AppUser, col(AppUser.id) == col(ApiKey.user_id))
-        .where(col(ApiKey.lookup_hash) == digest)
-    ).first()
+    found = session.connection().execute(_LOOKUP, {"digest": digest}).first()
     if found is None:
         return None
-    key, user = found
-    if not hmac.compare_digest(key.lookup_hash.encode(), digest.encode()):
+    (key_id, key_hash, revoked_at, last_used, user_id, email, name, is_admin, is_active) = found[:9]
+    chat_limit, api_limit = found[9:]
+    assert key_id is not None and user_id is not None  # primary keys of stored rows
+    if not hmac.compare_digest(key_hash.encode(), digest.encode()):
         return None
-    if key.revoked_at is not None or not user.is_active:
+    if revoked_at is not None or not is_active:
         return None
-    assert key.id is not None
-    first = _touch(session, key.id, key.last_used_at, now or utcnow())
-    return KeyUse(_user_info(user), key.id, first)
+    first = _touch(session, key_id, last_used, now or utcnow())
+    user = UserInfo(user_id, email, name or email, is_admin)
+    return KeyUse(user, key_id, first, chat_limit, api_limit)
 
 
 def _touch(session: Session, key_id: int, last: datetime | None, now: datetime) -> bool:

@@ -55,6 +55,20 @@ def _row(key_id: int) -> ApiKey:
         return row
 
 
+def test_a_key_use_carries_its_owners_current_rate_limits(db_url: str) -> None:
+    uid = _user("limits@example.com")
+    _view, plain = _create(uid)
+    use = _auth(plain)
+    assert use is not None and (use.chat_limit, use.api_limit) == (None, None)
+    with session_scope() as s:
+        user = s.get(AppUser, uid)
+        assert user is not None
+        user.chat_limit, user.api_limit = "5/minute", "7/minute"
+        s.add(user)
+    use = _auth(plain)  # read again on the next call: an admin's change holds at once
+    assert use is not None and (use.chat_limit, use.api_limit) == ("5/minute", "7/minute")
+
+
 def test_a_created_key_authenticates_as_its_owner_and_is_listed_without_secret(
     db_url: str,
 ) -> None:
