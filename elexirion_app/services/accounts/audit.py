@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import insert, or_
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from elexirion_app.db.engine import session_scope
-from elexirion_app.db.models import AppUser, AuditEvent
+from elexirion_app.db.models import AppUser, AuditEvent, utcnow
 
 log = logging.getLogger(__name__)
+_INSERT = insert(AuditEvent.__table__)  # type: ignore[attr-defined]
 
 ACTIONS = (
     "login",  # outcome ok | failed | locked
@@ -69,6 +71,32 @@ class AuditView:
     detail: dict[str, Any]
 
 
+def _row(
+    action: str,
+    outcome: str,
+    actor_id: int | None,
+    subject_id: int | None,
+    address: str,
+    target: str,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The columns of one event, checked (unknown action or outcome: ValueError) and logged."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown audit outcome {outcome!r}")
+    log.info("audit %s %s actor=%s subject=%s", action, outcome, actor_id, subject_id)
+    return {
+        "action": action,
+        "outcome": outcome,
+        "actor_id": actor_id,
+        "subject_id": subject_id,
+        "address": (address or "")[:_MAX_ADDRESS],
+        "target": (target or "")[:_MAX_TARGET],
+        "detail": dict(detail or {}),
+    }
+
+
 def record(
     session: Session,
     action: str,
@@ -81,22 +109,24 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Add one event to ``session`` (committed with the caller's work)."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown audit action {action!r}")
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown audit outcome {outcome!r}")
-    session.add(
-        AuditEvent(
-            action=action,
-            outcome=outcome,
-            actor_id=actor_id,
-            subject_id=subject_id,
-            address=(address or "")[:_MAX_ADDRESS],
-            target=(target or "")[:_MAX_TARGET],
-            detail=dict(detail or {}),
-        )
-    )
-    log.info("audit %s %s actor=%s subject=%s", action, outcome, actor_id, subject_id)
+    session.add(AuditEvent(**_row(action, outcome, actor_id, subject_id, address, target, detail)))
+
+
+def record_on(
+    conn: Connection,
+    action: str,
+    *,
+    outcome: str = "ok",
+    actor_id: int | None = None,
+    subject_id: int | None = None,
+    address: str = "",
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """``record`` as one INSERT on ``conn``, in its transaction (the run recorder writes on a
+    Core connection: no ORM session and flush for one row)."""
+    row = _row(action, outcome, actor_id, subject_id, address, target, detail)
+    conn.execute(_INSERT, {"created_at": utcnow(), **row})
 
 
 def record_now(action: str, **fields: Any) -> None:

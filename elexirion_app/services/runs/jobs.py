@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from elexirion_app.core.errors import (
     Conflict,
     ElexirionError,
@@ -46,7 +48,7 @@ from elexirion_app.pipelines.loader import PipelineDocument, load_text, read_tex
 from elexirion_app.services import workspace
 from elexirion_app.services.runs import pipeline_runs
 from elexirion_app.services.runs import pipeline_store as store
-from elexirion_app.services.runs.run_records import queue_run
+from elexirion_app.services.runs.run_records import RUN, STEP, queue_run
 
 log = logging.getLogger(__name__)
 
@@ -517,29 +519,30 @@ class RunState:
 
 
 def snapshot(user_id: int, run_id: Any) -> RunState:
-    """A run's status and its steps' (two indexed reads; no results, no call rows)."""
-    from sqlmodel import col, select
-
-    from elexirion_app.db.models import StepRun
-
+    """A run's status and its steps' (two indexed reads of the columns shown; no results, no
+    call rows, no ORM objects)."""
     if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
         raise NotFound("This run does not exist.")
-    with session_scope() as session:
-        run = session.get(Run, run_id)
+    with get_engine().connect() as conn:
+        run = conn.execute(
+            select(RUN.c.user_id, RUN.c.status, RUN.c.error, RUN.c.cost_usd, RUN.c.tokens).where(
+                RUN.c.id == run_id
+            )
+        ).first()
         if run is None or run.user_id != user_id:
             raise NotFound("This run does not exist.")
-        rows = session.exec(  # type: ignore[call-overload]
-            select(  # type: ignore[call-overload]
-                StepRun.name,
-                StepRun.status,
-                StepRun.model,
-                StepRun.tokens,
-                StepRun.cost_usd,
-                StepRun.latency_ms,
-                StepRun.error,
+        rows = conn.execute(
+            select(
+                STEP.c.name,
+                STEP.c.status,
+                STEP.c.model,
+                STEP.c.tokens,
+                STEP.c.cost_usd,
+                STEP.c.latency_ms,
+                STEP.c.error,
             )
-            .where(col(StepRun.run_id) == run_id)
-            .order_by(col(StepRun.position), col(StepRun.id))
+            .where(STEP.c.run_id == run_id)
+            .order_by(STEP.c.position, STEP.c.id)
         ).all()
         return RunState(
             run.status,

@@ -512,16 +512,14 @@ class RunRecorder:
     def _audit_started(self, conn: Connection, run_id: str) -> None:
         from elexirion_app.services.accounts import audit
 
-        with Session(bind=conn) as session:  # joins this transaction: committed with it
-            audit.record(
-                session,
-                "pipeline_run",
-                actor_id=self.user_id,
-                address=self.audit_address or "",
-                target=self.audit_target,
-                detail={"run_id": run_id, "version": self.pipeline_version},
-            )
-            session.flush()
+        audit.record_on(  # in this transaction: committed with it
+            conn,
+            "pipeline_run",
+            actor_id=self.user_id,
+            address=self.audit_address or "",
+            target=self.audit_target,
+            detail={"run_id": run_id, "version": self.pipeline_version},
+        )
 
     # --- steps ---------------------------------------------------------------------------
 
