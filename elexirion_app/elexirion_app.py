@@ -12,7 +12,6 @@ from elexirion_app.api.http import app as http_api
 from elexirion_app.api.security_headers import security_headers
 from elexirion_app.api.upload_guard import guard_uploads
 from elexirion_app.services import startup
-from elexirion_app.services.billing import compaction
 from elexirion_app.web import errors, identity, routes
 from elexirion_app.web.pages.admin import admin_page
 from elexirion_app.web.pages.chat import chat_page
@@ -41,17 +40,20 @@ from elexirion_app.web.state.workspace import WorkspaceState
 
 
 class _App(rx.App):
-    """Reflex's app with one ASGI layer outside its own mounts (see ``unroutable_api_paths``)."""
+    """Reflex's app with ASGI layers outside its own mounts (see ``unroutable_api_paths``):
+    ``/api/*`` goes to the API app directly (``api_first``), everything else through Reflex."""
 
     def __call__(self) -> Any:
-        return security_headers(http_api.unroutable_api_paths(super().__call__()))
+        backend = http_api.api_first(super().__call__(), _API, self._set_contexts_internal)
+        return security_headers(http_api.unroutable_api_paths(backend))
 
 
+_API = http_api.build()
 app = _App(
     stylesheets=["/styles.css"],
     api_transformer=[
         Starlette(routes=auth_routes.ROUTES + oidc_routes.ROUTES),
-        http_api.build(),
+        _API,
         guard_uploads,
         security_headers,
     ],
@@ -59,7 +61,6 @@ app = _App(
 )
 identity.install(app)
 app.register_lifespan_task(startup.on_startup)
-app.register_lifespan_task(compaction.compact_forever)  # every worker: safe, see its docstring
 app.add_page(
     login_page,
     route=routes.LOGIN,

@@ -3,6 +3,7 @@ what it does not route falls through to Reflex)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -90,6 +91,27 @@ def unroutable_api_paths(app: Any) -> Any:
         await app(scope, receive, send)
 
     return wrapped
+
+
+def api_first(backend: Any, api: Any, set_contexts: Callable[[], object]) -> Any:
+    """Hand ``/api/*`` requests straight to ``api`` (the FastAPI app ``build`` made), in front
+    of ``backend`` (Reflex's whole stack, in which ``api`` is mounted too).
+
+    Through Reflex's stack an API request crossed its outer Starlette app (error, CORS and
+    context middlewares, a router and a ``Mount``), the security headers a second time and the
+    upload guard before it reached ``api``: ~10 ASGI layers per request and per sent message
+    that change nothing for ``/api`` (``api`` has its own error handling and the same CORS
+    middleware; the headers are added outside this). ``set_contexts`` is what Reflex's
+    context middleware did for the request."""
+
+    async def routed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and str(scope.get("path", "")).startswith("/api/"):
+            set_contexts()
+            await api(scope, receive, send)
+            return
+        await backend(scope, receive, send)
+
+    return routed
 
 
 def build() -> FastAPI:
