@@ -12,7 +12,10 @@ texts used to fill the database pool every identity check waits on), and at most
 jobs wait their turn outside the pool (at most ``ELEXIRION_CPU_QUEUE_PER_USER`` of them, then
 ``InputError``), so another user's job finds a free thread. CPU threads share the GIL with
 the event loop: while one runs, the interpreter's switch interval is lowered to 1 ms (from
-5 ms) so the loop gets the GIL back sooner at each hand-over (an event makes dozens).
+5 ms) so the loop gets the GIL back sooner at each hand-over (an event makes dozens); once
+none runs it is set back (it used to stay at 1 ms for good after the first CPU job: the
+database and recorder threads then forced a GIL hand-over every millisecond too, which cost
+the served API ~3-4 ms of CPU per run in bench/api.py).
 """
 
 from __future__ import annotations
@@ -121,22 +124,46 @@ CPU_SWITCH_INTERVAL_S = 0.001
 CPU_CAP = PerKeyCap("ELEXIRION_CPU_JOBS_PER_USER", 1, "ELEXIRION_CPU_QUEUE_PER_USER", 8)
 
 
+class _SwitchInterval:
+    """The lowered switch interval while at least one CPU job runs (counted on the loop)."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.saved: float | None = None
+
+    def enter(self) -> None:
+        self.running += 1
+        if self.running == 1 and sys.getswitchinterval() > CPU_SWITCH_INTERVAL_S:
+            self.saved = sys.getswitchinterval()
+            sys.setswitchinterval(CPU_SWITCH_INTERVAL_S)
+
+    def leave(self) -> None:
+        self.running -= 1
+        if self.running == 0 and self.saved is not None:
+            sys.setswitchinterval(self.saved)
+            self.saved = None
+
+
+CPU_SWITCH = _SwitchInterval()
+
+
 async def in_cpu_thread(key: object, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` on ``CPU_POOL`` as one of ``key``'s (a user id's) jobs.
 
     The slot is given back when the thread is done, not when the caller stops waiting: a
     cancelled caller does not let its user start more threads than the cap."""
     await CPU_CAP.acquire(key)
-    if sys.getswitchinterval() > CPU_SWITCH_INTERVAL_S:
-        sys.setswitchinterval(CPU_SWITCH_INTERVAL_S)
+    CPU_SWITCH.enter()
     try:
         call = functools.partial(fn, *args, **kwargs)
         future = asyncio.get_running_loop().run_in_executor(CPU_POOL.executor(), call)
     except BaseException:
+        CPU_SWITCH.leave()
         CPU_CAP.release(key)
         raise
 
     def done(finished: asyncio.Future[T]) -> None:
+        CPU_SWITCH.leave()
         CPU_CAP.release(key)
         if not finished.cancelled():
             finished.exception()  # retrieved here too: the caller may have stopped waiting

@@ -81,3 +81,23 @@ async def test_a_cancelled_caller_keeps_its_slot_until_the_thread_is_done() -> N
     assert threads.CPU_CAP.in_use(5) == 1  # the thread still works for user 5
     gate.set()
     await _wait_until(lambda: threads.CPU_CAP.in_use(5) == 0)
+
+
+async def test_the_switch_interval_is_lowered_only_while_a_cpu_job_runs() -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    assert before > threads.CPU_SWITCH_INTERVAL_S
+    seen: list[float] = []
+    gate = threading.Event()
+
+    def job() -> None:
+        seen.append(sys.getswitchinterval())
+        gate.wait(5)
+
+    running = asyncio.ensure_future(threads.in_cpu_thread(1, job))
+    await _wait_until(lambda: seen)
+    assert seen == [threads.CPU_SWITCH_INTERVAL_S]
+    gate.set()
+    await running
+    assert sys.getswitchinterval() == before  # set back once no CPU job runs
