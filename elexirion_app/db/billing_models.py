@@ -15,6 +15,7 @@ Usage rollups (the same counters, different grain and keys; ``user_id`` 0 = no u
 - ``usage_day_all``       day  x model x provider x caller (everyone's views, no pipeline filter)
 - ``usage_day_pipeline``  day  x pipeline x model x provider x caller (everyone, one pipeline)
 - ``usage_hour_all``      hour x model x provider x caller (edges of everyone's ranges)
+- ``usage_day_total`` / ``usage_hour_total``  day / hour only (everyone, unfiltered)
 
 Runs: ``run_rollup`` (hour), ``run_day`` (day x user x pipeline x status), ``run_day_all``
 (day x pipeline x status), ``run_day_total`` / ``run_hour_total`` (day / hour x status), all by
@@ -318,6 +319,29 @@ class UsageHourAll(UsageCounters, table=True):
     model: str = Field(default="", max_length=100)
     provider: str = Field(default="", max_length=40)
     caller: str = Field(default="", max_length=16)
+
+
+class UsageDayTotal(UsageCounters, table=True):
+    """Daily, every call of every user together: everyone's unfiltered totals and series
+    (one row a day once its shards are folded by ``compaction``)."""
+
+    __tablename__ = "usage_day_total"
+    __table_args__ = (UniqueConstraint("day", "shard", name="uq_usage_day_total_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    shard: int = 0  # user_id % SHARDS
+
+
+class UsageHourTotal(UsageCounters, table=True):
+    """The same per hour (the edges of everyone's unfiltered ranges)."""
+
+    __tablename__ = "usage_hour_total"
+    __table_args__ = (UniqueConstraint("hour", "shard", name="uq_usage_hour_total_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour: datetime
+    shard: int = 0  # user_id % SHARDS
 
 
 class RunDay(SQLModel, table=True):

@@ -79,6 +79,8 @@ SHARDED: tuple[type[Any], ...] = (
     bm.UsageDayAll,
     bm.UsageDayPipeline,
     bm.UsageHourAll,
+    bm.UsageDayTotal,
+    bm.UsageHourTotal,
     bm.RunDayAll,
 )
 

@@ -34,8 +34,10 @@ from elexirion_app.db.billing_models import (
     UsageDay,
     UsageDayAll,
     UsageDayPipeline,
+    UsageDayTotal,
     UsageDayUser,
     UsageHourAll,
+    UsageHourTotal,
     UsageHourUser,
 )
 from elexirion_app.db.models import UsageRollup
@@ -88,12 +90,14 @@ _USAGE_FILTERS = ("model", "provider", "pipeline", "caller")
 # (table, its dimensions), narrowest first: a piece reads the first that has what it needs.
 _USAGE_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
     "day": [
+        (UsageDayTotal, frozenset()),
         (UsageDayAll, frozenset({"model", "provider", "caller"})),
         (UsageDayPipeline, frozenset({"pipeline", "model", "provider", "caller"})),
         (UsageDayUser, frozenset({"user_id"})),
         (UsageDay, _ALL_DIMS),
     ],
     "hour": [
+        (UsageHourTotal, frozenset()),
         (UsageHourAll, frozenset({"model", "provider", "caller"})),
         (UsageHourUser, frozenset({"user_id"})),
         (UsageRollup, _ALL_DIMS),

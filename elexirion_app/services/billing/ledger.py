@@ -4,7 +4,8 @@ One append-only ``llm_call`` row per provider attempt, from every caller (chat, 
 pipeline steps, DSPy jobs, the API), and in the SAME transaction every usage rollup row of
 the attempt is upserted (``col = col + excluded.col``; the tables and their keys in
 ``db/billing_models``): hourly ``usage_rollup``, ``usage_hour_all``, ``usage_hour_user``,
-daily ``usage_day``, ``usage_day_all``, ``usage_day_pipeline``, ``usage_day_user``, and for a
+daily ``usage_day``, ``usage_day_all``, ``usage_day_pipeline``, ``usage_day_user``,
+``usage_day_total`` (and hourly ``usage_hour_total``), and for a
 conversation's calls its ``conversation_booking`` row; when given, the call's budget
 reservation is settled (the rows are aggregated by ``rollup_rows``). Nothing else inserts
 into these tables; rows are never updated except to unlink them from deleted content
@@ -64,6 +65,8 @@ USAGE_DAY_PIPELINE = bm.UsageDayPipeline.__table__  # type: ignore[attr-defined]
 USAGE_HOUR_ALL = bm.UsageHourAll.__table__  # type: ignore[attr-defined]
 USAGE_DAY_USER = bm.UsageDayUser.__table__  # type: ignore[attr-defined]
 USAGE_HOUR_USER = bm.UsageHourUser.__table__  # type: ignore[attr-defined]
+USAGE_DAY_TOTAL = bm.UsageDayTotal.__table__  # type: ignore[attr-defined]
+USAGE_HOUR_TOTAL = bm.UsageHourTotal.__table__  # type: ignore[attr-defined]
 RUN_DAY = bm.RunDay.__table__  # type: ignore[attr-defined]
 RUN_DAY_ALL = bm.RunDayAll.__table__  # type: ignore[attr-defined]
 RUN_BOOKING = bm.RunBooking.__table__  # type: ignore[attr-defined]
@@ -156,6 +159,8 @@ _DERIVED: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
     (USAGE_HOUR_ALL, "hour", ("shard", "model", "provider", "caller")),
     (USAGE_DAY_USER, "day", ("user_id",)),
     (USAGE_HOUR_USER, "hour", ("user_id",)),
+    (USAGE_DAY_TOTAL, "day", ("shard",)),
+    (USAGE_HOUR_TOTAL, "hour", ("shard",)),
 )
 _STATEMENTS: dict[tuple[str, str, str], Any] = {}
 

@@ -1,5 +1,6 @@
-"""Migration 8e4d36683789 (run totals, one cost row per conversation) backfills from the data
-already there, on SQLite and PostgreSQL, and its downgrade rebuilds the old sums."""
+"""Migrations 8e4d36683789 (run totals, one cost row per conversation) and 34616e948626 (usage
+totals) backfill from the data already there, on SQLite and PostgreSQL; 8e4d36683789's
+downgrade rebuilds the old conversation sums."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from elexirion_app.db.engine import make_engine
 from elexirion_app.db.models import AppUser, Conversation, RunRollup
 from elexirion_app.services.billing import ledger
 from elexirion_app.services.billing.ledger import Attempt
+from elexirion_app.services.billing.rollup_rows import ROLLUP_COUNTERS
 from tests.unit.db.test_migrations import pg_url  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,6 +74,22 @@ def _seed(url: str) -> None:
             ],
         )  # fmt: skip
         day = hour.replace(hour=0)
+        zero = dict.fromkeys(ROLLUP_COUNTERS, 0)
+        for table, when in (
+            (ledger.USAGE_DAY_ALL, {"day": day}),
+            (ledger.USAGE_HOUR_ALL, {"hour": hour}),
+        ):
+            conn.execute(
+                insert(table),
+                [
+                    when | zero | {"shard": 1, "model": "a", "provider": "p", "caller": "chat",
+                                   "calls": 2, "cost_usd": Decimal("0.1"), "lat_b3": 2},
+                    when | zero | {"shard": 1, "model": "b", "provider": "p", "caller": "step",
+                                   "calls": 3, "cost_usd": Decimal("0.2"), "lat_b3": 1},
+                    when | zero | {"shard": 2, "model": "a", "provider": "p", "caller": "chat",
+                                   "calls": 1, "cost_usd": Decimal("0.05")},
+                ],
+            )  # fmt: skip
         conn.execute(
             insert(ledger.RUN_DAY),
             [
@@ -137,7 +155,16 @@ def _check(url: str) -> None:
         hours_n = conn.execute(text("SELECT COUNT(*) FROM conversation_hour")).scalar()
         assert hours_n == 4
     engine.dispose()
-    _alembic(url, "upgrade", "head")
+    _alembic(url, "upgrade", "head")  # 34616e948626: the usage totals, from usage_*_all
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        for table in ("usage_day_total", "usage_hour_total"):
+            got = {
+                r.shard: (r.calls, round(Decimal(str(r.cost_usd)), 8), r.lat_b3)
+                for r in conn.execute(text(f"SELECT * FROM {table}"))
+            }
+            assert got == {1: (5, Decimal("0.3"), 3), 2: (1, Decimal("0.05"), 0)}, table
+    engine.dispose()
 
 
 def test_backfill_and_downgrade_on_sqlite(tmp_path: Path) -> None:

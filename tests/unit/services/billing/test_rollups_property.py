@@ -122,6 +122,8 @@ USAGE_KEYS: dict[Any, Callable[[Any], tuple[Any, ...]]] = {
     bm.UsageHourAll: lambda r: (_h(r.created_at), _shard(r), r.model, r.provider, r.caller),
     bm.UsageDayUser: lambda r: (_d(r.created_at), r.user_id or 0),
     bm.UsageHourUser: lambda r: (_h(r.created_at), r.user_id or 0),
+    bm.UsageDayTotal: lambda r: (_d(r.created_at), _shard(r)),
+    bm.UsageHourTotal: lambda r: (_h(r.created_at), _shard(r)),
 }  # fmt: skip
 TABLE_KEYS: dict[Any, tuple[str, ...]] = {
     UsageRollup: ("hour", "user_id", "model", "provider", "pipeline", "caller"),
@@ -131,6 +133,8 @@ TABLE_KEYS: dict[Any, tuple[str, ...]] = {
     bm.UsageHourAll: ("hour", "shard", "model", "provider", "caller"),
     bm.UsageDayUser: ("day", "user_id"),
     bm.UsageHourUser: ("hour", "user_id"),
+    bm.UsageDayTotal: ("day", "shard"),
+    bm.UsageHourTotal: ("hour", "shard"),
     bm.ConversationBooking: ("conversation_id",),
     RunRollup: ("hour", "user_id", "pipeline", "status"),
     bm.RunDay: ("day", "user_id", "pipeline", "status"),
