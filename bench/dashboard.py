@@ -237,6 +237,8 @@ COUNTED = (
     bm.RunDay,
     bm.RunDayAll,
     bm.RunBooking,
+    bm.UsageDayTotal,
+    bm.UsageHourTotal,
     bm.RunDayTotal,
     bm.RunHourTotal,
     bm.ConversationBooking,
