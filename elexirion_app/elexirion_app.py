@@ -12,6 +12,7 @@ from elexirion_app.api.http import app as http_api
 from elexirion_app.api.security_headers import security_headers
 from elexirion_app.api.upload_guard import guard_uploads
 from elexirion_app.services import startup
+from elexirion_app.services.billing import compaction
 from elexirion_app.web import errors, identity, routes
 from elexirion_app.web.pages.admin import admin_page
 from elexirion_app.web.pages.chat import chat_page
@@ -61,6 +62,7 @@ app = _App(
 )
 identity.install(app)
 app.register_lifespan_task(startup.on_startup)
+app.register_lifespan_task(compaction.compact_forever)  # every worker: safe, see its docstring
 app.add_page(
     login_page,
     route=routes.LOGIN,
