@@ -24,8 +24,9 @@ into these tables; rows are never updated except to unlink them from deleted con
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,12 +34,21 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from elexirion_app.core.types import Usage
 from elexirion_app.db import billing_models as bm
 from elexirion_app.db.engine import get_engine, in_db_thread
-from elexirion_app.db.models import BudgetReservation, LLMCall, Run, RunRollup, UsageRollup, utcnow
+from elexirion_app.db.models import (
+    BudgetReservation,
+    Conversation,
+    LLMCall,
+    Run,
+    RunRollup,
+    UsageRollup,
+    utcnow,
+)
 from elexirion_app.services.billing.rollup_rows import (
     CONVERSATION_COUNTERS,
     ROLLUP_COUNTERS,
@@ -54,7 +64,9 @@ from elexirion_app.services.billing.rollup_rows import (
 
 __all__ = ["CALLERS", "Attempt", "day_of", "hour_of", "record", "record_many", "write"]
 
+log = logging.getLogger(__name__)
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
+CONV = Conversation.__table__  # type: ignore[attr-defined]
 RUN = Run.__table__  # type: ignore[attr-defined]
 ROLLUP = UsageRollup.__table__  # type: ignore[attr-defined]
 RUN_ROLLUP = RunRollup.__table__  # type: ignore[attr-defined]
@@ -162,14 +174,14 @@ _DERIVED: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
     (USAGE_DAY_TOTAL, "day", ("shard",)),
     (USAGE_HOUR_TOTAL, "hour", ("shard",)),
 )
-_STATEMENTS: dict[tuple[str, str, str], Any] = {}
+_STATEMENTS: dict[tuple[str, str, str, str], Any] = {}
 
 
 def _upsert(conn: Connection, table: Any, key: Sequence[str], counters: Sequence[str]) -> Any:
     """``INSERT .. ON CONFLICT (key) DO UPDATE SET c = c + excluded.c`` (built once per
     dialect and table: compiling a 60-column upsert costs more than running it)."""
     dialect = conn.dialect.name
-    cache_key = (dialect, table.name, ",".join(counters))
+    cache_key = (dialect, table.name, ",".join(key), ",".join(counters))
     cached = _STATEMENTS.get(cache_key)
     if cached is not None:
         return cached
@@ -223,16 +235,33 @@ def write(conn: Connection, attempts: Sequence[Attempt]) -> None:
 
 def record(attempt: Attempt, *, engine: Engine | None = None) -> None:
     """Book one attempt in a transaction of its own."""
-    with (engine or get_engine()).begin() as conn:
-        write(conn, [attempt])
+    record_many([attempt], engine=engine)
 
 
 def record_many(attempts: Iterable[Attempt], *, engine: Engine | None = None) -> None:
-    """Book a batch of attempts in one transaction."""
+    """Book a batch of attempts in one transaction.
+
+    A conversation deleted while its reply was still being answered (the attempt's link now
+    fails the foreign key) does not cost the ledger its rows: they are booked unlinked, as
+    ``unlink_conversation`` leaves the conversation's earlier rows."""
     batch = list(attempts)
-    if batch:
-        with (engine or get_engine()).begin() as conn:
+    if not batch:
+        return
+    eng = engine or get_engine()
+    try:
+        with eng.begin() as conn:
             write(conn, batch)
+    except IntegrityError:
+        linked = {a.conversation_id for a in batch if a.conversation_id is not None}
+        if not linked:
+            raise
+        with eng.begin() as conn:
+            alive = set(conn.execute(select(CONV.c.id).where(CONV.c.id.in_(linked))).scalars())
+            if alive == linked:
+                raise
+            log.warning("booking attempts of deleted conversations unlinked: %s", linked - alive)
+            write(conn, [a if a.conversation_id in alive else replace(a, conversation_id=None)
+                         for a in batch])  # fmt: skip
 
 
 async def record_async(attempt: Attempt) -> None:

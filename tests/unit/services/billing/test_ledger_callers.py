@@ -190,3 +190,36 @@ async def test_an_offline_run_costs_nothing_anywhere(db_url: str, tmp_path: Path
     [row] = _rows()
     assert outcome.cost == 0 and outcome.steps["ask"]["cost"] == 0
     assert row.offline and row.cost_usd == 0 and row.live_estimate_usd
+
+
+def test_an_attempt_of_a_conversation_deleted_mid_reply_is_booked_unlinked(db_url: str) -> None:
+    """The reply's attempt lands after its conversation was deleted: its row stays in the
+    ledger (unlinked, the user's spend), and the live conversation in the same batch keeps
+    its link and its cost booking."""
+    from elexirion_app.db.billing_models import ConversationBooking
+    from elexirion_app.services.billing import ledger
+
+    uid = _user()
+    with session_scope() as s:
+        live = chat.start_turn(s, uid, None, "kept").conversation_id
+        gone = chat.start_turn(s, uid, None, "deleted").conversation_id
+    with session_scope() as s:
+        chat.delete_conversation(s, uid, gone)
+    ledger.record_many(
+        [
+            ledger.Attempt("chat", "anthropic", "m", user_id=uid, conversation_id=gone,
+                           cost_usd=Decimal("0.2")),
+            ledger.Attempt("chat", "anthropic", "m", user_id=uid, conversation_id=live,
+                           cost_usd=Decimal("0.1")),
+        ]
+    )  # fmt: skip
+    rows = _rows()
+    assert [(r.conversation_id, r.cost_usd) for r in rows] == [
+        (None, Decimal("0.2")),
+        (live, Decimal("0.1")),
+    ]
+    with Session(get_engine()) as s:
+        booked = {b.conversation_id: b.cost_usd for b in s.exec(select(ConversationBooking))}
+    assert booked == {live: Decimal("0.1")}
+    with pytest.raises(Exception, match="FOREIGN KEY"):  # another broken link still fails
+        ledger.record(ledger.Attempt("step", "anthropic", "m", user_id=uid, run_id="nope"))
