@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from elexirion_app.api.http import (
     chat_routes,
@@ -114,6 +115,13 @@ def api_first(backend: Any, api: Any, set_contexts: Callable[[], object]) -> Any
     return routed
 
 
+class _NoSuchRoute:
+    """The JSON 404 of an unknown /api route (raised, so the API's error handlers answer)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        raise ApiError(404, "not_found", "No such API route.")
+
+
 def build() -> FastAPI:
     api = FastAPI(
         title="ElexirionDSP API",
@@ -128,13 +136,9 @@ def build() -> FastAPI:
     for module in (chat_routes, run_routes, pipeline_routes, misc_routes, metrics_routes, docs):
         api.include_router(module.router)
 
-    @api.api_route(
-        "/api/{rest:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
-    )
-    async def _unknown(rest: str) -> None:
-        raise ApiError(404, "not_found", "No such API route.")
+    # Every other /api path, with ANY method (an ASGI endpoint: Starlette lets it match all
+    # methods), so nothing under /api falls through to the Mount("") Reflex adds after it.
+    api.router.routes.append(Route("/api/{rest:path}", _NoSuchRoute(), include_in_schema=False))
 
     api.add_middleware(_BodyCap)
     api.add_middleware(metrics_routes.MetricsMiddleware)  # outermost: sees 413s and 500s too

@@ -290,6 +290,10 @@ async def test_bodies_over_the_cap_and_unknown_routes_get_json_errors(
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "too_large"
     unknown = await api.get("/api/nothing/here", headers=_bearer(key))
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    for method in ("OPTIONS", "TRACE", "FOO", "HEAD"):
+        odd = await api.request(method, "/api/nothing/here", headers=_bearer(key))
+        assert odd.status_code == 404, method
+        assert method == "HEAD" or odd.json()["error"]["code"] == "not_found", method
     forged = await api.post(
         "/api/pipeline/execute",
         content=b'{"pipeline": ["x"], "extra": 1}',
@@ -340,3 +344,20 @@ async def test_chat_messages_have_their_own_per_user_limit(
     assert second.status_code == 429 and "chat messages" in second.json()["error"]["message"]
     # Other API calls are not chat messages.
     assert (await api.get("/api/pipelines", headers=_bearer(key))).status_code == 200
+
+
+async def test_no_api_path_falls_through_to_a_mount_added_after_the_api_routes() -> None:
+    """Reflex mounts its own app at "" inside the API app after our routes: an /api request
+    of any method must still get the API's JSON 404, never the mount's answer."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount
+
+    app = http_app.build()
+    app.router.routes.append(Mount("", app=PlainTextResponse("reflex")))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for method in ("GET", "POST", "OPTIONS", "TRACE", "FOO"):
+            resp = await client.request(method, "/api/nothing/here")
+            assert resp.status_code == 404, method
+            assert resp.json()["error"]["code"] == "not_found", method
+        assert (await client.get("/elsewhere")).text == "reflex"
