@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case
+from sqlalchemy import case, literal_column, or_
 from sqlmodel import Session
 
 from elexirion_app.db.billing_models import RunDay, RunDayAll, RunDayTotal, RunHourTotal
 from elexirion_app.db.models import RunRollup
 from elexirion_app.services.billing.dashboard_sql import (
+    ZERO_SQL,
     Part,
     Scope,
     add,
@@ -54,9 +55,11 @@ _RUN_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
 
 
 def _run_columns(t: Any) -> tuple[Any, ...]:
+    # the statuses as SQL text (constants), not bound parameters: see ``sum_of``
+    ok = or_(*[t.c.status == literal_column(f"'{status}'") for status in OK_STATUSES])
     return (
         sum_of(t.c.runs),
-        sum_of(case((t.c.status.in_(OK_STATUSES), 0), else_=t.c.runs)),
+        sum_of(case((ok, ZERO_SQL), else_=t.c.runs)),
         sum_of(t.c.cost_usd),
         sum_of(t.c.duration_ms_sum),
     )

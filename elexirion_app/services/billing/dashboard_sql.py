@@ -183,8 +183,13 @@ def period(session: Session, hour: Any, grouping: str) -> Any:
     return _period(session.get_bind().dialect.name, hour, grouping)
 
 
+ZERO_SQL: Any = literal_column("0")
+
+
 def sum_of(column: Any) -> Any:
-    return func.coalesce(func.sum(column), 0)
+    """SUM, 0 for no rows. The 0 is SQL text, not a bound parameter: 52 of those per part made
+    psycopg split and send ~160 parameters per statement (~1 ms on PostgreSQL)."""
+    return func.coalesce(func.sum(column), ZERO_SQL)
 
 
 # Positions in a row of _usage_columns: which are money (Decimal), which float, the rest int.
