@@ -149,7 +149,7 @@ def latency_chart() -> rx.Component:
             stroke=color,
             stroke_dasharray=dash,
             stroke_width=2,
-            dot=False,
+            dot={"r": 2, "fill": color},  # a period alone (no line to draw) still shows
             connect_nulls=True,
             type_="linear",
             is_animation_active=False,
