@@ -34,6 +34,8 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Column, Index, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from elexirion_app.db.columns import money_column
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -41,10 +43,6 @@ def _now() -> datetime:
 
 def _big() -> Column:  # type: ignore[type-arg]
     return Column(BigInteger, nullable=False, default=0, server_default="0")
-
-
-def _money(digits: int) -> Column:  # type: ignore[type-arg]
-    return Column(Numeric(digits, 8), nullable=False)
 
 
 def _big_field() -> int:
@@ -140,7 +138,7 @@ class UsageRollup(SQLModel, table=True):
     caller: str = Field(default="", max_length=16)
     calls: int = 0
     errors: int = 0
-    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=money_column(18))
     input_tokens: int = Field(default=0, sa_column=_big())
     output_tokens: int = Field(default=0, sa_column=_big())
     cache_read_tokens: int = Field(default=0, sa_column=_big())
@@ -213,7 +211,7 @@ class RunRollup(SQLModel, table=True):
     pipeline: str = Field(default="", max_length=200)
     status: str = Field(default="", max_length=16)
     runs: int = 0
-    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
+    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=money_column(18))
     duration_ms_sum: float = 0.0
 
 
@@ -344,115 +342,6 @@ class UsageHourTotal(UsageCounters, table=True):
     shard: int = 0  # user_id % SHARDS
 
 
-class RunDay(SQLModel, table=True):
-    """One row per (day, user, pipeline, status) of the runs that finished that day."""
-
-    __tablename__ = "run_day"
-    __table_args__ = (
-        UniqueConstraint("day", "user_id", "pipeline", "status", name="uq_run_day_key"),
-        Index("ix_run_day_user_day", "user_id", "day"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    day: datetime
-    user_id: int = 0
-    pipeline: str = Field(default="", max_length=200)
-    status: str = Field(default="", max_length=16)
-    runs: int = 0
-    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
-    duration_ms_sum: float = 0.0
-
-
-class RunDayAll(SQLModel, table=True):
-    """One row per (day, pipeline, status): everyone's runs."""
-
-    __tablename__ = "run_day_all"
-    __table_args__ = (
-        UniqueConstraint("day", "shard", "pipeline", "status", name="uq_run_day_all_key"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    day: datetime
-    shard: int = 0  # user_id % SHARDS
-    pipeline: str = Field(default="", max_length=200)
-    status: str = Field(default="", max_length=16)
-    runs: int = 0
-    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
-    duration_ms_sum: float = 0.0
-
-
-class RunBooking(SQLModel, table=True):
-    """A run as last counted in the run rollups (``ledger.record_run``): a resumed run's
-    earlier count is taken back from them, and the costliest runs of a range are read from
-    here, one LIMITed index range per day the runs started (``started_day``, UTC midnight)."""
-
-    __tablename__ = "run_booking"
-    __table_args__ = (
-        Index("ix_run_booking_day_cost", "started_day", "cost_usd", "created_at"),
-        Index("ix_run_booking_user_day_cost", "user_id", "started_day", "cost_usd", "created_at"),
-        Index("ix_run_booking_pipeline_day_cost", "pipeline", "started_day", "cost_usd"),
-    )
-
-    run_id: str = Field(primary_key=True, max_length=36)
-    started_day: datetime
-    created_at: datetime
-    finished_at: datetime
-    user_id: int = 0
-    pipeline: str = Field(default="", max_length=200)
-    status: str = Field(default="", max_length=16)
-    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
-    duration_ms: float = 0.0
-
-
-class RunDayTotal(SQLModel, table=True):
-    """One row per (day, status): everyone's runs of every pipeline (the unfiltered admin
-    view reads ~3 rows a day here, however many users and pipelines ran)."""
-
-    __tablename__ = "run_day_total"
-    __table_args__ = (UniqueConstraint("day", "status", name="uq_run_day_total_key"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    day: datetime
-    status: str = Field(default="", max_length=16)
-    runs: int = 0
-    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
-    duration_ms_sum: float = 0.0
-
-
-class RunHourTotal(SQLModel, table=True):
-    """The same per hour (the edges of everyone's ranges)."""
-
-    __tablename__ = "run_hour_total"
-    __table_args__ = (UniqueConstraint("hour", "status", name="uq_run_hour_total_key"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    hour: datetime
-    status: str = Field(default="", max_length=16)
-    runs: int = 0
-    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
-    duration_ms_sum: float = 0.0
-
-
-class ConversationBooking(SQLModel, table=True):
-    """What a conversation's calls cost, one row per conversation (the costliest
-    conversations of a range: those started in it, read day by day from the index on
-    (``started_day``, cost) like the costliest runs)."""
-
-    __tablename__ = "conversation_booking"
-    __table_args__ = (
-        Index("ix_conversation_booking_day_cost", "started_day", "cost_usd"),
-        Index("ix_conversation_booking_user_day_cost", "user_id", "started_day", "cost_usd"),
-    )
-
-    conversation_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    user_id: int = 0
-    started_day: datetime  # UTC midnight of its first call
-    first_at: datetime
-    last_at: datetime
-    calls: int = 0
-    cost_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(18))
-
-
 class Budget(SQLModel, table=True):
     """A spend cap: a user's (``user_id``) or the global one (``user_id`` None, at most one)."""
 
@@ -477,6 +366,16 @@ class BudgetReservation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = 0
     run_id: str | None = Field(default=None, max_length=36, index=True)
-    amount_usd: Decimal = Field(default=Decimal("0"), sa_column=_money(14))
+    amount_usd: Decimal = Field(default=Decimal("0"), sa_column=money_column(14))
     created_at: datetime = Field(default_factory=_now)
     settled_at: datetime | None = None
+
+
+# The run rollups and the cost bookings live in their own module (same metadata); re-exported
+# here so every rollup table is reachable as ``billing_models.<Name>``.
+from elexirion_app.db.run_booking_models import ConversationBooking as ConversationBooking  # noqa: E402
+from elexirion_app.db.run_booking_models import RunBooking as RunBooking  # noqa: E402
+from elexirion_app.db.run_booking_models import RunDay as RunDay  # noqa: E402
+from elexirion_app.db.run_booking_models import RunDayAll as RunDayAll  # noqa: E402
+from elexirion_app.db.run_booking_models import RunDayTotal as RunDayTotal  # noqa: E402
+from elexirion_app.db.run_booking_models import RunHourTotal as RunHourTotal  # noqa: E402
