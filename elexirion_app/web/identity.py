@@ -18,7 +18,7 @@ import reflex as rx
 from reflex.middleware import Middleware
 
 from elexirion_app.core.errors import AuthError
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_session
 from elexirion_app.services.accounts import auth, tab_bindings
 from elexirion_app.web.state.auth import AuthState
 
@@ -30,13 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _lookup(token: str | None) -> auth.UserInfo | None:
-    if not token:
-        return None
-    with session_scope() as session:
-        return auth.user_for_token(session, token)
-
-
 def cookie_header(state: BaseState) -> str:
     headers = state.router.headers
     raw = getattr(headers, "raw_headers", None) or {}
@@ -46,7 +39,7 @@ def cookie_header(state: BaseState) -> str:
 async def resolve(cookie: str) -> tuple[auth.UserInfo | None, str]:
     """The user and session hash of a ``Cookie`` header (database checked off the loop)."""
     token = auth.token_from_cookie_header(cookie)
-    user = await in_db_thread(_lookup, token) if token else None
+    user = await in_session(auth.user_for_token, token) if token else None
     return user, (auth.hash_token(token) if token and user else "")
 
 

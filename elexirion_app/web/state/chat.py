@@ -17,7 +17,7 @@ import reflex as rx
 from elexirion_app.config import get_settings
 from elexirion_app.core.errors import ElexirionError
 from elexirion_app.core.ids import parse_id
-from elexirion_app.db.engine import in_db_thread, in_session, session_scope
+from elexirion_app.db.engine import in_db_thread, in_session
 from elexirion_app.providers.choice import chat_choice, chat_provider
 from elexirion_app.services.accounts import auth, rate_limits
 from elexirion_app.services.billing import budgets
@@ -158,12 +158,8 @@ class ChatState(rx.State):
         if user_id is None:
             return rx.redirect(routes.LOGIN)
 
-        def run() -> None:
-            with session_scope() as session:
-                action(session, user_id)
-
         try:
-            await in_db_thread(run)
+            await in_session(action, user_id)
             self.error = ""
         except ElexirionError as exc:
             self.error = exc.user_message
@@ -288,23 +284,14 @@ class ChatState(rx.State):
         if user_id is None:
             return rx.redirect(routes.LOGIN)
 
-        def own_limit() -> str | None:
-            with session_scope() as session:
-                return auth.own_limits(session, user_id)[0]
-
-        verdict = await rate_limits.get_limits().hit_user(
-            "chat_user", user_id, await in_db_thread(own_limit)
-        )
+        own_limit = (await in_session(auth.own_limits, user_id))[0]
+        verdict = await rate_limits.get_limits().hit_user("chat_user", user_id, own_limit)
         if not verdict.allowed:
             self.error = f"Too many messages: try again in {verdict.retry_after_s} s."
             return None
 
-        def start() -> chat.TurnStarted:
-            with session_scope() as session:
-                return make_turn(session, user_id)  # type: ignore[no-any-return]
-
         try:
-            turn = await in_db_thread(start)  # keep other sessions' streams flowing
+            turn: chat.TurnStarted = await in_session(make_turn, user_id)  # off the event loop
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
