@@ -1,0 +1,119 @@
+"""Hot write statements compiled once and sent straight to the database driver.
+
+The ledger books every provider attempt with ~10 statements of ~50 columns each. Through
+``Connection.execute`` each of them pays SQLAlchemy's per-execution work — the statement's
+cache key (a nested tuple of every column and clause, hashed on every call), the compiled
+cache lookup, ``construct_params`` — and on PostgreSQL psycopg then parses the
+``%(name)s`` placeholders out of the SQL text again on every call (it caches that only for
+statements under 4,096 characters and 50 parameters; ours are longer). Measured per attempt
+(/tmp-free micro-benchmark in bench/README.md, "api.py"): that overhead was ~5/6 of the
+ledger's CPU on SQLite and half of it on PostgreSQL.
+
+``DriverStatement`` compiles a Core statement ONCE for a dialect and a set of parameter names
+with positional placeholders (``?`` on SQLite, ``$1`` on PostgreSQL), keeps the SQL text, the
+parameter order and the columns' bind processors (the same conversions ``execute`` applies:
+SQLite's datetimes as text, decimals as floats, …), and ``run(conn, rows)`` executes the rows
+on the connection's driver cursor (psycopg's ``RawCursor`` on PostgreSQL: no placeholder
+parsing): same connection, same transaction; driver errors are raised as SQLAlchemy's
+(``IntegrityError`` …), as ``execute`` would. SQLAlchemy's cursor events are not fired (the app
+registers none). Only for statements whose every value is a bound parameter given in each row:
+a column default that SQLAlchemy would fill in is refused when the statement is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+from psycopg import RawCursor
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+
+__all__ = ["DriverStatement", "run"]
+
+Build = Callable[[], Any]
+
+
+def _positional(dialect: Dialect) -> Dialect:
+    """The dialect to compile with: PostgreSQL's with ``$n`` placeholders (what psycopg's
+    ``RawCursor`` takes); SQLite's as it is (``?``)."""
+    if dialect.name == "postgresql":
+        return PGDialect_psycopg(paramstyle="numeric_dollar")
+    if dialect.name == "sqlite":
+        return dialect
+    raise NotImplementedError(f"no driver statements for the {dialect.name} dialect")
+
+
+def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The conversion ``execute`` applies to a value of ``type_`` (adapted to the dialect
+    first: a generic ``DateTime`` has none, SQLite's ``DATETIME`` writes its text form)."""
+    fn: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    return fn
+
+
+class DriverStatement:
+    """One statement, compiled for ``dialect`` with ``keys`` as its parameters."""
+
+    def __init__(self, dialect: Dialect, statement: Any, keys: Sequence[str]) -> None:
+        target = _positional(dialect)
+        compiled = statement.compile(dialect=target, column_keys=list(keys))
+        names = list(compiled.positiontup or ())
+        missing = sorted(set(names) - set(keys))
+        if missing or not names:
+            raise ValueError(f"driver statement needs values for {missing} (defaults are not run)")
+        self.sql = str(compiled)
+        self.dialect = dialect
+        processors = [_processor(compiled.binds[n].type, target) for n in names]
+        self._index = [(i, fn) for i, fn in enumerate(processors) if fn is not None]
+        self._get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+
+    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = self._get(row)
+        if not self._index:
+            return tuple(values)
+        out = list(values)
+        for i, fn in self._index:
+            out[i] = fn(out[i])
+        return tuple(out)
+
+    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        params = [self.params(r) for r in rows]
+        raw: Any = conn.connection.driver_connection
+        dbapi = self.dialect.loaded_dbapi
+        try:
+            cursor = RawCursor(raw) if self.dialect.name == "postgresql" else raw.cursor()
+            try:
+                if len(params) == 1:
+                    cursor.execute(self.sql, params[0])
+                else:
+                    cursor.executemany(self.sql, params)
+            finally:
+                cursor.close()
+        except dbapi.Error as err:
+            raise DBAPIError.instance(
+                self.sql, params, err, dbapi.Error, dialect=self.dialect
+            ) from err
+
+
+_cache: dict[tuple[str, str, tuple[str, ...]], DriverStatement] = {}
+_lock = threading.Lock()
+
+
+def run(conn: Connection, name: str, build: Build, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run the statement ``build()`` (built once per dialect, ``name`` and row keys) for ``rows``
+    (all with the same keys) inside ``conn``'s transaction."""
+    if not rows:
+        return
+    key = (conn.dialect.name, name, tuple(rows[0]))
+    stmt = _cache.get(key)
+    if stmt is None:
+        with _lock:
+            stmt = _cache.get(key)
+            if stmt is None:
+                stmt = _cache[key] = DriverStatement(conn.dialect, build(), key[2])
+    stmt.run(conn, rows)

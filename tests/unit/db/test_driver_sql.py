@@ -1,0 +1,160 @@
+"""Driver-level statements (``db/driver_sql``) store exactly what ``Connection.execute`` would,
+on SQLite and PostgreSQL: the ledger's rows and every rollup, value for value (and on SQLite
+storage class for storage class), errors raised as SQLAlchemy's, defaults refused."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
+
+from elexirion_app.db import driver_sql
+from elexirion_app.db.engine import create_all, make_engine
+from elexirion_app.db.models import AppUser, Conversation, LLMCall
+from elexirion_app.services.billing import ledger
+from tests.support.scratch_pg import scratch_database
+
+USERS = (1, 2, 3)
+START = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
+
+
+def _engines(kind: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    if kind == "sqlite":
+        pair = tuple(make_engine(f"sqlite:///{tmp_path / f'{n}.db'}") for n in ("a", "b"))
+        yield pair  # type: ignore[misc]
+        for e in pair:
+            e.dispose()
+    else:
+        with scratch_database("elx_driver_a") as a, scratch_database("elx_driver_b") as b:
+            yield a, b
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    for engines in _engines(request.param, tmp_path):
+        for eng in engines:
+            create_all(eng)
+            with eng.begin() as conn:
+                conn.execute(
+                    insert(AppUser.__table__), [{"id": i, "email": f"u{i}@x.io"} for i in USERS]
+                )  # type: ignore[attr-defined]
+                conn.execute(insert(Conversation.__table__), [{"id": 7, "user_id": 1}])  # type: ignore[attr-defined]
+        yield engines
+
+
+def _attempts(rng: random.Random, n: int) -> list[ledger.Attempt]:
+    out = []
+    for _ in range(n):
+        offline = rng.random() < 0.3
+        out.append(
+            ledger.Attempt(
+                caller=rng.choice(["chat", "step", "api"]),
+                provider=rng.choice(["anthropic", "gemini", "offline"]),
+                model=rng.choice(["claude-sonnet-4", "gemini-2.5-pro"]),
+                status=rng.choice(["ok", "ok", "error", "stopped"]),
+                error=None if rng.random() < 0.8 else "429 from the provider",
+                user_id=rng.choice([*USERS, None]),
+                conversation_id=7 if rng.random() < 0.3 else None,
+                pipeline=rng.choice(["", "code_analysis"]),
+                step_name=rng.choice([None, "ask"]),
+                input_tokens=rng.randrange(5000),
+                output_tokens=rng.randrange(900),
+                cache_read_tokens=rng.randrange(50),
+                cache_write_tokens=rng.randrange(50),
+                cache_write_1h_tokens=rng.randrange(50),
+                thinking_tokens=rng.randrange(70),
+                cost_usd=Decimal(rng.randrange(10**6)) / Decimal(10**8),
+                latency_ms=rng.random() * 4000,
+                ttft_ms=None if rng.random() < 0.3 else rng.random() * 900,
+                offline=offline,
+                live_estimate_usd=Decimal("0.00012345") if offline else None,
+                price_date="2026-11-01",
+                created_at=START + timedelta(minutes=rng.randrange(4 * 60)),
+            )
+        )
+    return out
+
+
+def _through_execute(conn: Connection, name: str, build: Any, rows: Any) -> None:
+    """The reference: the same statement through ``Connection.execute``."""
+    if rows:
+        conn.execute(build(), list(rows))
+
+
+def _book(engine: Engine, attempts: list[ledger.Attempt]) -> None:
+    for i in range(0, len(attempts), 7):  # batches and single rows
+        ledger.record_many(attempts[i : i + 7], engine=engine)
+    ledger.record(attempts[0], engine=engine)
+    with engine.begin() as conn:
+        for n, uid in enumerate(USERS):
+            ledger.record_run(
+                conn,
+                user_id=uid,
+                pipeline="code_analysis",
+                status="succeeded",
+                cost_usd=Decimal("0.00314159"),
+                duration_ms=1234.5 + n,
+                finished_at=START + timedelta(hours=n),
+            )
+
+
+def _contents(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            cols = [c.name for c in table.c]
+            if (
+                engine.dialect.name == "sqlite"
+            ):  # the stored text / storage class, not just the value
+                listed = ", ".join(f"quote({c}), typeof({c})" for c in cols)
+                rows = conn.execute(text(f"SELECT {listed} FROM {table.name}")).all()
+            else:
+                rows = conn.execute(select(table)).all()
+            out[table.name] = sorted((tuple(r) for r in rows), key=repr)
+    return out
+
+
+def test_the_ledger_stores_what_execute_stores(
+    pair: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, reference = pair
+    attempts = _attempts(random.Random(20261202), 60)
+    _book(fast, attempts)
+    with monkeypatch.context() as m:
+        m.setattr(driver_sql, "run", _through_execute)
+        _book(reference, attempts)
+    got, want = _contents(fast), _contents(reference)
+    assert got["llm_call"] and got["usage_hour_all"] and got["run_day_total"]
+    assert got["conversation_booking"]
+    for name in set(want) - {"app_user", "conversation"}:  # written by the setup, not the ledger
+        assert got[name] == want[name], name
+
+
+def test_a_driver_error_is_raised_as_sqlalchemys_and_rolls_back(
+    pair: tuple[Engine, Engine],
+) -> None:
+    engine = pair[0]
+    bad = ledger.Attempt(caller="chat", provider="anthropic", model="m", conversation_id=999)
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        ledger.write(conn, [bad])
+    with engine.connect() as conn:
+        assert conn.execute(select(LLMCall.__table__)).all() == []  # type: ignore[attr-defined]
+    ledger.record(bad, engine=engine)  # the writer books it unlinked instead
+    with engine.connect() as conn:
+        rows = conn.execute(select(LLMCall.__table__)).all()  # type: ignore[attr-defined]
+    assert [(r.conversation_id, r.caller) for r in rows] == [(None, "chat")]
+
+
+def test_a_statement_missing_a_value_is_refused_when_built(pair: tuple[Engine, Engine]) -> None:
+    table = LLMCall.__table__  # type: ignore[attr-defined]
+    with pair[0].connect() as conn, pytest.raises(ValueError, match="needs values"):
+        driver_sql.DriverStatement(conn.dialect, insert(table).values(model="m"), ["caller"])
