@@ -117,13 +117,19 @@ def resolve_workspace(user_id: int, folder: str | None = None) -> Path:
 
 
 def chosen_folder(user_id: int) -> str | None:
-    """The admin-allowed folder the user works in, if they chose one that is still allowed."""
-    from elexirion_app.db.engine import session_scope
+    """The admin-allowed folder the user works in, if they chose one that is still allowed
+    (one column read with Core: every run start asks, and loading the whole user through the
+    ORM was ~1 ms of it)."""
+    from sqlalchemy import select
+
+    from elexirion_app.db.engine import get_engine
     from elexirion_app.db.models import AppUser
 
-    with session_scope() as session:
-        user = session.get(AppUser, user_id)
-        folder = user.workspace_folder if user is not None else None
+    users = AppUser.__table__  # type: ignore[attr-defined]
+    with get_engine().connect() as conn:
+        folder = conn.execute(
+            select(users.c.workspace_folder).where(users.c.id == user_id)
+        ).scalar()
     if folder and Path(folder).resolve() in allowed_folders():
         return folder
     return None
