@@ -43,7 +43,7 @@ from sqlmodel import Session, col, select  # noqa: E402
 
 from bench import dashboard_data as data  # noqa: E402
 from elexirion_app.db import billing_models as bm  # noqa: E402
-from elexirion_app.db.engine import create_all, make_engine  # noqa: E402
+from elexirion_app.db.engine import create_all, make_engine, session_scope  # noqa: E402
 from elexirion_app.db.models import LLMCall, Run, RunRollup, UsageRollup  # noqa: E402
 from elexirion_app.services.billing import compaction, dashboard, ledger  # noqa: E402
 from elexirion_app.services.billing import dashboard_runs as runs  # noqa: E402
@@ -123,13 +123,15 @@ def _month(scope: q.Scope) -> q.Scope:
 
 
 def timed(engine: Engine, fn: Query, repeat: int) -> tuple[float, float]:
-    """(p50, p95) in ms of ``repeat`` runs after one warm-up, each in a fresh session."""
+    """(p50, p95) in ms of ``repeat`` runs after one warm-up, each in a fresh session that
+    commits, as the page's handler runs it (``session_scope``, web/state/dashboard.py): a
+    ROLLBACK would make psycopg drop its prepared statements and their counts."""
     samples = []
     for i in range(repeat + 1):
-        with Session(engine) as session:
-            t0 = time.perf_counter()
+        t0 = time.perf_counter()
+        with session_scope(engine) as session:
             fn(session)
-            dt = (time.perf_counter() - t0) * 1000
+        dt = (time.perf_counter() - t0) * 1000
         if i:
             samples.append(dt)
     samples.sort()
