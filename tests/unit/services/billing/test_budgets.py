@@ -15,13 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from elexirion_app import cli
 from elexirion_app.core.errors import BudgetExceeded
-from elexirion_app.db.engine import create_all, get_engine, make_engine, session_scope
+from elexirion_app.db.engine import create_all, get_engine, session_scope
 from elexirion_app.db.models import BudgetReservation, LLMCall, utcnow
 from elexirion_app.pipelines.loader import load_text
 from elexirion_app.providers.anthropic_provider import AnthropicProvider
@@ -31,10 +31,9 @@ from elexirion_app.services.chat import chat
 from elexirion_app.services.runs.run_records import run_recorded
 from tests.fakes import fake_anthropic
 from tests.fakes.fake_anthropic import FakeAnthropic
+from tests.support.scratch_pg import scratch_database
 
 FAST = {"timeout_s": 2.0, "retry_base_delay_s": 0.01, "retry_max_delay_s": 0.02}
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_SCRATCH = "elx_budget_test"
 ONE_STEP = """
 workflow:
   name: capped
@@ -273,21 +272,8 @@ def test_concurrent_calls_cannot_overshoot_a_cap_on_sqlite(db_url: str) -> None:
 
 @pytest.fixture
 def pg_engine() -> Iterator[Engine]:
-    admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {PG_SCRATCH} WITH (FORCE)"))
-            conn.execute(text(f"CREATE DATABASE {PG_SCRATCH}"))
-    except Exception as exc:  # pragma: no cover - PostgreSQL not running here
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
-    engine = make_engine(PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_SCRATCH}")
-    try:
+    with scratch_database("elx_budget_test") as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {PG_SCRATCH} WITH (FORCE)"))
-        admin.dispose()
 
 
 def test_concurrent_calls_cannot_overshoot_a_cap_on_postgresql(pg_engine: Engine) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import threading
 from collections import defaultdict
@@ -29,7 +28,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
 )
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
@@ -39,32 +37,18 @@ from elexirion_app.db.models import AppUser, LLMCall
 from elexirion_app.services.billing import compaction, ledger
 from elexirion_app.services.billing.buckets import LAT_COLUMNS, TTFT_COLUMNS, bucket_of
 from elexirion_app.services.billing.compaction import Sharded
+from tests.support.scratch_pg import scratch_database
 
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
 NOW = datetime(2026, 12, 2, 15, 30, tzinfo=UTC)
 USERS = list(range(1, 13))  # every shard, several users in some
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_SCRATCH = f"elx_compact_test_{os.getpid()}"
 
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[Engine]:
-    admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {PG_SCRATCH} WITH (FORCE)"))
-            conn.execute(text(f"CREATE DATABASE {PG_SCRATCH}"))
-    except Exception as exc:  # pragma: no cover - PostgreSQL not running here
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
-    engine = make_engine(PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_SCRATCH}")
-    create_all(engine)
-    try:
+    with scratch_database("elx_compact_test") as engine:
+        create_all(engine)
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {PG_SCRATCH} WITH (FORCE)"))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
