@@ -44,8 +44,10 @@ COMMITTED, one statement per table)::
   other order. The app books one attempt per transaction (``ledger.record``: one row per
   table); only a ``record_many`` batch across shards into a closed period, or a resumed
   run's ``record_run`` (its earlier row and its new one) finishing just after midnight, can
-  do that, at the instant of a compaction. PostgreSQL then aborts one transaction whole:
-  nothing is half folded, and an aborted compaction is logged and retried next round.
+  do that, at the instant of a compaction. PostgreSQL then aborts one of the two whole:
+  nothing is half folded or half booked. If it aborts the compaction, it is logged and
+  retried next round; if it aborts the writer, that booking fails with the deadlock error
+  (raised to its caller, not retried here).
 
 SQLite has one writer at a time: the same fold as ``INSERT .. SELECT .. GROUP BY .. ON
 CONFLICT`` then ``DELETE`` in one ``engine.begin()`` transaction. Its first statement writes,
