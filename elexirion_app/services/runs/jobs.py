@@ -48,7 +48,7 @@ from elexirion_app.pipelines.loader import PipelineDocument, load_text, read_tex
 from elexirion_app.services import workspace
 from elexirion_app.services.runs import pipeline_runs
 from elexirion_app.services.runs import pipeline_store as store
-from elexirion_app.services.runs.run_records import RUN, STEP, queue_run
+from elexirion_app.services.runs.recorder import RUN, STEP, queue_run
 
 log = logging.getLogger(__name__)
 

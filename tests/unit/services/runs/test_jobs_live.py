@@ -19,7 +19,8 @@ from elexirion_app.db.engine import get_engine, session_scope
 from elexirion_app.db.models import AppUser, Run, StepRun
 from elexirion_app.pipelines.loader import load_text
 from elexirion_app.services.runs import jobs
-from elexirion_app.services.runs.run_records import RunRecorder, run_recorded
+from elexirion_app.services.runs.recorder import RunRecorder
+from elexirion_app.services.runs.run_records import run_recorded
 from tests.unit.pipelines.engine_fakes import CountingProvider
 
 REDIS = "redis://127.0.0.1:6379/9"

@@ -19,10 +19,9 @@ from elexirion_app.core.events import StepStarted
 from elexirion_app.db.engine import get_engine
 from elexirion_app.db.models import AppUser, LLMCall, Run, StepRun, utcnow
 from elexirion_app.pipelines.loader import load_text
+from elexirion_app.services.runs.recorder import RunRecorder, queue_run
 from elexirion_app.services.runs.run_records import (
-    RunRecorder,
     load_resume,
-    queue_run,
     resume_run,
     run_recorded,
     sweep_stale,

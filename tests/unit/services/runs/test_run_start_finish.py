@@ -16,7 +16,8 @@ from elexirion_app.db.engine import get_engine
 from elexirion_app.db.models import AppUser, AuditEvent, Run
 from elexirion_app.pipelines import validate
 from elexirion_app.pipelines.loader import load_text
-from elexirion_app.services.runs.run_records import RunRecorder, run_recorded
+from elexirion_app.services.runs.recorder import RunRecorder
+from elexirion_app.services.runs.run_records import run_recorded
 from tests.unit.pipelines.engine_fakes import CountingProvider
 
 PIPELINE = """
