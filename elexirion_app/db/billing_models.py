@@ -16,6 +16,8 @@ Usage rollups (the same counters, different grain and keys; ``user_id`` 0 = no u
 - ``usage_day_pipeline``  day  x pipeline x model x provider x caller (everyone, one pipeline)
 - ``usage_hour_all``      hour x model x provider x caller (edges of everyone's ranges)
 - ``usage_day_total`` / ``usage_hour_total``  day / hour only (everyone, unfiltered)
+- ``usage_option_day`` / ``usage_option_hour``  day / hour x user (and every user) x kind x
+                          value: which models, providers, pipelines, callers occur (filters)
 
 Runs: ``run_rollup`` (hour), ``run_day`` (day x user x pipeline x status), ``run_day_all``
 (day x pipeline x status), ``run_day_total`` / ``run_hour_total`` (day / hour x status), all by
@@ -340,6 +342,34 @@ class UsageHourTotal(UsageCounters, table=True):
     id: int | None = Field(default=None, primary_key=True)
     hour: datetime
     shard: int = 0  # user_id % SHARDS
+
+
+EVERY_USER = -1  # usage_option_* rows of every user together (user_id 0 is "no user")
+
+
+class UsageOptionDay(SQLModel, table=True):
+    """The distinct non-empty ``kind`` (model | provider | pipeline | caller) = ``value`` of a
+    day's calls, per user and for every user together (``user_id`` ``EVERY_USER``): the
+    dashboard's filter options. Keys only: a row is inserted once (ON CONFLICT DO NOTHING),
+    so writers of a value already there lock nothing."""
+
+    __tablename__ = "usage_option_day"
+
+    user_id: int = Field(primary_key=True)
+    day: datetime = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)
+    value: str = Field(primary_key=True, max_length=200)
+
+
+class UsageOptionHour(SQLModel, table=True):
+    """The same per hour: the options of the partial days at the edges of a range."""
+
+    __tablename__ = "usage_option_hour"
+
+    user_id: int = Field(primary_key=True)
+    hour: datetime = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)
+    value: str = Field(primary_key=True, max_length=200)
 
 
 class Budget(SQLModel, table=True):

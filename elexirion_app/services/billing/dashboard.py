@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from elexirion_app.core.errors import InputError, PermissionDenied
 from elexirion_app.db.models import AppUser
+from elexirion_app.services.billing import dashboard_options as option_lists
 from elexirion_app.services.billing import dashboard_runs as run_sql
 from elexirion_app.services.billing import dashboard_sql as sql
 from elexirion_app.services.billing import dashboard_top as top_lists
@@ -215,7 +216,7 @@ def load(session: Session, actor_id: object, f: Filters, *, top: int = TOP_N) ->
         models=sql.by_model(session, scope),
         top_runs=top_lists.top_runs(session, scope, top),
         top_conversations=top_lists.top_conversations(session, scope, top),
-        options=sql.options(session, scope),
+        options=option_lists.options(session, scope),
         users=top_lists.users(session) if is_admin else [],
     )
 

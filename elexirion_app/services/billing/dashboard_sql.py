@@ -20,6 +20,7 @@ CONTRACT:
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -215,7 +216,7 @@ def _usage_columns(t: Any) -> tuple[Any, ...]:
 
 def _select(kind: str, columns: Any, t: Any, when: Any, grouping: str, dialect: str) -> Any:
     """One piece's SELECT (no WHERE): "sum" of ``columns(t)``, per "period" of the grouping,
-    "by_model", or "option:<i>:<column>" (a column's distinct values, tagged ``i``)."""
+    "by_model", or "distinct" (kind, value) pairs of an options table."""
     if kind == "sum":
         return sa_select(*columns(t))
     if kind == "period":
@@ -223,10 +224,9 @@ def _select(kind: str, columns: Any, t: Any, when: Any, grouping: str, dialect: 
         return sa_select(key, *columns(t)).group_by(key)
     if kind == "by_model":
         return sa_select(t.c.model, t.c.provider, *columns(t)).group_by(t.c.model, t.c.provider)
-    _tag, index, name = kind.split(":")
-    return sa_select(literal_column(index).label("kind"), t.c[name].label("value")).group_by(
-        t.c[name]
-    )
+    if kind == "distinct":
+        return sa_select(t.c.kind, t.c.value).group_by(t.c.kind, t.c.value)
+    raise AssertionError(f"unknown statement part {kind!r}")  # pragma: no cover
 
 
 @functools.lru_cache(maxsize=4096)
@@ -255,13 +255,31 @@ def _statement(
 
 
 Part = tuple[str, Any, Piece]  # (query kind, columns builder, piece)
+_SERIAL = "dashboard_serial_txn"
+
+
+def connection(session: Session) -> Any:
+    """The session's connection, its transaction set to plan without parallel workers on
+    PostgreSQL (``SET LOCAL``, once per transaction). Every dashboard statement is a UNION
+    of a few hundred to a few thousand rollup rows; PostgreSQL's planner still gave the wide
+    ones (by model, options) a Gather over a Parallel Append of the parts, and starting two
+    workers cost 5-10 ms of a 1.6-7 ms statement (EXPLAIN ANALYZE at 1M ledger rows,
+    bench/README "dashboard.py"). Other statements of the app keep the server's setting."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        txn = conn.get_transaction()
+        marked = conn.info.get(_SERIAL)
+        if txn is not None and (marked is None or marked() is not txn):
+            conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+            conn.info[_SERIAL] = weakref.ref(txn)
+    return conn
 
 
 def execute(
     session: Session, parts: list[Part], filters: dict[str, Any], grouping: str
 ) -> Sequence[Any]:
     """The rows of every part, in one statement."""
-    conn = session.connection()
+    conn = connection(session)
     shape = tuple((kind, columns, p.table, p.time) for kind, columns, p in parts)
     stmt = _statement(shape, tuple(sorted(filters)), grouping, conn.dialect.name)
     params = dict(filters)
@@ -372,20 +390,3 @@ def by_model(session: Session, s: Scope) -> list[tuple[str, str, Measures]]:
         acc[key] = add(acc.get(key), _usage_values(row[2:]))
     order = sorted(acc, key=lambda k: (-acc[k][2], -acc[k][0], k[0], k[1]))
     return [(m, pr, _measures(acc[(m, pr)])) for m, pr in order]
-
-
-OPTION_KINDS = ("model", "provider", "pipeline", "caller")
-
-
-def options(session: Session, s: Scope) -> dict[str, list[str]]:
-    """The models, providers, pipelines and callers present in the scope's range and users
-    (the other filters left out, so a choice can be changed)."""
-    base = Scope(s.since, s.until, s.grouping, s.user_id)
-    parts: list[Part] = []
-    for i, name in enumerate(OPTION_KINDS):
-        parts += _usage_parts(base, f"option:{i}:{name}", name)
-    seen: list[set[str]] = [set() for _ in OPTION_KINDS]
-    for kind, value in execute(session, parts, filters_of(base), base.grouping):
-        if value is not None:
-            seen[int(kind)].add(str(value))
-    return {name: [v for v in sorted(seen[i])[:200] if v] for i, name in enumerate(OPTION_KINDS)}

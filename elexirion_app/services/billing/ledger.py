@@ -5,7 +5,8 @@ pipeline steps, DSPy jobs, the API), and in the SAME transaction every usage rol
 the attempt is upserted (``col = col + excluded.col``; the tables and their keys in
 ``db/billing_models``): hourly ``usage_rollup``, ``usage_hour_all``, ``usage_hour_user``,
 daily ``usage_day``, ``usage_day_all``, ``usage_day_pipeline``, ``usage_day_user``,
-``usage_day_total`` (and hourly ``usage_hour_total``), and for a
+``usage_day_total`` (and hourly ``usage_hour_total``), the filter options' keys
+(``usage_option_day`` / ``_hour``, inserted when new), and for a
 conversation's calls its ``conversation_booking`` row; when given, the call's budget
 reservation is settled (the rows are aggregated by ``rollup_rows``). Nothing else inserts
 into these tables; rows are never updated except to unlink them from deleted content
@@ -62,6 +63,7 @@ from elexirion_app.services.billing.rollup_rows import (
     derived_rows,
     fine_rows,
     hour_of,
+    option_rows,
 )
 
 __all__ = ["CALLERS", "Attempt", "day_of", "hour_of", "record", "record_many", "write"]
@@ -87,6 +89,10 @@ RUN_BOOKING = bm.RunBooking.__table__  # type: ignore[attr-defined]
 RUN_DAY_TOTAL = bm.RunDayTotal.__table__  # type: ignore[attr-defined]
 RUN_HOUR_TOTAL = bm.RunHourTotal.__table__  # type: ignore[attr-defined]
 CONV_BOOKING = bm.ConversationBooking.__table__  # type: ignore[attr-defined]
+OPTIONS = (
+    (bm.UsageOptionDay.__table__, "day"),  # type: ignore[attr-defined]
+    (bm.UsageOptionHour.__table__, "hour"),  # type: ignore[attr-defined]
+)
 CALLERS = ("chat", "router", "genesis", "step", "dspy", "api")
 _RUN_KEY = ("hour", "user_id", "pipeline", "status")
 
@@ -207,6 +213,12 @@ def _upsert(conn: Connection, table: Any, key: Sequence[str], counters: Sequence
     return out
 
 
+def _insert_new(conn: Connection, table: Any) -> Any:
+    """``INSERT .. ON CONFLICT DO NOTHING``: key-only rows (the filter options)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
 def _book(
     conn: Connection, table: Any, key: Sequence[str], counters: Sequence[str], rows: Any
 ) -> None:
@@ -225,6 +237,11 @@ def write(conn: Connection, attempts: Sequence[Attempt]) -> None:
     _book(conn, ROLLUP, ROLLUP_KEY, ROLLUP_COUNTERS, fine)
     for table, grain, dims in _DERIVED:
         _book(conn, table, (grain, *dims), ROLLUP_COUNTERS, derived_rows(fine, grain, dims, SHARDS))
+    for table, grain in OPTIONS:
+        rows_new = option_rows(fine, grain, bm.EVERY_USER)
+        driver_sql.run(
+            conn, f"insert new {table.name}", partial(_insert_new, conn, table), rows_new
+        )
     conversations = conversation_rows(rows)
     if conversations:
         _book(conn, CONV_BOOKING, ("conversation_id",), CONVERSATION_COUNTERS, conversations)

@@ -118,6 +118,23 @@ def derived_rows(
     return [acc[k] for k in sorted(acc)]
 
 
+OPTION_KINDS = ("model", "provider", "pipeline", "caller")
+
+
+def option_rows(
+    fine: Sequence[dict[str, Any]], grain: str, every_user: int
+) -> list[dict[str, Any]]:
+    """The ``usage_option_day`` / ``_hour`` keys of ``fine_rows`` (``grain`` "day" | "hour"):
+    each non-empty model, provider, pipeline and caller once per period, for the row's user
+    and for ``every_user``."""
+    keys: set[tuple[Any, ...]] = set()
+    for r in fine:
+        moment = r["hour"] if grain == "hour" else day_of(r["hour"])
+        for user in (int(r["user_id"]), every_user):
+            keys.update((user, moment, kind, r[kind]) for kind in OPTION_KINDS if r[kind])
+    return [dict(zip(("user_id", grain, "kind", "value"), k, strict=True)) for k in sorted(keys)]
+
+
 def conversation_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One ``conversation_booking`` row per conversation of the batch (its calls, cost, first
     and last call)."""

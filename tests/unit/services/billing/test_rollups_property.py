@@ -144,6 +144,28 @@ TABLE_KEYS: dict[Any, tuple[str, ...]] = {
 }
 
 
+OPTION_TABLES = ((bm.UsageOptionDay, "day", _d), (bm.UsageOptionHour, "hour", _h))
+
+
+def _assert_options(conn: Any, rows: Sequence[Any]) -> None:
+    """The option tables hold exactly the distinct non-empty (user, period, kind, value) of
+    the raw rows, per user and for every user (``EVERY_USER``)."""
+    for model, grain, period in OPTION_TABLES:
+        want = {
+            (user, period(r.created_at), kind, getattr(r, kind))
+            for r in rows
+            for user in (r.user_id or 0, bm.EVERY_USER)
+            for kind in ("model", "provider", "pipeline", "caller")
+            if getattr(r, kind)
+        }
+        table = model.__table__
+        got = [
+            (r.user_id, _naive(r[grain]), r.kind, r.value)
+            for r in conn.execute(select(table)).mappings()
+        ]
+        assert len(got) == len(set(got)) and set(got) == want, model.__tablename__
+
+
 def _group(
     rows: Sequence[Any], key: Callable[[Any], tuple[Any, ...]], counters: Callable[[Any], Any]
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -194,7 +216,7 @@ def _assert_table(conn: Any, model: Any, expected: dict[tuple[Any, ...], dict[st
 def _setup(engine: Any) -> None:
     create_all(engine)
     with engine.begin() as conn:
-        for model in (*TABLE_KEYS, bm.RunBooking):
+        for model in (*TABLE_KEYS, bm.RunBooking, bm.UsageOptionDay, bm.UsageOptionHour):
             conn.execute(delete(model.__table__))
         conn.execute(delete(CALL))
         conn.execute(delete(RUN))
@@ -261,6 +283,7 @@ def test_every_rollup_equals_group_by_over_the_raw_rows(tmp_path: Path, ops: lis
         assert len(rows) == written
         for model, key in USAGE_KEYS.items():
             _assert_table(conn, model, _group(rows, key, _usage))
+        _assert_options(conn, rows)
         linked = [r for r in rows if r.conversation_id is not None]
         _assert_table(
             conn,
