@@ -103,6 +103,11 @@ def _event(kind: str, data: Any) -> ServerSentEvent:
     return ServerSentEvent(event=kind, data=json.dumps(data, default=str))
 
 
+# A step's fields (flat: names, figures and a tokens dict); dataclasses.asdict deep-copied
+# them on every change of every stream.
+_STEP_FIELDS = tuple(f.name for f in dataclasses.fields(jobs.StepState))
+
+
 def _changes(
     state: jobs.RunState, seen: dict[str, jobs.StepState], status: str
 ) -> list[ServerSentEvent]:
@@ -111,7 +116,7 @@ def _changes(
     for step in state.steps:
         if seen.get(step.name) != step:
             seen[step.name] = step
-            events.append(_event("step", dataclasses.asdict(step)))
+            events.append(_event("step", {f: getattr(step, f) for f in _STEP_FIELDS}))
     if state.status != status:
         events.append(
             _event(

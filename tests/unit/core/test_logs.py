@@ -114,6 +114,29 @@ async def test_a_budget_refusal_is_logged_with_its_numbers(stream: io.StringIO) 
     assert "user_id" not in line  # unknown ids are left out, not null
 
 
+def test_json_lines_are_ascii_and_keep_every_value(stream: io.StringIO) -> None:
+    """orjson writes UTF-8; a line is escaped to ASCII (valid JSON on any stream) and a
+    datetime, a Decimal and a non-string key come out as before."""
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 12, 3, 9, 0, 1, 250000, tzinfo=UTC)
+    log = logging.getLogger("elexirion_app.x")
+    log.info(
+        "pipeline %s",
+        "análisis 🚀",
+        extra={"event": "e", "at": when, "cost_usd": Decimal("0.0012"), "by": {1: "a"}},
+    )
+    log.info("plain", extra={"event": "plain"})
+    raw = stream.getvalue().splitlines()
+    assert all(line.isascii() for line in raw)
+    first, second = lines(stream)
+    assert first["message"] == "pipeline análisis 🚀"
+    assert first["at"] == "2026-12-03T09:00:01.250000+00:00"
+    assert first["cost_usd"] == "0.0012" and first["by"] == {"1": "a"}
+    assert first["level"] == "info" and first["logger"] == "elexirion_app.x"
+    assert second["message"] == "plain" and "time" in second
+
+
 def test_text_format_carries_the_ids() -> None:
     out = io.StringIO()
     logs.configure(stream=out, env={"ELEXIRION_LOG_FORMAT": "text"})
