@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TextIO
 
+from pythonjsonlogger.json import JsonEncoder
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from elexirion_app.core.errors import ConfigError
@@ -101,7 +102,12 @@ class _Json(OrjsonFormatter):
     each provider attempt, the audit row): a step_finished line 33 -> 24 µs of CPU."""
 
     def jsonify_log_record(self, log_data: Any) -> str:
-        text = super().jsonify_log_record(log_data)
+        try:
+            text = super().jsonify_log_record(log_data)
+        except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits, a lone surrogate
+            # (a non-UTF-8 file name), a datetime.time with a zone, deep nesting: the standard
+            # encoder writes them, so the line is not lost.
+            return json.dumps(log_data, cls=JsonEncoder)
         if text.isascii():
             return text
         # orjson writes UTF-8; escaped like json.dumps, a line stays valid JSON on a stream

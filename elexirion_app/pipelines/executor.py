@@ -16,7 +16,8 @@ the sensible thing:
   as an alias of ``text``.
 - ``previous_response`` without ``extract`` gives an LLM result's text (other maps as JSON).
 - File checkpoints are only read by an explicit resume and are removed when the run
-  succeeds; run records (``services.run_records``) resume without re-calling the provider.
+  succeeds; run records (``services.runs.recorder``, ``run_records``) resume without
+  re-calling the provider.
 - Resumable units are paths, not just top-level names: every step inside a loop iteration
   (``loop[2].inner``) and inside a nested pipeline (``nested>inner``) is reused on resume;
   loops and nested pipelines are re-entered (their finished children are reused, so no

@@ -127,9 +127,14 @@ def test_json_lines_are_ascii_and_keep_every_value(stream: io.StringIO) -> None:
         extra={"event": "e", "at": when, "cost_usd": Decimal("0.0012"), "by": {1: "a"}},
     )
     log.info("plain", extra={"event": "plain"})
+    # What orjson refuses is written by the standard encoder (the line is not lost).
+    odd_name = b"caf\xe9.yaml".decode(errors="surrogateescape")  # as os.scandir returns it
+    log.info("file %s", odd_name, extra={"event": "odd", "big": 2**64, "small": -(2**63) - 1})
     raw = stream.getvalue().splitlines()
-    assert all(line.isascii() for line in raw)
-    first, second = lines(stream)
+    assert len(raw) == 3 and all(line.isascii() for line in raw)
+    first, second, third = lines(stream)
+    assert third["message"] == f"file {odd_name}" and third["event"] == "odd"
+    assert third["big"] == 2**64 and third["small"] == -(2**63) - 1
     assert first["message"] == "pipeline análisis 🚀"
     assert first["at"] == "2026-12-03T09:00:01.250000+00:00"
     assert first["cost_usd"] == "0.0012" and first["by"] == {"1": "a"}
