@@ -156,6 +156,14 @@ def test_totals_series_and_models_equal_the_hand_computed_figures(world: World) 
         ("claude-sonnet-4-5", "anthropic", 3, Decimal("0.51")),
         ("mock", "mock", 1, Decimal("0")),
     ]
+    claude = d.models[0][2]
+    # the three claude calls (the mock call's 40 / 8 / 3 apart)
+    assert claude.tokens == t.tokens | {"input": 140, "output": 27, "thinking": 0}
+    assert claude.errors == 1 and claude.live_estimate_usd == 0
+    # 40 → ≤50, 90 → ≤100, 700 → ≤800: p50 = 100 (2nd of 3), p95 = 800; what the table
+    # and CSV show. No average nor TTFT per model: not summed (dashboard_sql._model_columns).
+    assert (claude.latency_p50_ms, claude.latency_p95_ms) == (100, 800)
+    assert (claude.latency_avg_ms, claude.ttft_p50_ms, claude.ttft_p95_ms) == (None,) * 3
     assert d.options == {
         "model": ["claude-sonnet-4-5", "mock"],
         "provider": ["anthropic", "mock"],
