@@ -166,16 +166,27 @@ def pieces(
     return out
 
 
+def _text(constant: str) -> Any:
+    """A constant string as SQL text, not a bound parameter (see ``sum_of``): the period
+    expression's 3 constants were 3 more parameters per part, sent on every execution and
+    unknown to a generic plan. Only the fixed strings below, never user input."""
+    return literal_column("'" + constant.replace("'", "''") + "'")
+
+
 def _period(dialect: str, hour: Any, grouping: str) -> Any:
+    if grouping not in ("day", "week", "month"):
+        raise AssertionError(f"unknown grouping {grouping!r}")  # parse_filters refuses it
     if dialect == "sqlite":
         if grouping == "month":
-            return func.strftime("%Y-%m", hour)
+            return func.strftime(_text("%Y-%m"), hour)
         if grouping == "week":
-            return func.date(hour, "-6 days", "weekday 1")
+            return func.date(hour, _text("-6 days"), _text("weekday 1"))
         return func.date(hour)
     # PostgreSQL: timestamptz, truncated in UTC whatever the session's time zone.
     fmt = "YYYY-MM" if grouping == "month" else "YYYY-MM-DD"
-    return func.to_char(func.date_trunc(grouping, func.timezone("UTC", hour)), fmt)
+    return func.to_char(
+        func.date_trunc(_text(grouping), func.timezone(_text("UTC"), hour)), _text(fmt)
+    )
 
 
 def period(session: Session, hour: Any, grouping: str) -> Any:
