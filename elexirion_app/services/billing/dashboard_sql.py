@@ -210,8 +210,9 @@ _MONEY_AT = (2, 3)
 _FLOAT_AT = (5 + len(TOKEN_KINDS),)
 
 
-def _usage_columns(t: Any) -> tuple[Any, ...]:
-    """The sums of a usage rollup's counters."""
+def _counts_and_tokens(t: Any) -> tuple[Any, ...]:
+    """The sums every usage statement reads first: calls, errors, spend, the live estimate,
+    offline calls, tokens by kind."""
     return (
         sum_of(t.c.calls),
         sum_of(t.c.errors),
@@ -219,9 +220,20 @@ def _usage_columns(t: Any) -> tuple[Any, ...]:
         sum_of(t.c.live_estimate_usd),
         sum_of(t.c.offline_calls),
         *[sum_of(t.c[f"{kind}_tokens"]) for kind in TOKEN_KINDS],
+    )
+
+
+def _buckets(t: Any, name: str) -> list[Any]:
+    return [sum_of(t.c[f"{name}_b{i}"]) for i in range(N_BUCKETS)]
+
+
+def _usage_columns(t: Any) -> tuple[Any, ...]:
+    """The sums of a usage rollup's counters."""
+    return (
+        *_counts_and_tokens(t),
         sum_of(t.c.latency_ms_sum),
-        *[sum_of(t.c[f"lat_b{i}"]) for i in range(N_BUCKETS)],
-        *[sum_of(t.c[f"ttft_b{i}"]) for i in range(N_BUCKETS)],
+        *_buckets(t, "lat"),
+        *_buckets(t, "ttft"),
     )
 
 
@@ -410,15 +422,7 @@ _MODEL_TYPES = converters(_N_MODEL, _MONEY_AT, ())
 
 def _model_columns(t: Any) -> tuple[Any, ...]:
     """The sums a by-model row shows (see ``_N_MODEL``)."""
-    return (
-        sum_of(t.c.calls),
-        sum_of(t.c.errors),
-        sum_of(t.c.cost_usd),
-        sum_of(t.c.live_estimate_usd),
-        sum_of(t.c.offline_calls),
-        *[sum_of(t.c[f"{kind}_tokens"]) for kind in TOKEN_KINDS],
-        *[sum_of(t.c[f"lat_b{i}"]) for i in range(N_BUCKETS)],
-    )
+    return (*_counts_and_tokens(t), *_buckets(t, "lat"))
 
 
 def _model_measures(v: list[Any]) -> Measures:
