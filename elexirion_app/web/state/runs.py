@@ -8,7 +8,7 @@ from typing import Any
 import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import in_session
 from elexirion_app.services.runs import runs
 from elexirion_app.web import routes
 from elexirion_app.web.identity import current_user_id
@@ -86,11 +86,7 @@ class RunsState(rx.State):
         if user_id is None:
             return rx.redirect(routes.LOGIN)
 
-        def load() -> list[runs.RunView]:
-            with session_scope() as session:
-                return runs.list_runs(session, user_id)
-
-        self.runs = [_row(v) for v in await in_db_thread(load)]
+        self.runs = [_row(v) for v in await in_session(runs.list_runs, user_id)]
         return None
 
     @rx.event
@@ -101,12 +97,8 @@ class RunsState(rx.State):
         run_id = self.router.url.query_parameters.get("id", "")
         self.error, self.steps, self.run = "", [], RunRow()
 
-        def load() -> runs.RunView:
-            with session_scope() as session:
-                return runs.get_run(session, user_id, run_id)
-
         try:
-            view = await in_db_thread(load)
+            view = await in_session(runs.get_run, user_id, run_id)
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
@@ -139,12 +131,8 @@ class RunsState(rx.State):
         run_id = self.router.url.query_parameters.get("id", "")
         self.error, self.trace_items, self.trace_total, self.run = "", [], "", RunRow()
 
-        def load() -> runs.TraceView:
-            with session_scope() as session:
-                return runs.trace(session, user_id, run_id)
-
         try:
-            view = await in_db_thread(load)
+            view = await in_session(runs.trace, user_id, run_id)
         except ElexirionError as exc:
             self.error = exc.user_message
             return None
