@@ -378,9 +378,9 @@ def _zero_usage() -> list[Any]:
     return _usage_values([0] * _N_USAGE)
 
 
-def _usage_parts(s: Scope, kind: str, *extra: str) -> list[Part]:
+def _usage_parts(s: Scope, kind: str, *extra: str, columns: Any = None) -> list[Part]:
     need = set(filters_of(s)) | set(extra)
-    return [(kind, _usage_columns, p) for p in pieces(s, _USAGE_TABLES, need)]
+    return [(kind, columns or _usage_columns, p) for p in pieces(s, _USAGE_TABLES, need)]
 
 
 def _series_sums(session: Session, s: Scope) -> dict[str, list[Any]]:
@@ -447,8 +447,7 @@ def by_model(session: Session, s: Scope) -> list[tuple[str, str, Measures]]:
     """(model, provider, sums) per model, costliest first (then the busiest); latency
     p50 / p95 but no average and no TTFT (``_model_columns``)."""
     acc: dict[tuple[str, str], list[Any]] = {}
-    need = set(filters_of(s)) | {"model", "provider"}
-    parts: list[Part] = [("by_model", _model_columns, p) for p in pieces(s, _USAGE_TABLES, need)]
+    parts = _usage_parts(s, "by_model", "model", "provider", columns=_model_columns)
     for row in execute(session, parts, filters_of(s), s.grouping):
         key = (str(row[0]), str(row[1]))
         acc[key] = add(acc.get(key), typed(row[2:], _MODEL_TYPES))
