@@ -26,6 +26,8 @@ into these tables; rows are never updated except to unlink them from deleted con
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -227,18 +229,55 @@ def _book(
     driver_sql.run(conn, f"upsert {table.name}", partial(_upsert, conn, table, key, counters), rows)
 
 
-def write(conn: Connection, attempts: Sequence[Attempt]) -> None:
-    """Book ``attempts`` inside ``conn``'s transaction: rows, rollups, reservations settled."""
+class _KnownOptions:
+    """The filter-option keys (``usage_option_day`` / ``_hour``) this process saw committed,
+    per engine: a ``usage_rollup`` key (hour, user, model, provider, pipeline, caller) here
+    has all its option rows in the database, so the next attempt of that key skips building
+    and re-inserting them (16 ``ON CONFLICT DO NOTHING`` rows an attempt, ~20 % of the
+    writer's CPU). A key is added only after the transaction that wrote it committed
+    (``record_many``); nothing deletes option rows. Bounded: forgotten wholesale past
+    ``LIMIT`` keys (the next attempts insert them again, which is harmless)."""
+
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self._seen: weakref.WeakKeyDictionary[Engine, set[tuple[Any, ...]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def unknown(self, engine: Engine, fine: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen = self._seen.get(engine) or ()
+        return [r for r in fine if tuple(r[k] for k in ROLLUP_KEY) not in seen]
+
+    def add(self, engine: Engine, fine: Sequence[dict[str, Any]]) -> None:
+        if not fine:
+            return
+        with self._lock:
+            seen = self._seen.setdefault(engine, set())
+            if len(seen) + len(fine) > self.LIMIT:
+                seen.clear()
+            seen.update(tuple(r[k] for k in ROLLUP_KEY) for r in fine)
+
+
+_KNOWN_OPTIONS = _KnownOptions()
+
+
+def write(conn: Connection, attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
+    """Book ``attempts`` inside ``conn``'s transaction: rows, rollups, reservations settled.
+    Returns the ``usage_rollup`` rows whose filter options it inserted (``_KnownOptions``:
+    the caller marks them known once its transaction has committed)."""
     if not attempts:
-        return
+        return []
     rows = [a.row() for a in attempts]
     driver_sql.run(conn, "insert llm_call", partial(insert, CALL), rows)
     fine = fine_rows(rows)
     _book(conn, ROLLUP, ROLLUP_KEY, ROLLUP_COUNTERS, fine)
     for table, grain, dims in _DERIVED:
         _book(conn, table, (grain, *dims), ROLLUP_COUNTERS, derived_rows(fine, grain, dims, SHARDS))
+    fresh = _KNOWN_OPTIONS.unknown(conn.engine, fine)
     for table, grain in OPTIONS:
-        rows_new = option_rows(fine, grain, bm.EVERY_USER)
+        rows_new = option_rows(fresh, grain, bm.EVERY_USER)
         driver_sql.run(
             conn, f"insert new {table.name}", partial(_insert_new, conn, table), rows_new
         )
@@ -252,6 +291,7 @@ def write(conn: Connection, attempts: Sequence[Attempt]) -> None:
             .where(RESERVATION.c.id.in_(settle), RESERVATION.c.settled_at.is_(None))
             .values(settled_at=utcnow())
         )
+    return fresh
 
 
 def record(attempt: Attempt, *, engine: Engine | None = None) -> None:
@@ -271,7 +311,8 @@ def record_many(attempts: Iterable[Attempt], *, engine: Engine | None = None) ->
     eng = engine or get_engine()
     try:
         with eng.begin() as conn:
-            write(conn, batch)
+            fresh = write(conn, batch)
+        _KNOWN_OPTIONS.add(eng, fresh)
     except IntegrityError:
         linked = {a.conversation_id for a in batch if a.conversation_id is not None}
         if not linked:
@@ -281,8 +322,9 @@ def record_many(attempts: Iterable[Attempt], *, engine: Engine | None = None) ->
             if alive == linked:
                 raise
             log.warning("booking attempts of deleted conversations unlinked: %s", linked - alive)
-            write(conn, [a if a.conversation_id in alive else replace(a, conversation_id=None)
-                         for a in batch])  # fmt: skip
+            fresh = write(conn, [a if a.conversation_id in alive
+                                 else replace(a, conversation_id=None) for a in batch])  # fmt: skip
+        _KNOWN_OPTIONS.add(eng, fresh)
 
 
 async def record_async(attempt: Attempt) -> None:

@@ -71,3 +71,59 @@ def test_options_are_those_of_the_hours_in_range(engine: Engine) -> None:
         "caller": ["api", "router", "step"],
     }
     assert nobody == {"model": [], "provider": [], "pipeline": [], "caller": []}
+
+
+def _option_count(engine: Engine) -> int:
+    from sqlalchemy import func, select
+
+    with engine.connect() as conn:
+        return sum(
+            int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for table, _grain in ledger.OPTIONS
+        )
+
+
+def test_known_option_keys_skip_the_insert_only_after_a_commit(engine: Engine) -> None:
+    """A key committed once is not inserted again (the rows are there); a key written in a
+    transaction that rolled back is not taken as known, so its options still land."""
+    from sqlalchemy import delete
+
+    with engine.begin() as conn:
+        conn.execute(insert(AppUser.__table__), [{"id": 1, "email": "u1@x.io"}])  # type: ignore[attr-defined]
+    first = Attempt("step", "gemini", "g", user_id=1, pipeline="p1", created_at=_at(14))
+
+    # Rolled back: nothing committed, nothing known.
+    with engine.connect() as conn, conn.begin() as txn:
+        assert ledger.write(conn, [first])  # it inserted the options ...
+        txn.rollback()  # ... which are gone with the transaction
+    assert _option_count(engine) == 0
+    ledger.record(first, engine=engine)
+    with_options = _option_count(engine)
+    assert with_options == 2 * 2 * 4  # day + hour, the user + everyone, 4 kinds
+
+    # Known now: the same key books its call and rollups but does not insert options again
+    # (emptied behind the writer's back to see it: the app never deletes them).
+    with engine.begin() as conn:
+        for table, _grain in ledger.OPTIONS:
+            conn.execute(delete(table))
+    ledger.record(first, engine=engine)
+    assert _option_count(engine) == 0
+
+    # Another key of the same hour (another model): all its options are inserted again
+    # (the known keys are whole usage_rollup keys, not single options).
+    ledger.record(Attempt("step", "gemini", "g2", user_id=1, pipeline="p1", created_at=_at(14)),
+                  engine=engine)  # fmt: skip
+    assert _option_count(engine) == with_options
+
+
+def test_known_option_keys_are_per_engine(engine: Engine, tmp_path: Path) -> None:
+    """A key known on one database is not taken as known on another."""
+    call = Attempt("chat", "anthropic", "m", created_at=_at(3))
+    ledger.record(call, engine=engine)
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    create_all(other)
+    try:
+        ledger.record(call, engine=other)
+        assert _option_count(other) == _option_count(engine) > 0
+    finally:
+        other.dispose()
