@@ -93,40 +93,56 @@ def _tiers(entry: dict[str, Any], key: str) -> list[tuple[int, Decimal]]:
     return sorted(out)
 
 
-def _price(entry: dict[str, Any], key: str, fallback: str, prompt_tokens: int) -> Decimal:
-    base = _dec(entry.get(key))
-    if base is None:
-        base = _dec(entry.get(fallback))
-        key = fallback
-        if base is None:  # e.g. a 1-hour write on a model with no cache-write price at all
-            base = _dec(entry.get("input_cost_per_token")) or ZERO
-            key = "input_cost_per_token"
-    for threshold, tier_price in _tiers(entry, key):
-        if prompt_tokens > threshold:
-            base = tier_price
-    return base
-
-
 @lru_cache(maxsize=256)
 def _warn_unknown(model: str) -> None:
     log.warning("no price for model %r in the price table (%s): cost 0", model, price_map_date())
+
+
+Rates = tuple[tuple[str, Decimal, tuple[tuple[int, Decimal], ...]], ...]
+
+
+@lru_cache(maxsize=512)
+def _rates(model: str) -> Rates | None:
+    """``((usage field, base price, tiers), ...)`` for ``model``, or None (not in the table).
+
+    A pure function of the model name and the price table (read once per process): every
+    attempt is priced, and matching the entry's ~100 keys against the tier pattern for each
+    token kind was most of ``cost``."""
+    found = price_entry(model)
+    if found is None:
+        return None
+    entry = found[1]
+    out = []
+    for field, key, fallback in _KINDS:
+        base = _dec(entry.get(key))
+        if base is None:
+            base = _dec(entry.get(fallback))
+            key = fallback
+            if base is None:  # e.g. a 1-hour write on a model with no cache-write price at all
+                base = _dec(entry.get("input_cost_per_token")) or ZERO
+                key = "input_cost_per_token"
+        out.append((field, base, tuple(_tiers(entry, key))))
+    return tuple(out)
 
 
 def cost(model: str, usage: Usage) -> Decimal:
     """The exact cost in USD of ``usage`` on ``model`` (0 for unknown or offline models)."""
     if not model or model in OFFLINE_MODELS:
         return ZERO
-    found = price_entry(model)
-    if found is None:
+    rates = _rates(model)
+    if rates is None:
         _warn_unknown(model)
         return ZERO
-    _, entry = found
     prompt_tokens = usage.input + usage.cache_read + usage.cache_write + usage.cache_write_1h
     total = ZERO
-    for field, key, fallback in _KINDS:
+    for field, base, tiers in rates:
         tokens = getattr(usage, field)
         if tokens:
-            total += Decimal(tokens) * _price(entry, key, fallback, prompt_tokens)
+            price = base
+            for threshold, tier_price in tiers:
+                if prompt_tokens > threshold:
+                    price = tier_price
+            total += Decimal(tokens) * price
     return total
 
 
