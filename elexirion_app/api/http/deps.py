@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from elexirion_app.api.auth_routes import client_address
 from elexirion_app.api.http.errors import ApiError
-from elexirion_app.db.engine import in_db_thread, session_scope
+from elexirion_app.db.engine import get_engine, in_db_thread
 from elexirion_app.services.accounts import api_keys, audit, rate_limits
 from elexirion_app.services.accounts.auth import UserInfo
 
@@ -32,11 +32,13 @@ class Caller:
 
 
 def _check_key(plain: str, address: str) -> api_keys.KeyUse | None:
-    with session_scope() as session:
-        use = api_keys.authenticate_key(session, plain)
+    """The key's check and its once-a-day audit row in one transaction on a Core connection
+    (twice per API run: no ORM session to open, flush and close)."""
+    with get_engine().begin() as conn:
+        use = api_keys.authenticate_key(conn, plain)
         if use is not None and use.first_use_today:
-            audit.record(
-                session,
+            audit.record_on(
+                conn,
                 "key_used",
                 actor_id=use.user.id,
                 address=address,

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, func, select
 
 from elexirion_app.config import get_settings
@@ -219,18 +220,34 @@ _LOOKUP = (
 )
 
 
+KEYS = ApiKey.__table__  # type: ignore[attr-defined]
+
+# "last used" written when it is older than ``before`` (or unset): built once, like _LOOKUP.
+_TOUCH = (
+    update(KEYS)
+    .where(
+        KEYS.c.id == bindparam("key_id"),
+        or_(KEYS.c.last_used_at.is_(None), KEYS.c.last_used_at < bindparam("before")),
+    )
+    .values(last_used_at=bindparam("now"))
+)
+
+
 def authenticate_key(
-    session: Session, plain: object, *, now: datetime | None = None
+    db: Session | Connection, plain: object, *, now: datetime | None = None
 ) -> KeyUse | None:
     """The owner of a live key, or None (malformed, unknown, revoked, account disabled).
 
-    The lookup goes by the key's HMAC (an index probe reveals nothing about the key) and the
-    stored hash is compared in constant time. ``now`` is for tests (default: the clock)."""
+    ``db``: a session (its connection is used) or a Core connection, in the caller's
+    transaction. The lookup goes by the key's HMAC (an index probe reveals nothing about the
+    key) and the stored hash is compared in constant time. ``now`` is for tests (default: the
+    clock)."""
     if not is_well_formed(plain):
         return None
     assert isinstance(plain, str)
     digest = lookup_hash(plain)
-    found = session.connection().execute(_LOOKUP, {"digest": digest}).first()
+    conn = db.connection() if isinstance(db, Session) else db
+    found = conn.execute(_LOOKUP, {"digest": digest}).first()
     if found is None:
         return None
     (key_id, key_hash, revoked_at, last_used, user_id, email, name, is_admin, is_active) = found[:9]
@@ -240,12 +257,12 @@ def authenticate_key(
         return None
     if revoked_at is not None or not is_active:
         return None
-    first = _touch(session, key_id, last_used, now or utcnow())
+    first = _touch(conn, key_id, last_used, now or utcnow())
     user = UserInfo(user_id, email, name or email, is_admin)
     return KeyUse(user, key_id, first, chat_limit, api_limit)
 
 
-def _touch(session: Session, key_id: int, last: datetime | None, now: datetime) -> bool:
+def _touch(conn: Connection, key_id: int, last: datetime | None, now: datetime) -> bool:
     """Record a use; True when it is the key's first use of this UTC day.
 
     Writes nothing when the key was used less than ``TOUCH_EVERY`` ago the same day. The
@@ -253,20 +270,12 @@ def _touch(session: Session, key_id: int, last: datetime | None, now: datetime) 
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if last is not None and last >= day_start and now - last < TOUCH_EVERY:
         return False
-    if _set_last_used(session, key_id, now, before=day_start):
+    if _set_last_used(conn, key_id, now, before=day_start):
         return True
-    _set_last_used(session, key_id, now, before=now - TOUCH_EVERY)
+    _set_last_used(conn, key_id, now, before=now - TOUCH_EVERY)
     return False
 
 
-def _set_last_used(session: Session, key_id: int, now: datetime, *, before: datetime) -> bool:
-    result = session.execute(
-        update(ApiKey)
-        .where(
-            col(ApiKey.id) == key_id,
-            or_(col(ApiKey.last_used_at).is_(None), col(ApiKey.last_used_at) < before),
-        )
-        .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+def _set_last_used(conn: Connection, key_id: int, now: datetime, *, before: datetime) -> bool:
+    result = conn.execute(_TOUCH, {"key_id": key_id, "before": before, "now": now})
+    return result.rowcount == 1

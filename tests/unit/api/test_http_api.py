@@ -15,7 +15,7 @@ import pytest
 
 from elexirion_app.api.http import app as http_app
 from elexirion_app.db.engine import session_scope
-from elexirion_app.services.accounts import api_keys, auth, rate_limits
+from elexirion_app.services.accounts import api_keys, audit, auth, rate_limits
 
 WORKFLOW = """workflow:
   name: tiny
@@ -96,6 +96,19 @@ async def test_a_revoked_key_is_refused_on_the_next_request(api: httpx.AsyncClie
         [view] = api_keys.list_keys(session, uid)
         api_keys.revoke_key(session, uid, view.id)
     assert (await api.get("/api/pipelines", headers=_bearer(key))).status_code == 401
+
+
+async def test_a_keys_first_use_of_the_day_is_audited_once_and_stamped(
+    api: httpx.AsyncClient,
+) -> None:
+    uid, key = _user("a@example.com")
+    for _ in range(3):
+        assert (await api.get("/api/pipelines", headers=_bearer(key))).status_code == 200
+    with session_scope() as session:
+        used = audit.list_events(session, action="key_used")
+        [view] = api_keys.list_keys(session, uid)
+    assert [(e.actor_id, e.target) for e in used] == [(uid, f"key {view.id}")]
+    assert view.last_used_at is not None
 
 
 async def test_execute_a_shipped_pipeline_and_follow_it_to_the_end(api: httpx.AsyncClient) -> None:
