@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from elexirion_app.core import pricing
@@ -92,17 +92,39 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+# The statements of every check, built once (a check runs before every live call and each run
+# start): values are bound parameters. The caps: the user's row and the global one, by id.
+_CAPS = (
+    select(BUDGET)
+    .where(or_(BUDGET.c.user_id == bindparam("user_id"), BUDGET.c.user_id.is_(None)))
+    .order_by(BUDGET.c.id)
+)
+_CAPS_LOCKED = _CAPS.with_for_update()
+
+
+def _sum(column: Any) -> Any:
+    return select(func.coalesce(func.sum(column), 0))
+
+
+def _held() -> Any:
+    return _sum(RESERVATION.c.amount_usd).where(
+        RESERVATION.c.settled_at.is_(None), RESERVATION.c.created_at > bindparam("after")
+    )
+
+
+_SPENT_ALL = _sum(ROLLUP.c.cost_usd).where(ROLLUP.c.hour >= bindparam("since"))
+_SPENT_USER = _SPENT_ALL.where(ROLLUP.c.user_id == bindparam("user_id"))
+_SPENT_RUN = _sum(CALL.c.cost_usd).where(CALL.c.run_id == bindparam("run_id"))
+_HELD_ALL = _held()
+_HELD_USER = _held().where(RESERVATION.c.user_id == bindparam("user_id"))
+_HELD_RUN = _held().where(RESERVATION.c.run_id == bindparam("run_id"))
+
+
 def _caps(conn: Connection, user_id: int, *, lock: bool) -> tuple[Any | None, Any | None]:
     """(the user's budget row, the global row); locked FOR UPDATE on PostgreSQL."""
-    q = (
-        select(BUDGET)
-        .where(or_(BUDGET.c.user_id == user_id, BUDGET.c.user_id.is_(None)))
-        .order_by(BUDGET.c.id)
-    )
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
+    q = _CAPS_LOCKED if lock and conn.dialect.name == "postgresql" else _CAPS
     mine = other = None
-    for row in conn.execute(q).all():
+    for row in conn.execute(q, {"user_id": user_id}).all():
         if row.user_id is None:
             other = row
         else:
@@ -115,28 +137,28 @@ def _dec(value: Any) -> Decimal:
 
 
 def _spent_month(conn: Connection, user_id: int | None, since: datetime) -> Decimal:
-    q = select(func.coalesce(func.sum(ROLLUP.c.cost_usd), 0)).where(ROLLUP.c.hour >= since)
-    if user_id is not None:
-        q = q.where(ROLLUP.c.user_id == user_id)
-    return _dec(conn.execute(q).scalar_one())
+    if user_id is None:
+        return _dec(conn.execute(_SPENT_ALL, {"since": since}).scalar_one())
+    return _dec(conn.execute(_SPENT_USER, {"since": since, "user_id": user_id}).scalar_one())
 
 
 def _spent_run(conn: Connection, run_id: str) -> Decimal:
-    q = select(func.coalesce(func.sum(CALL.c.cost_usd), 0)).where(CALL.c.run_id == run_id)
-    return _dec(conn.execute(q).scalar_one())
+    return _dec(conn.execute(_SPENT_RUN, {"run_id": run_id}).scalar_one())
 
 
 def _reserved(
     conn: Connection, *, user_id: int | None = None, run_id: str | None = None
 ) -> Decimal:
-    q = select(func.coalesce(func.sum(RESERVATION.c.amount_usd), 0)).where(
-        RESERVATION.c.settled_at.is_(None), RESERVATION.c.created_at > utcnow() - RESERVATION_TTL
-    )
+    """What unsettled, recent reservations hold: the user's, the run's (one of them), or all."""
+    params: dict[str, Any] = {"after": utcnow() - RESERVATION_TTL}
     if user_id is not None:
-        q = q.where(RESERVATION.c.user_id == user_id)
-    if run_id is not None:
-        q = q.where(RESERVATION.c.run_id == run_id)
-    return _dec(conn.execute(q).scalar_one())
+        assert run_id is None
+        q, params["user_id"] = _HELD_USER, user_id
+    elif run_id is not None:
+        q, params["run_id"] = _HELD_RUN, run_id
+    else:
+        q = _HELD_ALL
+    return _dec(conn.execute(q, params).scalar_one())
 
 
 def _checks(
