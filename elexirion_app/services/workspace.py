@@ -28,6 +28,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,11 +88,19 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.3g} MB"
 
 
+@lru_cache(maxsize=4096)
+def _root(data_dir: Path, user_id: int) -> Path:
+    return data_dir.joinpath("workspaces", str(user_id))
+
+
 def workspace_dir(user_id: int) -> Path:
+    """The user's own folder, created if missing (every run start asks: one ``stat`` when it
+    exists, its ``Path`` made once per user)."""
     if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
         raise PermissionDenied()
-    root = get_settings().data_dir / "workspaces" / str(user_id)
-    root.mkdir(parents=True, exist_ok=True)
+    root = _root(get_settings().data_dir, user_id)
+    if not os.path.isdir(root):
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -116,20 +125,26 @@ def resolve_workspace(user_id: int, folder: str | None = None) -> Path:
     return wanted
 
 
-def chosen_folder(user_id: int) -> str | None:
-    """The admin-allowed folder the user works in, if they chose one that is still allowed
-    (one column read with Core: every run start asks, and loading the whole user through the
-    ORM was ~1 ms of it)."""
-    from sqlalchemy import select
+@cache
+def _folder_query() -> Any:
+    """The user's chosen folder: one column, by id, built once (on first use: the database
+    layer is imported late here)."""
+    from sqlalchemy import bindparam, select
 
-    from elexirion_app.db.engine import get_engine
     from elexirion_app.db.models import AppUser
 
     users = AppUser.__table__  # type: ignore[attr-defined]
+    return select(users.c.workspace_folder).where(users.c.id == bindparam("user_id"))
+
+
+def chosen_folder(user_id: int) -> str | None:
+    """The admin-allowed folder the user works in, if they chose one that is still allowed
+    (one column read with Core, a prebuilt statement: every run start asks, and loading the
+    whole user through the ORM was ~1 ms of it)."""
+    from elexirion_app.db.engine import get_engine
+
     with get_engine().connect() as conn:
-        folder = conn.execute(
-            select(users.c.workspace_folder).where(users.c.id == user_id)
-        ).scalar()
+        folder = conn.execute(_folder_query(), {"user_id": user_id}).scalar()
     if folder and Path(folder).resolve() in allowed_folders():
         return folder
     return None
