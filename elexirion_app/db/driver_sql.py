@@ -18,24 +18,27 @@ parsing): same connection, same transaction; driver errors are raised as SQLAlch
 (``IntegrityError`` …), as ``execute`` would. SQLAlchemy's cursor events are not fired (the app
 registers none). Only for statements whose every value is a bound parameter given in each row:
 a column default that SQLAlchemy would fill in is refused when the statement is built.
+
+``run`` returns the driver's row count (an UPDATE's matched rows). ``fetch(conn, row)`` runs a
+statement that returns rows (a SELECT, an UPDATE … RETURNING) and converts each value with its
+column's result processor as ``execute`` would (SQLite's JSON text parsed, its numbers as
+``Decimal`` for a ``Numeric``, its datetime text parsed; the processors are looked up once, from
+the first execution's cursor description, as SQLAlchemy does per result), giving plain tuples.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from psycopg import RawCursor
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.types import TypeDecorator
 
-__all__ = ["DriverStatement", "run"]
+__all__ = ["DriverStatement", "fetch", "run"]
 
 Build = Callable[[], Any]
 
@@ -53,39 +56,8 @@ def _positional(dialect: Dialect) -> Dialect:
 def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """The conversion ``execute`` applies to a value of ``type_`` (adapted to the dialect
     first: a generic ``DateTime`` has none, SQLite's ``DATETIME`` writes its text form)."""
-    impl = type_.dialect_impl(dialect)
-    fn: Callable[[Any], Any] | None = impl.bind_processor(dialect)
-    if fn is not None and dialect.name == "sqlite":
-        return _sqlite_datetime(impl, dialect) or fn
+    fn: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
     return fn
-
-
-def _sqlite_datetime(impl: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """SQLite's ``DATETIME`` text (its default storage format, after a ``TypeDecorator``'s own
-    conversion such as sqlmodel's ``UTCDateTime``) without the ``%``-format of a dict of seven
-    fields per value: ``isoformat(" ", "microseconds")`` cut before any offset is the same
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` text. Anything but a plain ``datetime`` goes to SQLAlchemy's
-    own processor. None: not such a column."""
-    decorated = isinstance(impl, TypeDecorator)
-    inner = impl.impl_instance if decorated else impl
-    if (
-        type(inner) is not SQLITE_DATETIME
-        or inner._storage_format != SQLITE_DATETIME._storage_format
-    ):
-        return None
-    text = inner.bind_processor(dialect)
-    if text is None:
-        return None
-    param = impl.process_bind_param if decorated and impl._has_bind_processor else None
-
-    def process(value: Any) -> Any:
-        if param is not None:
-            value = param(value, dialect)
-        if type(value) is datetime:
-            return value.isoformat(" ", "microseconds")[:26]
-        return text(value)
-
-    return process
 
 
 class DriverStatement:
@@ -103,6 +75,8 @@ class DriverStatement:
         processors = [_processor(compiled.binds[n].type, target) for n in names]
         self._index = [(i, fn) for i, fn in enumerate(processors) if fn is not None]
         self._get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        self._result_types = [c.type for c in compiled._result_columns]
+        self._results: list[tuple[int, Callable[[Any], Any]]] | None = None
 
     def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         values = self._get(row)
@@ -113,12 +87,32 @@ class DriverStatement:
             out[i] = fn(out[i])
         return tuple(out)
 
-    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Execute for ``rows`` (one execute, or executemany); the driver's row count."""
         if not rows:
-            return
-        params = [self.params(r) for r in rows]
+            return 0
+        return self._execute(conn, [self.params(r) for r in rows], fetch=False)[0]
+
+    def fetch(self, conn: Connection, row: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute for ``row``; the rows it returns, each value through its result processor."""
+        got = self._execute(conn, [self.params(row)], fetch=True)[1]
+        procs = self._results
+        if not procs or not got:
+            return got
+        out = []
+        for values in got:
+            converted = list(values)
+            for i, fn in procs:
+                converted[i] = fn(converted[i])
+            out.append(tuple(converted))
+        return out
+
+    def _execute(
+        self, conn: Connection, params: list[tuple[Any, ...]], *, fetch: bool
+    ) -> tuple[int, list[tuple[Any, ...]]]:
         raw: Any = conn.connection.driver_connection
         dbapi = self.dialect.loaded_dbapi
+        got: list[tuple[Any, ...]] = []
         try:
             cursor = RawCursor(raw) if self.dialect.name == "postgresql" else raw.cursor()
             try:
@@ -126,28 +120,60 @@ class DriverStatement:
                     cursor.execute(self.sql, params[0])
                 else:
                     cursor.executemany(self.sql, params)
+                if fetch:
+                    got = list(cursor.fetchall())
+                    if self._results is None:
+                        self._results = self._result_processors(cursor.description)
+                count = int(cursor.rowcount)
             finally:
                 cursor.close()
         except dbapi.Error as err:
             raise DBAPIError.instance(
                 self.sql, params, err, dbapi.Error, dialect=self.dialect
             ) from err
+        return count, got
+
+    def _result_processors(self, description: Any) -> list[tuple[int, Callable[[Any], Any]]]:
+        """Each result column's processor (``execute``'s, for the driver's column type code)."""
+        if len(description) != len(self._result_types):
+            raise ValueError(
+                f"driver statement returns {len(description)} columns, not "
+                f"{len(self._result_types)}: {self.sql[:80]}"
+            )
+        procs = []
+        for i, (type_, column) in enumerate(zip(self._result_types, description, strict=True)):
+            fn = type_._cached_result_processor(self.dialect, column[1])
+            if fn is not None:
+                procs.append((i, fn))
+        return procs
 
 
 _cache: dict[tuple[str, str, tuple[str, ...]], DriverStatement] = {}
 _lock = threading.Lock()
 
 
-def run(conn: Connection, name: str, build: Build, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Run the statement ``build()`` (built once per dialect, ``name`` and row keys) for ``rows``
-    (all with the same keys) inside ``conn``'s transaction."""
-    if not rows:
-        return
-    key = (conn.dialect.name, name, tuple(rows[0]))
+def _statement(conn: Connection, name: str, build: Build, keys: tuple[str, ...]) -> DriverStatement:
+    key = (conn.dialect.name, name, keys)
     stmt = _cache.get(key)
     if stmt is None:
         with _lock:
             stmt = _cache.get(key)
             if stmt is None:
-                stmt = _cache[key] = DriverStatement(conn.dialect, build(), key[2])
-    stmt.run(conn, rows)
+                stmt = _cache[key] = DriverStatement(conn.dialect, build(), keys)
+    return stmt
+
+
+def run(conn: Connection, name: str, build: Build, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Run the statement ``build()`` (built once per dialect, ``name`` and row keys) for ``rows``
+    (all with the same keys) inside ``conn``'s transaction; the driver's row count."""
+    if not rows:
+        return 0
+    return _statement(conn, name, build, tuple(rows[0])).run(conn, rows)
+
+
+def fetch(
+    conn: Connection, name: str, build: Build, row: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows the statement ``build()`` (built once per dialect, ``name`` and ``row``'s keys)
+    returns for ``row``, on ``conn`` (in its transaction, if one is open)."""
+    return _statement(conn, name, build, tuple(row)).fetch(conn, row)
