@@ -8,7 +8,9 @@ small pool of writer threads, with a heartbeat (``run_records`` has sweep and re
   (``services/billing/ledger`` through the metered provider), before the step finishes; the
   run's final write sums them into ``Run.cost_usd``/``tokens`` and counts the run in
   ``run_rollup``. A heartbeat task refreshes ``Run.heartbeat_at`` while it runs.
-  Writes use SQLAlchemy Core.
+  Writes use SQLAlchemy Core; the ones every run makes (queue, start, each step's two writes,
+  the finish) are statements built once and sent at the driver level (``db/driver_sql``:
+  compiled once, the same values stored as through ``Connection.execute``).
 - Writes never run on the event loop: they go to the recorders' own small thread pool
   (``ELEXIRION_RECORD_THREADS``, default 2; not the database pool every request's key check
   waits on, so a SQLite lock wait stalls runs, not the worker). A recorder hands the pool one
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal_column, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from elexirion_app.core.events import (
@@ -49,6 +51,7 @@ from elexirion_app.core.events import (
 )
 from elexirion_app.core.threads import WorkPool
 from elexirion_app.core.types import TOKEN_KINDS
+from elexirion_app.db import driver_sql
 from elexirion_app.db.engine import get_engine
 from elexirion_app.db.models import LLMCall, Run, StepRun, utcnow
 from elexirion_app.services.billing import ledger, meter
@@ -62,14 +65,28 @@ RUN = Run.__table__  # type: ignore[attr-defined]
 STEP = StepRun.__table__  # type: ignore[attr-defined]
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
 REUSABLE_STEP_STATUSES = ("succeeded", "skipped")
-# Built once: the per-step writes reuse SQLAlchemy's compiled-statement cache (the SET
-# columns come from the parameter keys).
+# Built once, run at the driver level (``driver_sql``: compiled once per dialect and set of
+# parameter keys; the SET columns and inserted columns come from the keys).
+_INSERT_RUN = insert(RUN)
+_INSERT_STEP = insert(STEP)
+_UPDATE_RUN = update(RUN).where(RUN.c.id == bindparam("b_id"))
 _UPDATE_STEP = update(STEP).where(STEP.c.id == bindparam("b_id"))
+_STEPS_OF_RUN = select(STEP.c.id, STEP.c.name, STEP.c.status).where(
+    STEP.c.run_id == bindparam("b_run")
+)
 # A run's totals: the sum of its ledger rows.
 _RUN_TOTALS = select(
-    func.coalesce(func.sum(CALL.c.cost_usd), 0),
-    *(func.coalesce(func.sum(CALL.c[f"{k}_tokens"]), 0) for k in TOKEN_KINDS),
+    func.coalesce(func.sum(CALL.c.cost_usd), literal_column("0")),
+    *(func.coalesce(func.sum(CALL.c[f"{k}_tokens"]), literal_column("0")) for k in TOKEN_KINDS),
 ).where(CALL.c.run_id == bindparam("b_run"))
+# The run's final write; what the ledger's run rollups need comes back with it.
+_FINISH_RUN = _UPDATE_RUN.returning(
+    RUN.c.user_id, RUN.c.pipeline_name, RUN.c.started_at, RUN.c.created_at
+)
+# Steps still running when a run ends otherwise than "succeeded".
+_END_RUNNING_STEPS = update(STEP).where(
+    STEP.c.run_id == bindparam("b_run"), STEP.c.status == bindparam("b_running")
+)
 
 
 def _json_safe(value: Any) -> Any:
@@ -96,29 +113,30 @@ def queue_run(
 ) -> None:
     """Write a run and its steps as ``queued`` (before a worker picks it up)."""
     now = utcnow()
+    row = {
+        "id": run_id,
+        "user_id": user_id,
+        "pipeline_name": pipeline_name[:200],
+        "pipeline_path": pipeline_path,
+        "pipeline_yaml": pipeline_yaml,
+        "inputs": _json_safe(dict(inputs or {})),
+        "status": "queued",
+        "cost_usd": Decimal("0"),
+        "tokens": {},
+        "created_at": now,
+    }
     with engine.begin() as conn:
-        conn.execute(
-            insert(RUN).values(
-                id=run_id,
-                user_id=user_id,
-                pipeline_name=pipeline_name[:200],
-                pipeline_path=pipeline_path,
-                pipeline_yaml=pipeline_yaml,
-                inputs=_json_safe(dict(inputs or {})),
-                status="queued",
-                cost_usd=Decimal("0"),
-                tokens={},
-                created_at=now,
-            )
-        )
+        driver_sql.run(conn, "recorder: insert run", lambda: _INSERT_RUN, [row])
         _insert_steps(conn, run_id, list(step_names), start=0)
 
 
 def _insert_steps(conn: Connection, run_id: str, names: list[str], start: int) -> None:
     if not names:
         return
-    conn.execute(
-        insert(STEP),
+    driver_sql.run(
+        conn,
+        "recorder: insert steps",
+        lambda: _INSERT_STEP,
         [
             {
                 "run_id": run_id,
@@ -384,54 +402,52 @@ class RunRecorder:
         now = utcnow()
         self._run_id = event.run_id
         # A run queued ahead (the API) or resumed is updated; a new one inserted.
-        updated = conn.execute(
-            update(RUN)
-            .where(RUN.c.id == event.run_id)
-            .values(
-                status="running",
-                error=None,
-                **{
-                    k: v
-                    for k, v in (
-                        ("workspace", self.workspace),
-                        ("output_dir", self.output_dir),
-                        ("pipeline_id", self.pipeline_id),
-                        ("pipeline_version", self.pipeline_version),
-                    )
-                    if v is not None
-                },
-                started_at=now,
-                heartbeat_at=now,
-                finished_at=None,
-            )
-        )
-        if updated.rowcount == 0:
-            conn.execute(
-                insert(RUN).values(
-                    id=event.run_id,
-                    user_id=self.user_id,
-                    pipeline_name=event.pipeline[:200],
-                    pipeline_path=self.pipeline_path,
-                    pipeline_yaml=self.pipeline_yaml,
-                    workspace=self.workspace,
-                    output_dir=self.output_dir,
-                    pipeline_id=self.pipeline_id,
-                    pipeline_version=self.pipeline_version,
-                    inputs=_json_safe(event.inputs),
-                    status="running",
-                    cost_usd=Decimal("0"),
-                    tokens={},
-                    created_at=now,
-                    started_at=now,
-                    heartbeat_at=now,
+        started = {
+            "status": "running",
+            "error": None,
+            **{
+                k: v
+                for k, v in (
+                    ("workspace", self.workspace),
+                    ("output_dir", self.output_dir),
+                    ("pipeline_id", self.pipeline_id),
+                    ("pipeline_version", self.pipeline_version),
                 )
-            )
-        rows = conn.execute(
-            select(STEP.c.id, STEP.c.name, STEP.c.status).where(STEP.c.run_id == event.run_id)
-        ).all()
-        known = {r.name: r for r in rows}
-        self._step_ids = {r.name: r.id for r in rows}
-        redo = [r.id for r in rows if r.status not in (*REUSABLE_STEP_STATUSES, "queued")]
+                if v is not None
+            },
+            "started_at": now,
+            "heartbeat_at": now,
+            "finished_at": None,
+            "b_id": event.run_id,
+        }
+        updated = driver_sql.run(conn, "recorder: run started", lambda: _UPDATE_RUN, [started])
+        if updated == 0:
+            row = {
+                "id": event.run_id,
+                "user_id": self.user_id,
+                "pipeline_name": event.pipeline[:200],
+                "pipeline_path": self.pipeline_path,
+                "pipeline_yaml": self.pipeline_yaml,
+                "workspace": self.workspace,
+                "output_dir": self.output_dir,
+                "pipeline_id": self.pipeline_id,
+                "pipeline_version": self.pipeline_version,
+                "inputs": _json_safe(event.inputs),
+                "status": "running",
+                "cost_usd": Decimal("0"),
+                "tokens": {},
+                "created_at": now,
+                "started_at": now,
+                "heartbeat_at": now,
+            }
+            driver_sql.run(conn, "recorder: insert run", lambda: _INSERT_RUN, [row])
+        # (id, name, status) of each step row
+        rows = driver_sql.fetch(
+            conn, "recorder: steps of run", lambda: _STEPS_OF_RUN, {"b_run": event.run_id}
+        )
+        known = {r[1]: r for r in rows}
+        self._step_ids = {r[1]: r[0] for r in rows}
+        redo = [r[0] for r in rows if r[2] not in (*REUSABLE_STEP_STATUSES, "queued")]
         if redo:
             conn.execute(
                 update(STEP)
@@ -443,12 +459,12 @@ class RunRecorder:
         if self.audit_address is not None and self.user_id is not None:
             self._audit_started(conn, event.run_id)
         if missing:
-            for r in conn.execute(
-                select(STEP.c.id, STEP.c.name).where(
-                    STEP.c.run_id == event.run_id, STEP.c.name.in_(missing)
-                )
-            ).all():
-                self._step_ids[r.name] = r.id
+            added = set(missing)  # the rows just inserted (their names were not known)
+            for r in driver_sql.fetch(
+                conn, "recorder: steps of run", lambda: _STEPS_OF_RUN, {"b_run": event.run_id}
+            ):
+                if r[1] in added:
+                    self._step_ids[r[1]] = r[0]
 
     def _run_finished(self, event: RunFinished) -> None:
         conn = self._tx()
@@ -461,43 +477,44 @@ class RunRecorder:
                 error=f"run recording failed: {type(failure).__name__}: {detail}"[:500],
             )
         now = utcnow()
-        totals = conn.execute(_RUN_TOTALS, {"b_run": event.run_id}).one()
+        (totals,) = driver_sql.fetch(
+            conn, "recorder: run totals", lambda: _RUN_TOTALS, {"b_run": event.run_id}
+        )
         tokens = {k: int(totals[i + 1]) for i, k in enumerate(TOKEN_KINDS)}
-        run = conn.execute(
-            update(RUN)
-            .where(RUN.c.id == event.run_id)
-            .values(
-                status=event.status,
-                error=event.error,
-                finished_at=now,
-                heartbeat_at=now,
-                cost_usd=Decimal(str(totals[0])),
-                tokens=tokens,
-            )
-            .returning(RUN.c.user_id, RUN.c.pipeline_name, RUN.c.started_at)
-        ).first()
-        if run is not None:
-            started = run.started_at or now
+        final = {
+            "status": event.status,
+            "error": event.error,
+            "finished_at": now,
+            "heartbeat_at": now,
+            "cost_usd": Decimal(str(totals[0])),
+            "tokens": tokens,
+            "b_id": event.run_id,
+        }
+        # (user_id, pipeline_name, started_at, created_at) of the run row, if there is one
+        returned = driver_sql.fetch(conn, "recorder: run finished", lambda: _FINISH_RUN, final)
+        if returned:
+            user_id, pipeline_name, started_at, created_at = returned[0]
+            started = started_at or now
             started = started if started.tzinfo else started.replace(tzinfo=now.tzinfo)
             ledger.record_run(
                 conn,
-                user_id=run.user_id,
-                pipeline=run.pipeline_name or "",
+                user_id=user_id,
+                pipeline=pipeline_name or "",
                 status=event.status,
                 cost_usd=Decimal(str(totals[0])),
                 duration_ms=(now - started).total_seconds() * 1000,
                 finished_at=now,
                 run_id=event.run_id,
+                created_at=created_at,  # what the ledger would read from the row
             )
         if event.status != "succeeded":
-            conn.execute(
-                update(STEP)
-                .where(STEP.c.run_id == event.run_id, STEP.c.status == "running")
-                .values(
-                    status="interrupted" if event.status == "interrupted" else "failed",
-                    finished_at=now,
-                )
-            )
+            ended = {
+                "status": "interrupted" if event.status == "interrupted" else "failed",
+                "finished_at": now,
+                "b_run": event.run_id,
+                "b_running": "running",
+            }
+            driver_sql.run(conn, "recorder: end steps", lambda: _END_RUNNING_STEPS, [ended])
 
     def _audit_started(self, conn: Connection, run_id: str) -> None:
         from elexirion_app.services.accounts import audit
@@ -537,7 +554,8 @@ class RunRecorder:
             )
             self._step_ids[event.step] = _new_id(result)
         else:
-            conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
+            row = {"b_id": step_id, **values}
+            driver_sql.run(conn, "recorder: update step", lambda: _UPDATE_STEP, [row])
 
     def _step_finished(self, event: StepFinished) -> None:
         conn = self._tx()
@@ -563,7 +581,8 @@ class RunRecorder:
             )
             self._step_ids[event.step] = _new_id(result)
         else:
-            conn.execute(_UPDATE_STEP, {"b_id": step_id, **values})
+            row = {"b_id": step_id, **values}
+            driver_sql.run(conn, "recorder: update step", lambda: _UPDATE_STEP, [row])
 
     # --- heartbeat -----------------------------------------------------------------------
 
