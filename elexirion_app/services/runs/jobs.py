@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from elexirion_app.core.errors import (
     Conflict,
@@ -42,6 +42,7 @@ from elexirion_app.core.errors import (
 )
 from elexirion_app.core.events import RunEvent, RunStarted, StepFinished, StepStarted
 from elexirion_app.core.threads import in_cpu_thread
+from elexirion_app.db import driver_sql
 from elexirion_app.db.engine import get_engine, in_db_thread, in_file_thread, session_scope
 from elexirion_app.db.models import Run
 from elexirion_app.pipelines.loader import PipelineDocument, load_text, read_text
@@ -518,47 +519,55 @@ class RunState:
         return self.status in FINISHED
 
 
+# A run and its steps in one read (a run without steps: one row, its step columns NULL).
+_SNAPSHOT = (
+    select(
+        RUN.c.user_id,
+        RUN.c.status,
+        RUN.c.error,
+        RUN.c.cost_usd,
+        RUN.c.tokens,
+        STEP.c.name,
+        STEP.c.status,
+        STEP.c.model,
+        STEP.c.tokens,
+        STEP.c.cost_usd,
+        STEP.c.latency_ms,
+        STEP.c.error,
+    )
+    .select_from(RUN.outerjoin(STEP, STEP.c.run_id == RUN.c.id))
+    .where(RUN.c.id == bindparam("b_run"))
+    .order_by(STEP.c.position, STEP.c.id)
+)
+
+
 def snapshot(user_id: int, run_id: Any) -> RunState:
-    """A run's status and its steps' (two indexed reads of the columns shown; no results, no
-    call rows, no ORM objects)."""
+    """A run's status and its steps' (one indexed read of the columns shown, run joined to its
+    steps, built once and sent at the driver level: ``db/driver_sql``; no results, no call
+    rows, no ORM objects)."""
     if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
         raise NotFound("This run does not exist.")
     with get_engine().connect() as conn:
-        run = conn.execute(
-            select(RUN.c.user_id, RUN.c.status, RUN.c.error, RUN.c.cost_usd, RUN.c.tokens).where(
-                RUN.c.id == run_id
+        rows = driver_sql.fetch(conn, "jobs: snapshot", lambda: _SNAPSHOT, {"b_run": run_id})
+    if not rows or rows[0][0] != user_id:
+        raise NotFound("This run does not exist.")
+    _uid, status, error, cost_usd, tokens = rows[0][:5]
+    return RunState(
+        status,
+        error or "",
+        f"{cost_usd or 0:.6f}",
+        dict(tokens or {}),
+        tuple(
+            StepState(
+                str(r[5]),
+                str(r[6]),
+                str(r[7] or ""),
+                dict(r[8] or {}),
+                f"{r[9] or 0:.6f}",
+                round(float(r[10] or 0.0), 1),
+                str(r[11] or ""),
             )
-        ).first()
-        if run is None or run.user_id != user_id:
-            raise NotFound("This run does not exist.")
-        rows = conn.execute(
-            select(
-                STEP.c.name,
-                STEP.c.status,
-                STEP.c.model,
-                STEP.c.tokens,
-                STEP.c.cost_usd,
-                STEP.c.latency_ms,
-                STEP.c.error,
-            )
-            .where(STEP.c.run_id == run_id)
-            .order_by(STEP.c.position, STEP.c.id)
-        ).all()
-        return RunState(
-            run.status,
-            run.error or "",
-            f"{run.cost_usd or 0:.6f}",
-            dict(run.tokens or {}),
-            tuple(
-                StepState(
-                    str(r[0]),
-                    str(r[1]),
-                    str(r[2] or ""),
-                    dict(r[3] or {}),
-                    f"{r[4] or 0:.6f}",
-                    round(float(r[5] or 0.0), 1),
-                    str(r[6] or ""),
-                )
-                for r in rows
-            ),
-        )
+            for r in rows
+            if r[5] is not None  # step_run.name is NOT NULL: None is the outer join's no step
+        ),
+    )
