@@ -118,6 +118,15 @@ _SPENT_RUN = _sum(CALL.c.cost_usd).where(CALL.c.run_id == bindparam("run_id"))
 _HELD_ALL = _held()
 _HELD_USER = _held().where(RESERVATION.c.user_id == bindparam("user_id"))
 _HELD_RUN = _held().where(RESERVATION.c.run_id == bindparam("run_id"))
+# A cap's spent and held sums in one round trip: (spent, held) per scope.
+_TOTALS = {
+    scope: select(spent.scalar_subquery(), held.scalar_subquery())
+    for scope, spent, held in (
+        ("monthly", _SPENT_USER, _HELD_USER),
+        ("global", _SPENT_ALL, _HELD_ALL),
+        ("run", _SPENT_RUN, _HELD_RUN),
+    )
+}
 
 
 def _caps(conn: Connection, user_id: int, *, lock: bool) -> tuple[Any | None, Any | None]:
@@ -142,23 +151,21 @@ def _spent_month(conn: Connection, user_id: int | None, since: datetime) -> Deci
     return _dec(conn.execute(_SPENT_USER, {"since": since, "user_id": user_id}).scalar_one())
 
 
-def _spent_run(conn: Connection, run_id: str) -> Decimal:
-    return _dec(conn.execute(_SPENT_RUN, {"run_id": run_id}).scalar_one())
-
-
-def _reserved(
-    conn: Connection, *, user_id: int | None = None, run_id: str | None = None
-) -> Decimal:
-    """What unsettled, recent reservations hold: the user's, the run's (one of them), or all."""
+def _reserved(conn: Connection, *, user_id: int | None = None) -> Decimal:
+    """What unsettled, recent reservations hold: the user's, or everyone's."""
     params: dict[str, Any] = {"after": utcnow() - RESERVATION_TTL}
-    if user_id is not None:
-        assert run_id is None
-        q, params["user_id"] = _HELD_USER, user_id
-    elif run_id is not None:
-        q, params["run_id"] = _HELD_RUN, run_id
-    else:
-        q = _HELD_ALL
-    return _dec(conn.execute(q, params).scalar_one())
+    if user_id is None:
+        return _dec(conn.execute(_HELD_ALL, params).scalar_one())
+    return _dec(conn.execute(_HELD_USER, {**params, "user_id": user_id}).scalar_one())
+
+
+def _totals(conn: Connection, scope: str, **params: Any) -> tuple[Decimal, Decimal]:
+    """(spent, held) for ``scope``'s cap (monthly: the user's, global, run): its ledger or
+    rollup sum and its reservations' in one statement."""
+    spent, held = conn.execute(
+        _TOTALS[scope], {"after": utcnow() - RESERVATION_TTL, **params}
+    ).one()
+    return _dec(spent), _dec(held)
 
 
 def _checks(
@@ -168,36 +175,15 @@ def _checks(
     since = month_start()
     out: list[tuple[str, Decimal, Decimal, Decimal, float]] = []
     if mine is not None and mine.monthly_usd is not None and user_id:
-        out.append(
-            (
-                "monthly",
-                _dec(mine.monthly_usd),
-                _spent_month(conn, user_id, since),
-                _reserved(conn, user_id=user_id),
-                float(mine.warn_ratio),
-            )
-        )
+        spent, held = _totals(conn, "monthly", since=since, user_id=user_id)
+        out.append(("monthly", _dec(mine.monthly_usd), spent, held, float(mine.warn_ratio)))
     if other is not None and other.monthly_usd is not None:
-        out.append(
-            (
-                "global",
-                _dec(other.monthly_usd),
-                _spent_month(conn, None, since),
-                _reserved(conn),
-                float(other.warn_ratio),
-            )
-        )
+        spent, held = _totals(conn, "global", since=since)
+        out.append(("global", _dec(other.monthly_usd), spent, held, float(other.warn_ratio)))
     per_run = mine if mine is not None and mine.per_run_usd is not None else other
     if run_id and per_run is not None and per_run.per_run_usd is not None:
-        out.append(
-            (
-                "run",
-                _dec(per_run.per_run_usd),
-                _spent_run(conn, run_id),
-                _reserved(conn, run_id=run_id),
-                float(per_run.warn_ratio),
-            )
-        )
+        spent, held = _totals(conn, "run", run_id=run_id)
+        out.append(("run", _dec(per_run.per_run_usd), spent, held, float(per_run.warn_ratio)))
     return out
 
 
