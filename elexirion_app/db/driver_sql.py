@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from psycopg import RawCursor
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import TypeDecorator
 
 __all__ = ["DriverStatement", "fetch", "run"]
 
@@ -56,8 +59,39 @@ def _positional(dialect: Dialect) -> Dialect:
 def _processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """The conversion ``execute`` applies to a value of ``type_`` (adapted to the dialect
     first: a generic ``DateTime`` has none, SQLite's ``DATETIME`` writes its text form)."""
-    fn: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    impl = type_.dialect_impl(dialect)
+    fn: Callable[[Any], Any] | None = impl.bind_processor(dialect)
+    if fn is not None and dialect.name == "sqlite":
+        return _sqlite_datetime(impl, dialect) or fn
     return fn
+
+
+def _sqlite_datetime(impl: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """SQLite's ``DATETIME`` text (its default storage format, after a ``TypeDecorator``'s own
+    conversion such as sqlmodel's ``UTCDateTime``) without the ``%``-format of a dict of seven
+    fields per value: ``isoformat(" ", "microseconds")`` cut before any offset is the same
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` text. Anything but a plain ``datetime`` goes to SQLAlchemy's
+    own processor. None: not such a column."""
+    decorated = isinstance(impl, TypeDecorator)
+    inner = impl.impl_instance if decorated else impl
+    if (
+        type(inner) is not SQLITE_DATETIME
+        or inner._storage_format != SQLITE_DATETIME._storage_format
+    ):
+        return None
+    text = inner.bind_processor(dialect)
+    if text is None:
+        return None
+    param = impl.process_bind_param if decorated and impl._has_bind_processor else None
+
+    def process(value: Any) -> Any:
+        if param is not None:
+            value = param(value, dialect)
+        if type(value) is datetime:
+            return value.isoformat(" ", "microseconds")[:26]
+        return text(value)
+
+    return process
 
 
 class DriverStatement:
