@@ -24,6 +24,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy import select as sa_select
@@ -34,6 +35,7 @@ from elexirion_app.config import get_settings
 from elexirion_app.core.errors import InputError, NotFound
 from elexirion_app.core.secrets import SECRET_ENV, server_secret
 from elexirion_app.core.text import clean_title
+from elexirion_app.db import driver_sql
 from elexirion_app.db.models import ApiKey, AppUser, utcnow
 from elexirion_app.services.accounts import audit
 from elexirion_app.services.accounts.auth import UserInfo
@@ -200,7 +202,9 @@ def revoke_key(session: Session, user_id: int, key_id: object, *, address: str =
 
 
 # The check of every API request, built once: the key's and its owner's columns it needs
-# (no ORM entities to hydrate), by the key's HMAC.
+# (no ORM entities to hydrate), by the key's HMAC; run as a driver statement (compiled once,
+# sent on the connection's driver cursor, values converted by the columns' result processors:
+# no per-call cache key, compiled-cache lookup or result object).
 _LOOKUP = (
     sa_select(
         col(ApiKey.id),
@@ -218,6 +222,10 @@ _LOOKUP = (
     .join(AppUser, col(AppUser.id) == col(ApiKey.user_id))
     .where(col(ApiKey.lookup_hash) == bindparam("digest"))
 )
+
+
+def _lookup() -> Any:
+    return _LOOKUP
 
 
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
@@ -247,9 +255,10 @@ def authenticate_key(
     assert isinstance(plain, str)
     digest = lookup_hash(plain)
     conn = db.connection() if isinstance(db, Session) else db
-    found = conn.execute(_LOOKUP, {"digest": digest}).first()
-    if found is None:
+    rows = driver_sql.fetch(conn, "api_keys.lookup", _lookup, {"digest": digest})
+    if not rows:
         return None
+    found = rows[0]  # lookup_hash is unique
     (key_id, key_hash, revoked_at, last_used, user_id, email, name, is_admin, is_active) = found[:9]
     chat_limit, api_limit = found[9:]
     assert key_id is not None and user_id is not None  # primary keys of stored rows
