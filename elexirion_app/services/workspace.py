@@ -139,12 +139,14 @@ def _folder_query() -> Any:
 
 def chosen_folder(user_id: int) -> str | None:
     """The admin-allowed folder the user works in, if they chose one that is still allowed
-    (one column read with Core, a prebuilt statement: every run start asks, and loading the
-    whole user through the ORM was ~1 ms of it)."""
+    (one column read by a driver statement, compiled once: every run start asks, and loading
+    the whole user through the ORM was ~1 ms of it)."""
+    from elexirion_app.db import driver_sql
     from elexirion_app.db.engine import get_engine
 
     with get_engine().connect() as conn:
-        folder = conn.execute(_folder_query(), {"user_id": user_id}).scalar()
+        rows = driver_sql.fetch(conn, "workspace.folder", _folder_query, {"user_id": user_id})
+    folder = rows[0][0] if rows else None
     if folder and Path(folder).resolve() in allowed_folders():
         return folder
     return None
