@@ -35,7 +35,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -97,6 +97,10 @@ OPTIONS = (
 )
 CALLERS = ("chat", "router", "genesis", "step", "dspy", "api")
 _RUN_KEY = ("hour", "user_id", "pipeline", "status")
+# A finished run's booking, locked (FOR UPDATE on PostgreSQL) while it is replaced.
+_BOOKING_OF_RUN = (
+    select(RUN_BOOKING).where(RUN_BOOKING.c.run_id == bindparam("b_run")).with_for_update()
+)
 
 
 @dataclass(frozen=True)
@@ -391,21 +395,18 @@ def record_run(
         "finished_at": aware(finished_at),
     }
     if run_id is not None:
-        prev = (
-            conn.execute(
-                select(RUN_BOOKING).where(RUN_BOOKING.c.run_id == run_id).with_for_update()
-            )
-            .mappings()
-            .first()
-        )
+        found = driver_sql.fetch(conn, "ledger: run booking", lambda: _BOOKING_OF_RUN,
+                                 {"b_run": run_id})  # fmt: skip
+        prev = dict(zip(RUN_BOOKING.c.keys(), found[0], strict=True)) if found else None
         if prev is not None:
-            _count_run(conn, dict(prev) | {"finished_at": aware(prev["finished_at"])}, -1)
+            _count_run(conn, prev | {"finished_at": aware(prev["finished_at"])}, -1)
         if created_at is None:
             created_at = conn.execute(select(RUN.c.created_at).where(RUN.c.id == run_id)).scalar()
         started = aware(created_at or finished_at)
         booking = run | {"run_id": run_id, "created_at": started, "started_day": day_of(started)}
         if prev is None:
-            conn.execute(insert(RUN_BOOKING), booking)
+            driver_sql.run(conn, "ledger: insert run booking", lambda: insert(RUN_BOOKING),
+                           [booking])  # fmt: skip
         else:
             conn.execute(
                 update(RUN_BOOKING).where(RUN_BOOKING.c.run_id == run_id).values(**booking)
