@@ -186,10 +186,26 @@ def _check_inputs(inputs: Any) -> dict[str, Any]:
     return dict(inputs)
 
 
+# The runs of each user that hold a slot: from the start (before they are resolved and
+# queued) until their task is done. ``_JOBS`` also keeps finished jobs for a minute, so
+# counting there scanned thousands of entries per start under load.
+_ACTIVE: dict[int, set[str]] = {}
+
+
+def _take_slot(user_id: int, run_id: str) -> None:
+    _ACTIVE.setdefault(user_id, set()).add(run_id)
+
+
+def _free_slot(user_id: int, run_id: str) -> None:
+    held = _ACTIVE.get(user_id)
+    if held is not None:
+        held.discard(run_id)
+        if not held:
+            del _ACTIVE[user_id]
+
+
 def active_count(user_id: int) -> int:
-    return sum(
-        1 for j in _JOBS.values() if j.user_id == user_id and (j.task is None or not j.task.done())
-    )
+    return len(_ACTIVE.get(user_id, ()))
 
 
 async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
@@ -202,6 +218,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
         raise Conflict(f"You have {MAX_ACTIVE} runs going: wait for one to finish.")
     run_id = str(uuid.uuid4())
     job = _JOBS[run_id] = _Job(user_id)
+    _take_slot(user_id, run_id)
     try:
         resolved = await _resolve(user_id, pipeline.strip("\ufeff"), run_id)
         output_dir, folder = await in_file_thread(_place, user_id, run_id, resolved)
@@ -218,6 +235,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
         )
     except BaseException:
         _JOBS.pop(run_id, None)  # refused (or the client left): the slot is free again
+        _free_slot(user_id, run_id)
         raise
     prepared = pipeline_runs.Prepared(
         resolved.doc, resolved.yaml, folder, output_dir, resolved.refusal
@@ -252,7 +270,9 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
             _forget_later(run_id)
 
     job.task = asyncio.create_task(go(), name=f"run-{run_id}")
-    log.info("user %s started run %s of %s", user_id, run_id, resolved.name)
+    # Done however it ends (a task cancelled before it ran never runs go's finally).
+    job.task.add_done_callback(lambda _task: _free_slot(user_id, run_id))
+    # (no log line here: the engine's run_started line carries the run, its user, pipeline)
     return run_id
 
 

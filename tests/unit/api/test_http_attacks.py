@@ -170,6 +170,51 @@ async def test_a_refused_execute_gives_its_slot_back(
     await _until_done(api, key, resp.json()["run_id"])
 
 
+async def test_a_run_gives_its_slot_back_when_it_ends_however_it_ends(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finished, cancelled while it ran, or cancelled before it ever ran (its task's body,
+    and so its ``finally``, never runs): each frees the slot; a slot is per user."""
+    uid, key = _user("a@example.com")
+    other, _other_key = _user("b@example.com")
+    monkeypatch.setattr(jobs, "MAX_ACTIVE", 1)
+    hold = asyncio.Event()
+
+    async def held(*_args: Any, **_kwargs: Any) -> None:
+        await hold.wait()
+
+    monkeypatch.setattr(pipeline_runs, "run_for_user", held)
+
+    def task(run_id: str) -> asyncio.Task[Any]:
+        found = jobs._JOBS[run_id].task
+        assert found is not None
+        return found
+
+    # Cancelled before it ran: start() returns right after creating the task.
+    first = await jobs.start(uid, "examples/hello")
+    assert jobs.active_count(uid) == 1 and jobs.active_count(other) == 0
+    task(first).cancel()
+    await asyncio.gather(task(first), return_exceptions=True)
+    assert jobs.active_count(uid) == 0
+
+    # Cancelled while it ran.
+    second = await jobs.start(uid, "examples/hello")
+    await asyncio.sleep(0.05)
+    resp = await api.post(
+        "/api/pipeline/execute", json={"pipeline": "examples/hello"}, headers=_bearer(key)
+    )
+    assert resp.status_code == 409  # the one slot is taken
+    task(second).cancel()
+    await asyncio.gather(task(second), return_exceptions=True)
+    assert jobs.active_count(uid) == 0
+
+    # Finished.
+    third = await jobs.start(uid, "examples/hello")
+    hold.set()
+    await asyncio.wait_for(asyncio.gather(task(third)), 10)
+    assert jobs.active_count(uid) == 0
+
+
 # --- a run's files stay in its workspace ---------------------------------------------------------
 
 
