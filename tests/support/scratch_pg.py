@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -37,3 +38,20 @@ def scratch_database(prefix: str) -> Iterator[Engine]:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@contextmanager
+def engine_pair(kind: str, folder: Path, prefix: str) -> Iterator[tuple[Engine, Engine]]:
+    """Two empty databases of one kind ("sqlite": files in ``folder``; "postgresql": scratch
+    databases ``<prefix>_a`` / ``_b``), for tests that write the same thing two ways and
+    compare the tables."""
+    if kind == "sqlite":
+        a, b = (make_engine(f"sqlite:///{folder / f'{n}.db'}") for n in ("a", "b"))
+        try:
+            yield a, b
+        finally:
+            a.dispose()
+            b.dispose()
+        return
+    with scratch_database(f"{prefix}_a") as a, scratch_database(f"{prefix}_b") as b:
+        yield a, b

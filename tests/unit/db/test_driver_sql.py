@@ -18,29 +18,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from elexirion_app.db import driver_sql
-from elexirion_app.db.engine import create_all, make_engine
+from elexirion_app.db.engine import create_all
 from elexirion_app.db.models import AppUser, Conversation, LLMCall
 from elexirion_app.services.billing import ledger
-from tests.support.scratch_pg import scratch_database
+from tests.support.scratch_pg import engine_pair
 
 USERS = (1, 2, 3)
 START = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 
 
-def _engines(kind: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
-    if kind == "sqlite":
-        pair = tuple(make_engine(f"sqlite:///{tmp_path / f'{n}.db'}") for n in ("a", "b"))
-        yield pair  # type: ignore[misc]
-        for e in pair:
-            e.dispose()
-    else:
-        with scratch_database("elx_driver_a") as a, scratch_database("elx_driver_b") as b:
-            yield a, b
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
-    for engines in _engines(request.param, tmp_path):
+    with engine_pair(request.param, tmp_path, "elx_driver") as engines:
         for eng in engines:
             create_all(eng)
             with eng.begin() as conn:

@@ -22,32 +22,21 @@ from elexirion_app.core.errors import NotFound
 from elexirion_app.core.events import RunFinished, RunStarted, StepFinished, StepStarted
 from elexirion_app.core.types import Usage
 from elexirion_app.db import driver_sql
-from elexirion_app.db.engine import create_all, make_engine
+from elexirion_app.db.engine import create_all
 from elexirion_app.db.models import AppUser
 from elexirion_app.services.accounts import audit
 from elexirion_app.services.billing import ledger
 from elexirion_app.services.runs import jobs, recorder
-from tests.support.scratch_pg import scratch_database
+from tests.support.scratch_pg import engine_pair
 
 START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 USER, OTHER = 1, 2
 STEPS = ("fetch", "summarise", "review")
 
 
-def _engines(kind: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
-    if kind == "sqlite":
-        pair = tuple(make_engine(f"sqlite:///{tmp_path / f'{n}.db'}") for n in ("a", "b"))
-        yield pair  # type: ignore[misc]
-        for e in pair:
-            e.dispose()
-    else:
-        with scratch_database("elx_rec_a") as a, scratch_database("elx_rec_b") as b:
-            yield a, b
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
-    for engines in _engines(request.param, tmp_path):
+    with engine_pair(request.param, tmp_path, "elx_rec") as engines:
         for eng in engines:
             create_all(eng)
             with eng.begin() as conn:
