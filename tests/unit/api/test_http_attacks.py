@@ -123,17 +123,23 @@ async def test_one_users_validations_leave_room_for_another_users_requests(
 # --- MAX_ACTIVE holds under a burst ------------------------------------------------------------
 
 
-async def test_a_burst_of_executes_cannot_start_more_than_max_active_runs(
-    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _uid, key = _user("a@example.com")
-    monkeypatch.setattr(jobs, "MAX_ACTIVE", 2)
+def _hold_runs(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Runs started from here on wait (holding their slot) until the returned event is set."""
     hold = asyncio.Event()
 
     async def held(*_args: Any, **_kwargs: Any) -> None:
         await hold.wait()
 
     monkeypatch.setattr(pipeline_runs, "run_for_user", held)
+    return hold
+
+
+async def test_a_burst_of_executes_cannot_start_more_than_max_active_runs(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _uid, key = _user("a@example.com")
+    monkeypatch.setattr(jobs, "MAX_ACTIVE", 2)
+    hold = _hold_runs(monkeypatch)
     answers = await asyncio.gather(
         *(
             api.post(
@@ -178,12 +184,7 @@ async def test_a_run_gives_its_slot_back_when_it_ends_however_it_ends(
     uid, key = _user("a@example.com")
     other, _other_key = _user("b@example.com")
     monkeypatch.setattr(jobs, "MAX_ACTIVE", 1)
-    hold = asyncio.Event()
-
-    async def held(*_args: Any, **_kwargs: Any) -> None:
-        await hold.wait()
-
-    monkeypatch.setattr(pipeline_runs, "run_for_user", held)
+    hold = _hold_runs(monkeypatch)
 
     def task(run_id: str) -> asyncio.Task[Any]:
         found = jobs._JOBS[run_id].task
@@ -277,12 +278,7 @@ async def test_open_event_streams_per_user_are_capped(
     api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uid, key = _user("a@example.com")
-    hold = asyncio.Event()
-
-    async def held(*_args: Any, **_kwargs: Any) -> None:
-        await hold.wait()
-
-    monkeypatch.setattr(pipeline_runs, "run_for_user", held)
+    hold = _hold_runs(monkeypatch)
     resp = await api.post(
         "/api/pipeline/execute", json={"pipeline": "examples/hello"}, headers=_bearer(key)
     )
