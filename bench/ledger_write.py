@@ -13,6 +13,7 @@ parameter processing; psycopg's placeholder parsing of every statement over 4,09
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -86,20 +87,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=("sqlite", "postgresql"))
     args = ap.parse_args()
-    direct = driver_sql.run
+    direct, pipelined = driver_sql.run, driver_sql.pipelined
+    variants = {  # label: (run, pipelined)
+        "driver": (direct, pipelined),
+        "driver, a round trip each": (direct, contextlib.nullcontext),
+        "execute": (_through_execute, contextlib.nullcontext),
+    }
     for kind in ("sqlite", "postgresql"):
         if args.only and kind != args.only:
             continue
-        results: dict[str, list[tuple[float, float]]] = {"driver": [], "execute": []}
+        results: dict[str, list[tuple[float, float]]] = {label: [] for label in variants}
         with _engine(kind) as engine:
-            for fn in (direct, _through_execute):
-                driver_sql.run = fn  # type: ignore[assignment]
+            for run, pipe in variants.values():
+                driver_sql.run, driver_sql.pipelined = run, pipe  # type: ignore[assignment]
                 _round(engine, 200)  # warm up: statements built, pool filled
             for _ in range(args.rounds):
-                for label, fn in (("driver", direct), ("execute", _through_execute)):
-                    driver_sql.run = fn  # type: ignore[assignment]
+                for label, (run, pipe) in variants.items():
+                    driver_sql.run, driver_sql.pipelined = run, pipe  # type: ignore[assignment]
                     results[label].append(_round(engine, args.attempts))
-            driver_sql.run = direct  # type: ignore[assignment]
+            driver_sql.run, driver_sql.pipelined = direct, pipelined  # type: ignore[assignment]
         print(
             f"== {kind} — load average {os.getloadavg()[0]:.1f}, "
             f"{args.attempts} attempts × {args.rounds} rounds"
@@ -108,7 +114,7 @@ def main() -> None:
             cpu = statistics.median(r[0] for r in rows)
             wall = statistics.median(r[1] for r in rows)
             print(
-                f"{label:<8} per attempt: CPU {cpu:7.0f} µs   wall {wall:7.0f} µs"
+                f"{label:<26} per attempt: CPU {cpu:7.0f} µs   wall {wall:7.0f} µs"
                 "   (median of rounds)"
             )
         ratio = statistics.median(r[0] for r in results["execute"]) / statistics.median(

@@ -29,7 +29,8 @@ the first execution's cursor description, as SQLAlchemy does per result), giving
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -41,7 +42,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["DriverStatement", "fetch", "run"]
+__all__ = ["DriverStatement", "fetch", "pipelined", "run"]
 
 Build = Callable[[], Any]
 
@@ -211,3 +212,24 @@ def fetch(
     """The rows the statement ``build()`` (built once per dialect, ``name`` and ``row``'s keys)
     returns for ``row``, on ``conn`` (in its transaction, if one is open)."""
     return _statement(conn, name, build, tuple(row)).fetch(conn, row)
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the driver statements run inside go out in psycopg's pipeline mode: sent
+    without waiting for each result, one round trip (the sync at the exit) for all of them
+    instead of one each, in the same transaction and order. Only for statements whose results
+    are not read inside (``run`` of writes: their row counts are not known until the exit). An
+    error of any of them is raised at the exit, as SQLAlchemy's (``IntegrityError`` …), and
+    the statements after it are not applied (the transaction is then failed, as it would be
+    without the pipeline). On SQLite: nothing changes."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    raw: Any = conn.connection.driver_connection
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with raw.pipeline():
+            yield
+    except dbapi.Error as err:
+        raise DBAPIError.instance(None, None, err, dbapi.Error, dialect=conn.dialect) from err

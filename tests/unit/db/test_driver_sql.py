@@ -4,6 +4,7 @@ storage class for storage class), errors raised as SQLAlchemy's, defaults refuse
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -120,6 +121,7 @@ def test_the_ledger_stores_what_execute_stores(
     _book(fast, attempts)
     with monkeypatch.context() as m:
         m.setattr(driver_sql, "run", _through_execute)
+        m.setattr(driver_sql, "pipelined", contextlib.nullcontext)  # execute waits for each
         _book(reference, attempts)
     got, want = _contents(fast), _contents(reference)
     assert got["llm_call"] and got["usage_hour_all"] and got["run_day_total"]

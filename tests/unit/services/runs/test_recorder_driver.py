@@ -6,6 +6,7 @@ class for storage class); snapshot's states equal, its ownership check kept."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -214,6 +215,7 @@ def test_the_recorder_stores_and_snapshot_reads_what_execute_would(
     with monkeypatch.context() as m:
         _clock(m)
         m.setattr(driver_sql, "run", _run_through_execute)
+        m.setattr(driver_sql, "pipelined", contextlib.nullcontext)  # execute waits for each
         m.setattr(driver_sql, "fetch", _fetch_through_execute)
         _scenario(reference)
         want_states = _snapshots(reference, m)
