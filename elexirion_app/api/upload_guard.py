@@ -9,6 +9,13 @@ body into temporary files before any handler runs. This ASGI middleware sits in 
 - the streamed body passes the cap (chunked or lying)    → 413 as soon as it does: the inner
   app sees a client disconnect, reading stops, nothing is buffered here.
 
+Before a refusal is sent, what is left of a body of at most ``LINGER_BYTES`` is read and
+dropped (for at most ``LINGER_S``), as nginx's lingering close does: a server that closes a
+connection with unread data in it makes the kernel answer with a reset, and a client still
+sending a 2 MB file then gets a broken connection instead of our 413. A body declared larger
+than that is not read at all (the client may then see the reset: it was told nothing else
+would be read).
+
 Every other path (websockets included) passes through untouched. The cap is
 ``ELEXIRION_MAX_UPLOAD_BYTES`` (default 60 MB), read by ``max_upload_bytes()``; a handler
 named in ``HANDLER_CAPS`` (by the end of its ``Reflex-Event-Handler`` header) has a lower cap
@@ -18,6 +25,7 @@ so its body is refused past that while it streams, not after 60 MB were read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -35,6 +43,8 @@ DEFAULT_MAX_UPLOAD_BYTES = 60 * 1024 * 1024
 MAX_UPLOAD_ENV = "ELEXIRION_MAX_UPLOAD_BYTES"
 # Room for the multipart framing around the file (boundaries, part headers, a file name).
 MULTIPART_SLACK = 16 * 1024
+LINGER_BYTES = 8 * 1024 * 1024
+LINGER_S = 5.0
 HANDLER_CAPS = {
     # The library's import: one pipeline file (pipeline_store.MAX_YAML_BYTES = 1,000,000).
     "library____library_state.import_files": 1_000_000 + MULTIPART_SLACK,
@@ -81,6 +91,25 @@ def _refusal(status: int, code: str, message: str) -> JSONResponse:
     )
 
 
+async def _drain(receive: Receive, headers: Headers) -> None:
+    """Read and drop the rest of a refused request's body (see the module's docstring)."""
+    declared = (headers.get("content-length") or "").strip()
+    if declared.isdigit() and len(declared) <= 20 and int(declared) > LINGER_BYTES:
+        return
+    left = LINGER_BYTES
+    try:
+        async with asyncio.timeout(LINGER_S):
+            while left > 0:
+                message = await receive()
+                if message.get("type") != "http.request":
+                    return
+                left -= len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
+
+
 def _too_large(cap: int) -> JSONResponse:
     size = f"{cap // (1024 * 1024)} MB" if cap >= 1024 * 1024 else f"{cap // 1000:,} KB"
     return _refusal(413, "too_large", f"The upload is larger than {size} in all.")
@@ -122,6 +151,7 @@ def guard_uploads(app: ASGIApp) -> ASGIApp:
         cap = cap_for(headers)
         refusal = await _check(headers, cap)
         if refusal is not None:
+            await _drain(receive, headers)
             await refusal(scope, receive, send)
             return
 
@@ -140,6 +170,7 @@ def guard_uploads(app: ASGIApp) -> ASGIApp:
                     overflowed = True
                     log.warning("upload refused after %d bytes (cap %d)", received, cap)
                     if not inner_started:
+                        await _drain(receive, headers)
                         await _too_large(cap)(scope, receive, send)
                     # The inner app sees a disconnect and stops reading; its answer is dropped.
                     return {"type": "http.disconnect"}

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from elexirion_app.api.upload_guard import DEFAULT_MAX_UPLOAD_BYTES, guard_uploads
+from elexirion_app.api.upload_guard import DEFAULT_MAX_UPLOAD_BYTES, LINGER_BYTES, guard_uploads
 from elexirion_app.services.accounts import auth, tab_bindings
 
 MiB = 1024 * 1024
@@ -94,7 +94,8 @@ async def test_an_anonymous_300_mb_upload_is_refused_before_any_byte_is_read(db_
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthenticated"
     assert inner.calls == 0 and inner.bytes_read == 0
-    assert body.pulled <= MiB  # at most the first chunk the client library prepared
+    # Streamed (no Content-Length): the guard drops at most LINGER_BYTES before it answers.
+    assert body.pulled <= LINGER_BYTES + MiB
 
 
 async def test_an_unknown_or_revoked_session_cookie_is_refused(login: Login) -> None:
@@ -156,7 +157,7 @@ async def test_a_streamed_400_mb_body_is_cut_off_at_the_cap(login: Login) -> Non
     assert response.json()["error"]["code"] == "too_large"
     assert inner.bytes_read <= DEFAULT_MAX_UPLOAD_BYTES
     assert inner.disconnected
-    assert body.pulled <= DEFAULT_MAX_UPLOAD_BYTES + 2 * MiB
+    assert body.pulled <= DEFAULT_MAX_UPLOAD_BYTES + LINGER_BYTES + 2 * MiB
 
 
 async def test_a_lying_content_length_does_not_lift_the_cap(
@@ -255,7 +256,7 @@ async def test_the_pipeline_import_is_cut_off_past_its_own_1_mb_cap(login: Login
     assert response.status_code == 413
     assert "1,016 KB" in response.json()["error"]["message"]
     assert inner.bytes_read <= 2 * MiB and inner.disconnected
-    assert body.pulled <= 4 * MiB
+    assert body.pulled <= 4 * MiB + LINGER_BYTES
 
 
 async def test_a_declared_import_over_its_cap_is_refused_at_once(login: Login) -> None:
@@ -269,3 +270,27 @@ async def test_a_declared_import_over_its_cap_is_refused_at_once(login: Login) -
         headers={"reflex-event-handler": IMPORT, "content-length": str(2 * MiB)},
     )
     assert response.status_code == 413 and inner.calls == 0
+
+
+async def test_a_refused_body_that_is_not_too_big_is_read_to_its_end_before_the_answer(
+    login: Login,
+) -> None:
+    """A 2 MB import over its 1 MB cap: the guard drops the rest of the body, then answers
+    413 (closing with unread data would reset the connection of a client still sending:
+    it would see a broken connection, not the refusal); a 400 MB one is not read at all."""
+    await tab_bindings.bind(login.tab_token, auth.hash_token(login.cookie_token))
+    for declared, expected_pull in ((2, 2 * MiB), (400, MiB)):
+        inner, body = Inner(), Body(declared)
+        response = await _post(
+            inner,
+            body,
+            cookie=login.cookie_token,
+            tab=login.tab_token,
+            headers={"reflex-event-handler": IMPORT, "content-length": str(declared * MiB)},
+        )
+        assert response.status_code == 413 and inner.calls == 0
+        assert body.pulled == expected_pull if declared == 2 else body.pulled <= expected_pull
+    # Anonymous, 3 MB: read to its end too, then 401.
+    inner, body = Inner(), Body(3)
+    response = await _post(inner, body, headers={"content-length": str(3 * MiB)})
+    assert response.status_code == 401 and body.pulled == 3 * MiB and inner.calls == 0
