@@ -91,8 +91,9 @@ def _refusal(status: int, code: str, message: str) -> JSONResponse:
     )
 
 
-async def _drain(receive: Receive, headers: Headers) -> None:
-    """Read and drop the rest of a refused request's body (see the module's docstring)."""
+async def drain_body(receive: Receive, headers: Headers) -> None:
+    """Read and drop the rest of a refused request's body (see the module's docstring; the
+    API's body cap does the same)."""
     declared = (headers.get("content-length") or "").strip()
     if declared.isdigit() and len(declared) <= 20 and int(declared) > LINGER_BYTES:
         return
@@ -151,7 +152,7 @@ def guard_uploads(app: ASGIApp) -> ASGIApp:
         cap = cap_for(headers)
         refusal = await _check(headers, cap)
         if refusal is not None:
-            await _drain(receive, headers)
+            await drain_body(receive, headers)
             await refusal(scope, receive, send)
             return
 
@@ -170,7 +171,7 @@ def guard_uploads(app: ASGIApp) -> ASGIApp:
                     overflowed = True
                     log.warning("upload refused after %d bytes (cap %d)", received, cap)
                     if not inner_started:
-                        await _drain(receive, headers)
+                        await drain_body(receive, headers)
                         await _too_large(cap)(scope, receive, send)
                     # The inner app sees a disconnect and stops reading; its answer is dropped.
                     return {"type": "http.disconnect"}

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from elexirion_app.api.http import (
@@ -19,6 +21,7 @@ from elexirion_app.api.http import (
     run_routes,
 )
 from elexirion_app.api.http.errors import ApiError
+from elexirion_app.api.upload_guard import drain_body
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 DESCRIPTION = """Everything the chat and the editor do, for scripts.
@@ -53,6 +56,7 @@ class _BodyCap:
                 ),
                 status_code=413,
             )
+            await drain_body(receive, Headers(scope=scope))  # no reset instead of the 413
             await response(scope, receive, send)
             return
         seen = 0
@@ -63,9 +67,12 @@ class _BodyCap:
             if message.get("type") == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > MAX_BODY_BYTES:
-                    raise ApiError(
-                        413, "too_large", f"A request body is at most {MAX_BODY_BYTES:,} bytes."
-                    )
+                    if message.get("more_body", False):
+                        await drain_body(receive, Headers(scope=scope))
+                    # Starlette's HTTPException: FastAPI re-raises it from a body read (any
+                    # other error there became its 400 "error parsing the body"); the
+                    # handler in errors.py answers {error: {code: too_large, ...}}.
+                    raise HTTPException(413, f"A request body is at most {MAX_BODY_BYTES:,} bytes.")
             return message
 
         await self.app(scope, counted, send)

@@ -374,3 +374,29 @@ async def test_no_api_path_falls_through_to_a_mount_added_after_the_api_routes()
             assert resp.status_code == 404, method
             assert resp.json()["error"]["code"] == "not_found", method
         assert (await client.get("/elsewhere")).text == "reflex"
+
+
+async def test_a_body_over_the_cap_is_read_to_its_end_before_the_413(
+    api: httpx.AsyncClient,
+) -> None:
+    """Declared (Content-Length) or streamed past the cap, a body of a few MB is read and
+    dropped before the 413 is sent (a close with unread data would reset the connection of
+    a client still sending: it would get a broken connection instead of the answer)."""
+    _uid, key = _user("a@example.com")
+    pulled = 0
+    size = http_app.MAX_BODY_BYTES + 1024 * 1024
+
+    async def body() -> Any:
+        nonlocal pulled
+        for _ in range(size // 65536):
+            pulled += 65536
+            yield b"x" * 65536
+
+    for declared in (True, False):
+        pulled = 0
+        headers = {**_bearer(key), "content-type": "application/json"}
+        if declared:
+            headers["content-length"] = str(size // 65536 * 65536)
+        resp = await api.post("/api/pipelines/validate", content=body(), headers=headers)
+        assert resp.status_code == 413 and resp.json()["error"]["code"] == "too_large"
+        assert pulled == size // 65536 * 65536, declared
