@@ -94,8 +94,18 @@ def _refusal(status: int, code: str, message: str) -> JSONResponse:
 async def drain_body(receive: Receive, headers: Headers) -> None:
     """Read and drop the rest of a refused request's body (see the module's docstring; the
     API's body cap does the same)."""
+    if "100-continue" in (headers.get("expect") or "").lower():
+        # The client waits to be invited before it sends the body: reading it now would make
+        # the server send "100 Continue" and invite the upload we refuse. Nothing of it is
+        # in flight, so the refusal cannot meet a reset.
+        return
     declared = (headers.get("content-length") or "").strip()
-    if declared.isdigit() and len(declared) <= 20 and int(declared) > LINGER_BYTES:
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and len(declared) <= 20
+        and int(declared) > LINGER_BYTES
+    ):
         return
     left = LINGER_BYTES
     try:

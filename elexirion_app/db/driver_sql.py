@@ -163,6 +163,12 @@ class DriverStatement:
             finally:
                 cursor.close()
         except dbapi.Error as err:
+            if self.dialect.name == "postgresql" and raw.pgconn.pipeline_status:
+                # In a pipeline the error may be an earlier statement's, reported here.
+                raise DBAPIError.instance(
+                    "(a statement of a pipelined batch)", None, err, dbapi.Error,
+                    dialect=self.dialect,
+                ) from err  # fmt: skip
             raise DBAPIError.instance(
                 self.sql, params, err, dbapi.Error, dialect=self.dialect
             ) from err
@@ -222,7 +228,10 @@ def pipelined(conn: Connection) -> Iterator[None]:
     are not read inside (``run`` of writes: their row counts are not known until the exit). An
     error of any of them is raised at the exit, as SQLAlchemy's (``IntegrityError`` …), and
     the statements after it are not applied (the transaction is then failed, as it would be
-    without the pipeline). On SQLite: nothing changes."""
+    without the pipeline). No ``Connection.execute`` inside: after a failed statement
+    SQLAlchemy's result handling raises ``ResourceClosedError`` instead of the error (and a
+    statement that returns rows would wait for the whole batch anyway). On SQLite: nothing
+    changes."""
     if conn.dialect.name != "postgresql":
         yield
         return

@@ -264,7 +264,19 @@ class _KnownOptions:
             seen.update(tuple(r[k] for k in ROLLUP_KEY) for r in fine)
 
 
+    def forget(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
 _KNOWN_OPTIONS = _KnownOptions()
+
+
+def forget_known_options() -> None:
+    """Forget which filter-option keys were seen committed: for whoever deletes option rows
+    under a running process (a test emptying its tables, a restore of the database); the
+    next attempts insert their options again."""
+    _KNOWN_OPTIONS.forget()
 
 
 def write(conn: Connection, attempts: Sequence[Attempt]) -> list[dict[str, Any]]:

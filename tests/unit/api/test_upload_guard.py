@@ -294,3 +294,16 @@ async def test_a_refused_body_that_is_not_too_big_is_read_to_its_end_before_the_
     inner, body = Inner(), Body(3)
     response = await _post(inner, body, headers={"content-length": str(3 * MiB)})
     assert response.status_code == 401 and body.pulled == 3 * MiB and inner.calls == 0
+
+
+async def test_a_client_waiting_for_100_continue_is_refused_without_being_invited(
+    db_url: str,
+) -> None:
+    """``Expect: 100-continue``: the client sends nothing until invited; the refusal does
+    not read (which would make the server invite the upload it refuses)."""
+    inner, body = Inner(), Body(3)
+    response = await _post(
+        inner, body, headers={"content-length": str(3 * MiB), "expect": "100-continue"}
+    )
+    assert response.status_code == 401 and inner.calls == 0
+    assert body.pulled <= MiB
