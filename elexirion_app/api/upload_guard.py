@@ -45,6 +45,10 @@ MAX_UPLOAD_ENV = "ELEXIRION_MAX_UPLOAD_BYTES"
 MULTIPART_SLACK = 16 * 1024
 LINGER_BYTES = 8 * 1024 * 1024
 LINGER_S = 5.0
+# Drains running at once in this process; past it a refusal is sent without one (a crowd of
+# clients trickling refused bodies cannot keep more than this many answers waiting).
+MAX_DRAINS = 64
+_draining = 0
 HANDLER_CAPS = {
     # The library's import: one pipeline file (pipeline_store.MAX_YAML_BYTES = 1,000,000).
     "library____library_state.import_files": 1_000_000 + MULTIPART_SLACK,
@@ -107,6 +111,10 @@ async def drain_body(receive: Receive, headers: Headers) -> None:
         and int(declared) > LINGER_BYTES
     ):
         return
+    global _draining
+    if _draining >= MAX_DRAINS:
+        return
+    _draining += 1
     left = LINGER_BYTES
     try:
         async with asyncio.timeout(LINGER_S):
@@ -119,6 +127,8 @@ async def drain_body(receive: Receive, headers: Headers) -> None:
                     return
     except TimeoutError:
         return
+    finally:
+        _draining -= 1
 
 
 def _too_large(cap: int) -> JSONResponse:

@@ -307,3 +307,20 @@ async def test_a_client_waiting_for_100_continue_is_refused_without_being_invite
     )
     assert response.status_code == 401 and inner.calls == 0
     assert body.pulled <= MiB
+
+
+async def test_at_most_max_drains_refused_bodies_are_drained_at_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_DRAINS drains in flight, a refusal goes out without reading the body."""
+    from elexirion_app.api import upload_guard
+
+    monkeypatch.setattr(upload_guard, "_draining", upload_guard.MAX_DRAINS)
+    inner, body = Inner(), Body(3)
+    response = await _post(inner, body, headers={"content-length": str(3 * MiB)})
+    assert response.status_code == 401 and body.pulled <= MiB
+    monkeypatch.setattr(upload_guard, "_draining", 0)
+    body = Body(3)
+    response = await _post(inner, body, headers={"content-length": str(3 * MiB)})
+    assert response.status_code == 401 and body.pulled == 3 * MiB
+    assert upload_guard._draining == 0  # given back
