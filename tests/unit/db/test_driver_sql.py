@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel
 
 from elexirion_app.db import driver_sql
-from elexirion_app.db.engine import create_all
-from elexirion_app.db.models import AppUser, Conversation, LLMCall
+from elexirion_app.db.models import Conversation, LLMCall
 from elexirion_app.services.billing import ledger
-from tests.support.scratch_pg import engine_pair
+from tests.support.scratch_pg import engine_pair, table_contents
 
 USERS = (1, 2, 3)
 START = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
@@ -30,13 +28,9 @@ START = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
-    with engine_pair(request.param, tmp_path, "elx_driver") as engines:
+    with engine_pair(request.param, tmp_path, "elx_driver", USERS) as engines:
         for eng in engines:
-            create_all(eng)
             with eng.begin() as conn:
-                conn.execute(
-                    insert(AppUser.__table__), [{"id": i, "email": f"u{i}@x.io"} for i in USERS]
-                )  # type: ignore[attr-defined]
                 conn.execute(insert(Conversation.__table__), [{"id": 7, "user_id": 1}])  # type: ignore[attr-defined]
         yield engines
 
@@ -97,22 +91,6 @@ def _book(engine: Engine, attempts: list[ledger.Attempt]) -> None:
             )
 
 
-def _contents(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with engine.connect() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            cols = [c.name for c in table.c]
-            if (
-                engine.dialect.name == "sqlite"
-            ):  # the stored text / storage class, not just the value
-                listed = ", ".join(f"quote({c}), typeof({c})" for c in cols)
-                rows = conn.execute(text(f"SELECT {listed} FROM {table.name}")).all()
-            else:
-                rows = conn.execute(select(table)).all()
-            out[table.name] = sorted((tuple(r) for r in rows), key=repr)
-    return out
-
-
 def test_the_ledger_stores_what_execute_stores(
     pair: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,7 +101,7 @@ def test_the_ledger_stores_what_execute_stores(
         m.setattr(driver_sql, "run", _through_execute)
         m.setattr(driver_sql, "pipelined", contextlib.nullcontext)  # execute waits for each
         _book(reference, attempts)
-    got, want = _contents(fast), _contents(reference)
+    got, want = table_contents(fast), table_contents(reference)
     assert got["llm_call"] and got["usage_hour_all"] and got["run_day_total"]
     assert got["conversation_booking"]
     for name in set(want) - {"app_user", "conversation"}:  # written by the setup, not the ledger

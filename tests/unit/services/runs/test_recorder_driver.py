@@ -15,20 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
 
 from elexirion_app.core.errors import NotFound
 from elexirion_app.core.events import RunFinished, RunStarted, StepFinished, StepStarted
 from elexirion_app.core.types import Usage
 from elexirion_app.db import driver_sql
-from elexirion_app.db.engine import create_all
-from elexirion_app.db.models import AppUser
 from elexirion_app.services.accounts import audit
 from elexirion_app.services.billing import ledger
 from elexirion_app.services.runs import jobs, recorder
-from tests.support.scratch_pg import engine_pair
+from tests.support.scratch_pg import engine_pair, table_contents
 
 START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 USER, OTHER = 1, 2
@@ -37,14 +33,7 @@ STEPS = ("fetch", "summarise", "review")
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
-    with engine_pair(request.param, tmp_path, "elx_rec") as engines:
-        for eng in engines:
-            create_all(eng)
-            with eng.begin() as conn:
-                conn.execute(
-                    insert(AppUser.__table__),  # type: ignore[attr-defined]
-                    [{"id": i, "email": f"u{i}@x.io"} for i in (USER, OTHER)],
-                )
+    with engine_pair(request.param, tmp_path, "elx_rec", (USER, OTHER)) as engines:
         yield engines
 
 
@@ -180,20 +169,6 @@ def _scenario(engine: Engine) -> None:
     _write(rec, (rec._run_finished, RunFinished("run-empty", "succeeded")))
 
 
-def _contents(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with engine.connect() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            cols = [c.name for c in table.c]
-            if engine.dialect.name == "sqlite":  # the stored text / storage class too
-                listed = ", ".join(f"quote({c}), typeof({c})" for c in cols)
-                rows = conn.execute(text(f"SELECT {listed} FROM {table.name}")).all()
-            else:
-                rows = conn.execute(select(table)).all()
-            out[table.name] = sorted((tuple(r) for r in rows), key=repr)
-    return out
-
-
 def _snapshots(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     monkeypatch.setattr(jobs, "get_engine", lambda: engine)
     got: list[Any] = []
@@ -219,7 +194,7 @@ def test_the_recorder_stores_and_snapshot_reads_what_execute_would(
         m.setattr(driver_sql, "fetch", _fetch_through_execute)
         _scenario(reference)
         want_states = _snapshots(reference, m)
-    got, want = _contents(fast), _contents(reference)
+    got, want = table_contents(fast), table_contents(reference)
     assert len(got["run"]) == 3 and len(got["step_run"]) == 8 and got["audit_event"]
     assert got["run_booking"] and got["llm_call"]
     for name in set(want) - {"app_user"}:  # written by the setup
