@@ -62,6 +62,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         for table in reversed(SQLModel.metadata.sorted_tables):
             conn.execute(delete(table))
         conn.execute(insert(AppUser.__table__), [{"id": i, "email": f"u{i}@x.io"} for i in USERS])  # type: ignore[attr-defined]
+    ledger.forget_known_options()  # the option rows were deleted under this process
     yield eng
     if request.param == "sqlite":
         eng.dispose()
@@ -229,6 +230,7 @@ def test_compaction_under_concurrent_writers_and_compactions_on_postgresql(
         for table in reversed(SQLModel.metadata.sorted_tables):
             if table.name != "app_user":
                 conn.execute(delete(table))
+    ledger.forget_known_options()
     done = threading.Event()
     errors: list[BaseException] = []
 
