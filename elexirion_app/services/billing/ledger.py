@@ -263,7 +263,6 @@ class _KnownOptions:
                 seen.clear()
             seen.update(tuple(r[k] for k in ROLLUP_KEY) for r in fine)
 
-
     def forget(self) -> None:
         with self._lock:
             self._seen.clear()
