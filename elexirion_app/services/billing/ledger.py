@@ -26,8 +26,6 @@ into these tables; rows are never updated except to unlink them from deleted con
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -54,6 +52,8 @@ from elexirion_app.db.models import (
     UsageRollup,
     utcnow,
 )
+from elexirion_app.services.billing import known_options
+from elexirion_app.services.billing.known_options import forget_known_options
 from elexirion_app.services.billing.rollup_rows import (
     CONVERSATION_COUNTERS,
     ROLLUP_COUNTERS,
@@ -68,7 +68,16 @@ from elexirion_app.services.billing.rollup_rows import (
     option_rows,
 )
 
-__all__ = ["CALLERS", "Attempt", "day_of", "hour_of", "record", "record_many", "write"]
+__all__ = [
+    "CALLERS",
+    "Attempt",
+    "day_of",
+    "forget_known_options",
+    "hour_of",
+    "record",
+    "record_many",
+    "write",
+]
 
 log = logging.getLogger(__name__)
 CALL = LLMCall.__table__  # type: ignore[attr-defined]
@@ -233,60 +242,15 @@ def _book(
     driver_sql.run(conn, f"upsert {table.name}", partial(_upsert, conn, table, key, counters), rows)
 
 
-class _KnownOptions:
-    """The filter-option keys (``usage_option_day`` / ``_hour``) this process saw committed,
-    per engine: a ``usage_rollup`` key (hour, user, model, provider, pipeline, caller) here
-    has all its option rows in the database, so the next attempt of that key skips building
-    and re-inserting them (16 ``ON CONFLICT DO NOTHING`` rows an attempt, ~20 % of the
-    writer's CPU). A key is added only after the transaction that wrote it committed
-    (``record_many``); nothing deletes option rows. Bounded: forgotten wholesale past
-    ``LIMIT`` keys (the next attempts insert them again, which is harmless)."""
-
-    LIMIT = 50_000
-
-    def __init__(self) -> None:
-        self._seen: weakref.WeakKeyDictionary[Engine, set[tuple[Any, ...]]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
-
-    def unknown(self, engine: Engine, fine: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        seen = self._seen.get(engine) or ()
-        return [r for r in fine if tuple(r[k] for k in ROLLUP_KEY) not in seen]
-
-    def add(self, engine: Engine, fine: Sequence[dict[str, Any]]) -> None:
-        if not fine:
-            return
-        with self._lock:
-            seen = self._seen.setdefault(engine, set())
-            if len(seen) + len(fine) > self.LIMIT:
-                seen.clear()
-            seen.update(tuple(r[k] for k in ROLLUP_KEY) for r in fine)
-
-    def forget(self) -> None:
-        with self._lock:
-            self._seen.clear()
-
-
-_KNOWN_OPTIONS = _KnownOptions()
-
-
-def forget_known_options() -> None:
-    """Forget which filter-option keys were seen committed: for whoever deletes option rows
-    under a running process (a test emptying its tables, a restore of the database); the
-    next attempts insert their options again."""
-    _KNOWN_OPTIONS.forget()
-
-
 def write(conn: Connection, attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
     """Book ``attempts`` inside ``conn``'s transaction: rows, rollups, reservations settled.
-    Returns the ``usage_rollup`` rows whose filter options it inserted (``_KnownOptions``:
+    Returns the ``usage_rollup`` rows whose filter options it inserted (``known_options``:
     the caller marks them known once its transaction has committed)."""
     if not attempts:
         return []
     rows = [a.row() for a in attempts]
     fine = fine_rows(rows)
-    fresh = _KNOWN_OPTIONS.unknown(conn.engine, fine)
+    fresh = known_options.unknown(conn.engine, fine)
     conversations = conversation_rows(rows)
     # ~11 statements; on PostgreSQL in one round trip (an attempt used to wait for each).
     with driver_sql.pipelined(conn):
@@ -330,7 +294,7 @@ def record_many(attempts: Iterable[Attempt], *, engine: Engine | None = None) ->
     try:
         with eng.begin() as conn:
             fresh = write(conn, batch)
-        _KNOWN_OPTIONS.add(eng, fresh)
+        known_options.add(eng, fresh)
     except IntegrityError:
         linked = {a.conversation_id for a in batch if a.conversation_id is not None}
         if not linked:
@@ -342,7 +306,7 @@ def record_many(attempts: Iterable[Attempt], *, engine: Engine | None = None) ->
             log.warning("booking attempts of deleted conversations unlinked: %s", linked - alive)
             fresh = write(conn, [a if a.conversation_id in alive
                                  else replace(a, conversation_id=None) for a in batch])  # fmt: skip
-        _KNOWN_OPTIONS.add(eng, fresh)
+        known_options.add(eng, fresh)
 
 
 async def record_async(attempt: Attempt) -> None:
