@@ -539,23 +539,7 @@ class RunRecorder:
             "started_at": utcnow(),
             "error": None,
         }
-        step_id = self._step_ids.get(event.step)
-        if step_id is None:
-            result = conn.execute(
-                insert(STEP).values(
-                    run_id=event.run_id,
-                    name=event.step[:200],
-                    position=-1,  # top-level steps were all written at RunStarted
-                    cost_usd=Decimal("0"),
-                    tokens={},
-                    latency_ms=0.0,
-                    **values,
-                )
-            )
-            self._step_ids[event.step] = _new_id(result)
-        else:
-            row = {"b_id": step_id, **values}
-            driver_sql.run(conn, "recorder: update step", lambda: _UPDATE_STEP, [row])
+        self._put_step(conn, event, values, cost_usd=Decimal("0"), tokens={}, latency_ms=0.0)
 
     def _step_finished(self, event: StepFinished) -> None:
         conn = self._tx()
@@ -572,11 +556,23 @@ class RunRecorder:
         answered_by = event.result.get("model") if isinstance(event.result, dict) else None
         if isinstance(answered_by, str) and answered_by:
             values["model"] = answered_by[:100]  # who answered (e.g. the offline model)
+        self._put_step(conn, event, values)
+
+    def _put_step(
+        self,
+        conn: Connection,
+        event: StepStarted | StepFinished,
+        values: dict[str, Any],
+        **new_only: Any,
+    ) -> None:
+        """Update the step's row with ``values``; a step the run did not list at its start
+        (a nested one) gets a row of its own (with ``new_only`` too). Top-level steps were all
+        written at RunStarted."""
         step_id = self._step_ids.get(event.step)
         if step_id is None:
             result = conn.execute(
                 insert(STEP).values(
-                    run_id=event.run_id, name=event.step[:200], position=-1, **values
+                    run_id=event.run_id, name=event.step[:200], position=-1, **new_only, **values
                 )
             )
             self._step_ids[event.step] = _new_id(result)
