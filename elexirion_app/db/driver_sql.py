@@ -45,6 +45,9 @@ from sqlalchemy.types import TypeDecorator
 __all__ = ["DriverStatement", "fetch", "pipelined", "run"]
 
 Build = Callable[[], Any]
+# The statement an error inside ``pipelined`` is reported with (psycopg reports it where it
+# notices it, which may be a later statement's execute or the pipeline's end).
+PIPELINED = "(a statement of a pipelined batch)"
 
 
 def _positional(dialect: Dialect) -> Dialect:
@@ -166,9 +169,8 @@ class DriverStatement:
             if self.dialect.name == "postgresql" and raw.pgconn.pipeline_status:
                 # In a pipeline the error may be an earlier statement's, reported here.
                 raise DBAPIError.instance(
-                    "(a statement of a pipelined batch)", None, err, dbapi.Error,
-                    dialect=self.dialect,
-                ) from err  # fmt: skip
+                    PIPELINED, None, err, dbapi.Error, dialect=self.dialect
+                ) from err
             raise DBAPIError.instance(
                 self.sql, params, err, dbapi.Error, dialect=self.dialect
             ) from err
@@ -241,4 +243,4 @@ def pipelined(conn: Connection) -> Iterator[None]:
         with raw.pipeline():
             yield
     except dbapi.Error as err:
-        raise DBAPIError.instance(None, None, err, dbapi.Error, dialect=conn.dialect) from err
+        raise DBAPIError.instance(PIPELINED, None, err, dbapi.Error, dialect=conn.dialect) from err
