@@ -223,7 +223,7 @@ def fetch(
 
 
 @contextmanager
-def pipelined(conn: Connection) -> Iterator[None]:
+def pipelined(conn: Connection, *, commit: bool = False) -> Iterator[None]:
     """On PostgreSQL, the driver statements run inside go out in psycopg's pipeline mode: sent
     without waiting for each result, one round trip (the sync at the exit) for all of them
     instead of one each, in the same transaction and order. Only for statements whose results
@@ -232,15 +232,33 @@ def pipelined(conn: Connection) -> Iterator[None]:
     the statements after it are not applied (the transaction is then failed, as it would be
     without the pipeline). No ``Connection.execute`` inside: after a failed statement
     SQLAlchemy's result handling raises ``ResourceClosedError`` instead of the error (and a
-    statement that returns rows would wait for the whole batch anyway). On SQLite: nothing
-    changes."""
+    statement that returns rows would wait for the whole batch anyway). Inside a pipelined
+    block another one adds nothing (no sync of its own).
+
+    ``commit=True``: the block is the end of the transaction (``conn`` in an ``engine.begin()``
+    block, nothing run on it after this one): its COMMIT goes out with the statements, in the
+    same round trip, so the row locks they take (the ledger's rollup rows, which concurrent
+    writers of the same user and hour wait for) are held for the server's work only, not for
+    one more round trip and the wait of this thread for the GIL in a busy worker. The
+    ``begin()`` block's own commit then finds the transaction ended and sends nothing. If a
+    statement fails, the COMMIT is skipped with the rest and the block raises: the ``begin()``
+    block rolls back, as without the pipeline. On SQLite: nothing changes (the ``begin()``
+    block commits)."""
     if conn.dialect.name != "postgresql":
         yield
         return
     raw: Any = conn.connection.driver_connection
+    if raw.pgconn.pipeline_status:  # already pipelined: one sync, at the outer block's exit
+        if commit:
+            raise RuntimeError("pipelined(commit=True) inside another pipelined block")
+        yield
+        return
     dbapi = conn.dialect.loaded_dbapi
     try:
         with raw.pipeline():
             yield
+            if commit:
+                with raw.cursor() as cursor:
+                    cursor.execute("COMMIT", prepare=False)
     except dbapi.Error as err:
         raise DBAPIError.instance(PIPELINED, None, err, dbapi.Error, dialect=conn.dialect) from err

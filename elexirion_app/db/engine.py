@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel import Session, SQLModel, create_engine
 
 from elexirion_app.config import get_settings
@@ -44,7 +46,42 @@ def make_engine(url: str) -> Engine:
         eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
-    return create_engine(url, pool_pre_ping=True)
+    eng = create_engine(url)
+    _ping_when_idle(eng)
+    return eng
+
+
+# A pooled PostgreSQL connection given back less than this long ago is handed out again without
+# a ping; one idle for longer is pinged first (and replaced if the server is gone).
+PING_IDLE_S = 5.0
+
+
+def _ping_when_idle(eng: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, but only for connections that sat idle in the pool for
+    more than ``PING_IDLE_S``. The plain pre-ping is a round trip on every checkout, ~15 per
+    API run (one per transaction), each a wait for the GIL again in a busy worker. A
+    connection used a moment ago is as alive as a ping would show; if the server went away in
+    between (a restart), the next statement fails as a disconnect, SQLAlchemy discards every
+    connection of the pool, and the following checkouts connect anew (that one statement's
+    caller gets the error, as with a restart during a statement). A failed ping of an idle
+    connection raises ``DisconnectionError``: the pool drops it and checks out another (up to
+    three tries), as pre-ping does."""
+
+    @event.listens_for(eng, "checkin")
+    def _given_back(_dbapi_conn: Any, entry: ConnectionPoolEntry) -> None:
+        entry.info["elx_idle_since"] = time.monotonic()
+
+    @event.listens_for(eng, "checkout")
+    def _taken(dbapi_conn: Any, entry: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        since = entry.info.pop("elx_idle_since", None)
+        if since is None or time.monotonic() - since <= PING_IDLE_S:
+            return  # just connected, or given back a moment ago
+        try:
+            eng.dialect.do_ping(dbapi_conn)
+        except eng.dialect.loaded_dbapi.Error as err:
+            if eng.dialect.is_disconnect(err, dbapi_conn, None):
+                raise exc.DisconnectionError(f"stale pooled connection: {err}") from err
+            raise
 
 
 def get_engine(url: str | None = None) -> Engine:

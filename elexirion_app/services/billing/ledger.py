@@ -14,7 +14,9 @@ into these tables; rows are never updated except to unlink them from deleted con
 
 - ``record(attempt)`` / ``record_many(attempts)``: sync, one transaction each (``record_many``
   pre-aggregates per key: a batch of N rows costs one upsert per rollup key, one statement
-  per table).
+  per table). On PostgreSQL its statements and its COMMIT go out together, in one round trip
+  (``driver_sql.pipelined(commit=True)``): the rollup rows that concurrent calls of the same
+  user and hour wait for are locked for the server's work only.
 - ``write(conn, attempts)``: the same inside a caller's transaction (run records).
 - ``record_async`` / ``record_many_async``: through the database pool, off the event loop.
 - ``record_run(conn, ..., run_id=)``: a finished run counted in ``run_rollup``, ``run_day``,
@@ -86,6 +88,10 @@ RUN = Run.__table__  # type: ignore[attr-defined]
 ROLLUP = UsageRollup.__table__  # type: ignore[attr-defined]
 RUN_ROLLUP = RunRollup.__table__  # type: ignore[attr-defined]
 RESERVATION = BudgetReservation.__table__  # type: ignore[attr-defined]
+# A settled reservation stops holding budget (once: a settled one keeps its first time).
+_SETTLE = update(RESERVATION).where(
+    RESERVATION.c.id == bindparam("b_id"), RESERVATION.c.settled_at.is_(None)
+)
 USAGE_DAY = bm.UsageDay.__table__  # type: ignore[attr-defined]
 USAGE_DAY_ALL = bm.UsageDayAll.__table__  # type: ignore[attr-defined]
 USAGE_DAY_PIPELINE = bm.UsageDayPipeline.__table__  # type: ignore[attr-defined]
@@ -266,12 +272,13 @@ def write(conn: Connection, attempts: Sequence[Attempt]) -> list[dict[str, Any]]
             )
         if conversations:
             _book(conn, CONV_BOOKING, ("conversation_id",), CONVERSATION_COUNTERS, conversations)
-    settle = sorted({a.reservation_id for a in attempts if a.reservation_id is not None})
-    if settle:
-        conn.execute(
-            update(RESERVATION)
-            .where(RESERVATION.c.id.in_(settle), RESERVATION.c.settled_at.is_(None))
-            .values(settled_at=utcnow())
+        settle = sorted({a.reservation_id for a in attempts if a.reservation_id is not None})
+        now = utcnow()
+        driver_sql.run(
+            conn,
+            "settle reservations",
+            lambda: _SETTLE,
+            [{"settled_at": now, "b_id": rid} for rid in settle],
         )
     return fresh
 
@@ -292,7 +299,7 @@ def record_many(attempts: Iterable[Attempt], *, engine: Engine | None = None) ->
         return
     eng = engine or get_engine()
     try:
-        with eng.begin() as conn:
+        with eng.begin() as conn, driver_sql.pipelined(conn, commit=True):
             fresh = write(conn, batch)
         known_options.add(eng, fresh)
     except IntegrityError:

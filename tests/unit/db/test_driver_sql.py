@@ -4,7 +4,6 @@ storage class for storage class), errors raised as SQLAlchemy's, defaults refuse
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from elexirion_app.db import driver_sql
 from elexirion_app.db.models import Conversation, LLMCall
 from elexirion_app.services.billing import ledger
-from tests.support.scratch_pg import engine_pair, table_contents
+from tests.support.scratch_pg import engine_pair, table_contents, unpipelined
 
 USERS = (1, 2, 3)
 START = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
@@ -99,7 +98,7 @@ def test_the_ledger_stores_what_execute_stores(
     _book(fast, attempts)
     with monkeypatch.context() as m:
         m.setattr(driver_sql, "run", _through_execute)
-        m.setattr(driver_sql, "pipelined", contextlib.nullcontext)  # execute waits for each
+        m.setattr(driver_sql, "pipelined", unpipelined)
         _book(reference, attempts)
     got, want = table_contents(fast), table_contents(reference)
     assert got["llm_call"] and got["usage_hour_all"] and got["run_day_total"]
@@ -131,3 +130,43 @@ def test_a_statement_missing_a_value_is_refused_when_built(pair: tuple[Engine, E
     table = LLMCall.__table__  # type: ignore[attr-defined]
     with pair[0].connect() as conn, pytest.raises(ValueError, match="needs values"):
         driver_sql.DriverStatement(conn.dialect, insert(table).values(model="m"), ["caller"])
+
+
+def _calls(engine: Engine) -> int:
+    with engine.connect() as look:  # another pooled connection: sees what is committed
+        return len(look.execute(select(LLMCall.__table__)).all())  # type: ignore[attr-defined]
+
+
+def test_a_pipelined_commit_goes_out_with_the_statements(pair: tuple[Engine, Engine]) -> None:
+    engine = pair[0]
+    ok = ledger.Attempt(caller="chat", provider="anthropic", model="m", user_id=1)
+    with engine.begin() as conn:
+        with driver_sql.pipelined(conn, commit=True):
+            ledger.write(conn, [ok])  # its own pipelined block joins this one
+        # PostgreSQL: committed at the block's exit, before the begin() block ends
+        assert _calls(engine) == (1 if engine.dialect.name == "postgresql" else 0)
+    assert _calls(engine) == 1
+    if engine.dialect.name == "postgresql":
+        with (
+            engine.connect() as conn,
+            driver_sql.pipelined(conn),
+            pytest.raises(RuntimeError, match="inside another"),
+            driver_sql.pipelined(conn, commit=True),
+        ):
+            pass
+
+
+def test_a_failed_statement_skips_the_pipelined_commit(pair: tuple[Engine, Engine]) -> None:
+    engine = pair[0]
+    ok = ledger.Attempt(caller="chat", provider="anthropic", model="m", user_id=1)
+    bad = ledger.Attempt(caller="chat", provider="anthropic", model="m", conversation_id=999)
+    with (
+        pytest.raises(IntegrityError),
+        engine.begin() as conn,
+        driver_sql.pipelined(conn, commit=True),
+    ):
+        ledger.write(conn, [ok])
+        ledger.write(conn, [bad])
+    assert _calls(engine) == 0  # neither: the transaction was rolled back
+    ledger.record(ok, engine=engine)  # the pool's connection is usable again
+    assert _calls(engine) == 1

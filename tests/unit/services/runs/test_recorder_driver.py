@@ -6,7 +6,6 @@ class for storage class); snapshot's states equal, its ownership check kept."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +23,7 @@ from elexirion_app.db import driver_sql
 from elexirion_app.services.accounts import audit
 from elexirion_app.services.billing import ledger
 from elexirion_app.services.runs import jobs, recorder
-from tests.support.scratch_pg import engine_pair, table_contents
+from tests.support.scratch_pg import engine_pair, table_contents, unpipelined
 
 START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 USER, OTHER = 1, 2
@@ -190,7 +189,7 @@ def test_the_recorder_stores_and_snapshot_reads_what_execute_would(
     with monkeypatch.context() as m:
         _clock(m)
         m.setattr(driver_sql, "run", _run_through_execute)
-        m.setattr(driver_sql, "pipelined", contextlib.nullcontext)  # execute waits for each
+        m.setattr(driver_sql, "pipelined", unpipelined)
         m.setattr(driver_sql, "fetch", _fetch_through_execute)
         _scenario(reference)
         want_states = _snapshots(reference, m)
