@@ -142,9 +142,9 @@ def chosen_folder(user_id: int) -> str | None:
     (one column read by a driver statement, compiled once: every run start asks, and loading
     the whole user through the ORM was ~1 ms of it)."""
     from elexirion_app.db import driver_sql
-    from elexirion_app.db.engine import get_engine
+    from elexirion_app.db.engine import get_engine, reading
 
-    with get_engine().connect() as conn:
+    with reading(get_engine()) as conn:
         rows = driver_sql.fetch(conn, "workspace.folder", _folder_query, {"user_id": user_id})
     folder = rows[0][0] if rows else None
     if folder and Path(folder).resolve() in allowed_folders():

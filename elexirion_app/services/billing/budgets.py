@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from elexirion_app.core import pricing
 from elexirion_app.core.errors import BudgetExceeded, InputError
 from elexirion_app.core.types import LLMRequest, Usage
-from elexirion_app.db.engine import get_engine, in_db_thread
+from elexirion_app.db.engine import get_engine, in_db_thread, reading
 from elexirion_app.db.models import Budget, BudgetReservation, LLMCall, UsageRollup, utcnow
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ def precheck(
     held: the caller answers before starting work, e.g. HTTP 402); else the warning text of a
     cap at its warn ratio, or None. Concurrent calls are still settled by ``reserve``."""
     uid = int(user_id or 0)
-    with (engine or get_engine()).connect() as conn:
+    with reading(engine) as conn:
         mine, other = _caps(conn, uid, lock=False)
         if mine is None and other is None:
             return None
@@ -242,11 +242,11 @@ def reserve(
     None when no cap applies (nothing to hold)."""
     engine = engine or get_engine()
     uid = int(user_id or 0)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         mine, other = _caps(conn, uid, lock=False)
-        conn.rollback()
-        if mine is None and other is None:
-            return None
+    if mine is None and other is None:
+        return None
+    with engine.connect() as conn:
         _begin_locked(conn)
         try:
             mine, other = _caps(conn, uid, lock=True)
@@ -395,7 +395,7 @@ def notice(user_id: int, *, engine: Engine | None = None) -> tuple[str, str]:
     """(level, text) for the pages: ``"exceeded"`` when the user's or the global monthly cap is
     used up, ``"warn"`` at its warn ratio (80 % by default), else ``("", "")``. Spent counts
     what is booked plus what calls in flight hold."""
-    with (engine or get_engine()).connect() as conn:
+    with reading(engine) as conn:
         scopes = [("your monthly", status(conn, user_id))]
         if scopes[0][1]["global_monthly_usd"] is not None:
             scopes.append(("the team's monthly", status(conn, None)))

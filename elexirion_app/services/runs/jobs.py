@@ -43,7 +43,13 @@ from elexirion_app.core.errors import (
 from elexirion_app.core.events import RunEvent, RunStarted, StepFinished, StepStarted
 from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.db import driver_sql
-from elexirion_app.db.engine import get_engine, in_db_thread, in_file_thread, session_scope
+from elexirion_app.db.engine import (
+    get_engine,
+    in_db_thread,
+    in_file_thread,
+    reading,
+    session_scope,
+)
 from elexirion_app.db.models import Run
 from elexirion_app.pipelines.loader import PipelineDocument, load_text, read_text
 from elexirion_app.services import workspace
@@ -567,7 +573,7 @@ def snapshot(user_id: int, run_id: Any) -> RunState:
     rows, no ORM objects)."""
     if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
         raise NotFound("This run does not exist.")
-    with get_engine().connect() as conn:
+    with reading(get_engine()) as conn:
         rows = driver_sql.fetch(conn, "jobs: snapshot", lambda: _SNAPSHOT, {"b_run": run_id})
     if not rows or rows[0][0] != user_id:
         raise NotFound("This run does not exist.")

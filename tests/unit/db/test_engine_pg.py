@@ -1,19 +1,24 @@
-"""PostgreSQL pooled connections are pinged only after sitting idle (``engine.PING_IDLE_S``):
-one given back a moment ago is handed out again as it is; an idle one whose server process is
-gone is replaced before anyone uses it; a recently used one that died fails one statement as a
-disconnect and the pool then connects anew (SQLAlchemy's own recovery)."""
+"""The PostgreSQL engine's pool. Connections are pinged only after sitting idle
+(``engine.PING_IDLE_S``): one given back a moment ago is handed out again as it is; an idle
+one whose server process is gone is replaced before anyone uses it; a recently used one that
+died fails one statement as a disconnect and the pool then connects anew (SQLAlchemy's own
+recovery). Reads through ``engine.reading`` run in autocommit and keep the connection's
+prepared statements, which a read block ending in ROLLBACK throws away."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from elexirion_app.db import driver_sql
 from elexirion_app.db import engine as engine_mod
 from tests.support.scratch_pg import PG_ADMIN, scratch_database
+
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture()
@@ -80,3 +85,32 @@ def test_a_recently_used_connection_that_died_fails_once_then_the_pool_recovers(
     assert failed.value.connection_invalidated  # seen as a disconnect, the pool invalidated
     assert _backend_pid(pg) != first
     assert pings == []
+
+
+_LOOKUP = select(bindparam("x").label("x"))
+
+
+def _prepared_after_reads(pg: Engine, opener: object) -> int:
+    """Reads a driver statement 8 times (psycopg prepares it from the 6th time on a
+    connection) in blocks opened by ``opener``; the prepared statements left on the
+    connection."""
+    for i in range(8):
+        with opener() as conn:  # type: ignore[operator]
+            assert driver_sql.fetch(conn, "test: lookup", lambda: _LOOKUP, {"x": i}) == [(i,)]
+    with pg.connect() as conn:  # the same pooled connection (one at a time here)
+        return int(conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one())
+
+
+def test_reads_keep_the_prepared_statements_a_rollback_throws_away(pg: Engine) -> None:
+    assert _prepared_after_reads(pg, lambda: engine_mod.reading(pg)) >= 1
+    pg.dispose()
+    assert _prepared_after_reads(pg, pg.connect) == 0  # each block ended in ROLLBACK
+
+
+def test_a_read_block_is_in_autocommit_on_postgresql(pg: Engine) -> None:
+    with engine_mod.reading(pg) as conn:
+        conn.execute(text("SELECT 1"))
+        assert conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
+    with pg.connect() as conn:  # the pool's connection is given back as it was
+        conn.execute(text("SELECT 1"))
+        assert not conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
