@@ -116,6 +116,8 @@ _RUN_KEY = ("hour", "user_id", "pipeline", "status")
 _BOOKING_OF_RUN = (
     select(RUN_BOOKING).where(RUN_BOOKING.c.run_id == bindparam("b_run")).with_for_update()
 )
+_UPDATE_BOOKING = update(RUN_BOOKING).where(RUN_BOOKING.c.run_id == bindparam("b_run"))
+_CREATED_OF_RUN = select(RUN.c.created_at).where(RUN.c.id == bindparam("b_run"))
 
 
 @dataclass(frozen=True)
@@ -365,7 +367,8 @@ def record_run(
     run_id: str | None = None,
     created_at: datetime | None = None,
 ) -> None:
-    """Count one finished run in the run rollups (inside the run's final transaction).
+    """Count one finished run in the run rollups (inside the run's final transaction; driver
+    statements only, so the recorder may send it in a pipeline with that transaction's COMMIT).
 
     With ``run_id`` the run is booked in ``run_booking`` (the costliest-runs list) and a run
     finishing again (a resumed run) replaces its earlier count instead of adding a second one.
@@ -386,16 +389,17 @@ def record_run(
         if prev is not None:
             _count_run(conn, prev | {"finished_at": aware(prev["finished_at"])}, -1)
         if created_at is None:
-            created_at = conn.execute(select(RUN.c.created_at).where(RUN.c.id == run_id)).scalar()
+            got = driver_sql.fetch(conn, "ledger: run created", lambda: _CREATED_OF_RUN,
+                                   {"b_run": run_id})  # fmt: skip
+            created_at = got[0][0] if got else None
         started = aware(created_at or finished_at)
         booking = run | {"run_id": run_id, "created_at": started, "started_day": day_of(started)}
         if prev is None:
             driver_sql.run(conn, "ledger: insert run booking", lambda: insert(RUN_BOOKING),
                            [booking])  # fmt: skip
         else:
-            conn.execute(
-                update(RUN_BOOKING).where(RUN_BOOKING.c.run_id == run_id).values(**booking)
-            )
+            driver_sql.run(conn, "ledger: update run booking", lambda: _UPDATE_BOOKING,
+                           [booking | {"b_run": run_id}])  # fmt: skip
     _count_run(conn, run, 1)
 
 

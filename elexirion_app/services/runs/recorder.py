@@ -328,11 +328,17 @@ class RunRecorder:
         write only the final one is still tried."""
         if self._failure is None:
             step_ids = dict(self._step_ids)
+            commit_with_it = self._pipelinable(items)
             try:
                 with self._engine.begin() as conn:
                     self._conn = conn
-                    for fn, args, _final in items:
-                        fn(*args)
+                    with (
+                        driver_sql.pipelined(conn, commit=True)
+                        if commit_with_it
+                        else contextlib.nullcontext()
+                    ):
+                        for fn, args, _final in items:
+                            fn(*args)
                 return [None] * len(items)
             except Exception as exc:
                 self._step_ids = step_ids  # ids of rows the rollback removed are forgotten
@@ -365,6 +371,23 @@ class RunRecorder:
             finally:
                 self._conn = None
         return outcomes
+
+    def _pipelinable(self, items: list[tuple[Callable[..., None], tuple[Any, ...], bool]]) -> bool:
+        """Whether a batch may go out in a pipeline with its COMMIT (``driver_sql.pipelined``):
+        every write in it is a driver statement whose row count it does not read — a known
+        step's start or finish, the run's final write — so a batch costs one round trip (and
+        one for each read the final write makes) instead of one per statement plus BEGIN and
+        COMMIT, and the run rollups' shared rows are locked for the server's work only. A run's
+        start (it reads whether its row was updated) and a nested step's first write (an ORM
+        insert that reads its new id) are written as before."""
+        for fn, args, _final in items:
+            func = getattr(fn, "__func__", None)
+            if func is RunRecorder._run_finished:
+                continue
+            step_write = func in (RunRecorder._step_started, RunRecorder._step_finished)
+            if not (step_write and args[0].step in self._step_ids):
+                return False
+        return True
 
     def _tx(self) -> Connection:
         """The transaction of the batch being written (writer thread only)."""

@@ -208,3 +208,20 @@ def test_the_recorder_stores_and_snapshot_reads_what_execute_would(
     ]
     assert cli.status == "interrupted" and empty.steps == () and empty.status == "succeeded"
     assert ("review", "interrupted") in [(s.name, s.status) for s in cli.steps]
+
+
+def test_which_batches_go_out_with_their_commit(pair: tuple[Engine, Engine]) -> None:
+    rec = recorder.RunRecorder(engine=pair[0], user_id=USER, heartbeat_s=0)
+    rec._step_ids = {"fetch": 1}
+
+    def batch(*writes: tuple[Callable[..., None], Any]) -> bool:
+        return rec._pipelinable([(fn, (arg,), False) for fn, arg in writes])
+
+    known_start = (rec._step_started, StepStarted("r", "fetch", "llm", 0))
+    known_end = (rec._step_finished, _finished("r", "fetch"))
+    final = (rec._run_finished, RunFinished("r", "succeeded"))
+    assert batch(known_start) and batch(known_end, final) and batch(final)
+    nested = (rec._step_started, StepStarted("r", "fetch/inner", "llm", 0))
+    assert not batch(known_end, nested)  # its first write reads the new row's id
+    assert not batch((rec._run_started, RunStarted("r", "p")))  # reads its row count
+    assert not batch(known_end, (rec._touch, None))
