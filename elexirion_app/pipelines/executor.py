@@ -611,7 +611,7 @@ async def run_pipeline(
         provider_for=provider_for or _default_provider_for,
         session_store=session_store,
         user_id=user_id,
-        pipeline_stack=(str(Path(doc.file).resolve()),)
+        pipeline_stack=(doc.real_file or str(Path(doc.file).resolve()),)
         if doc.file.endswith((".yaml", ".yml"))
         else (),
         resumed=dict(resume_results or {}),

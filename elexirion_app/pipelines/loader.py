@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -67,6 +67,10 @@ class PipelineDocument:
     file: str = "<string>"
     base_dir: Path = field(default_factory=Path.cwd)
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    # ``file`` resolved (symlinks followed), when whoever loaded it resolved it anyway: the
+    # executor takes it instead of resolving again on the event loop (a filesystem call per
+    # path component, each a release of the GIL that a busy worker's loop waits to get back).
+    real_file: str | None = None
 
     def line_of(self, path: tuple[Any, ...]) -> int | None:
         while True:
@@ -454,4 +458,5 @@ def load_file(path: Path) -> PipelineDocument:
     """Load a pipeline file; ``base_dir`` is the file's folder (for nested pipeline files)."""
     path = Path(path)
     text = read_text(path)
-    return load_text(text, str(path), base_dir=path.resolve().parent)
+    real = path.resolve()
+    return replace(load_text(text, str(path), base_dir=real.parent), real_file=str(real))

@@ -109,7 +109,8 @@ def _for_run(doc: PipelineDocument, path: Path) -> tuple[PipelineDocument, Elexi
     """``doc`` as ``load_file(path)`` would give it, validated as the run validates it."""
     from elexirion_app.pipelines.validate import ensure_valid
 
-    ready = replace(doc, file=str(path), base_dir=path.resolve().parent)
+    real = path.resolve()
+    ready = replace(doc, file=str(path), base_dir=real.parent, real_file=str(real))
     try:
         ensure_valid(ready)
     except PipelineValidationError as exc:
@@ -130,8 +131,8 @@ def _checked_yaml(user_id: int, text: str, path: Path) -> _Resolved:
 
 def _parsed_file(path: Path, name: str, text: str, version: tuple[int, int] | None) -> _Resolved:
     """A library or shipped pipeline's text, parsed once as ``load_file(path)`` (CPU work)."""
-    doc = load_text(text, str(path), base_dir=path.resolve().parent)
-    ready, refusal = _for_run(doc, path)
+    doc = load_text(text, str(path))
+    ready, refusal = _for_run(doc, path)  # its base_dir and real_file: the resolved path's
     return _Resolved(path, name, text, _step_names(doc), version, ready, refusal)
 
 

@@ -132,6 +132,23 @@ workflow:
     assert "cycle" in (outcome.error or "") or "circular" in (outcome.error or "")
 
 
+async def test_a_cycle_through_a_symlinked_root_is_refused_at_once(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "workflow:\n  name: a\n  steps:\n"
+        "    - {name: to_b, type: pipeline, pipeline_file: b.yaml}\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "workflow:\n  name: b\n  steps:\n"
+        "    - {name: to_a, type: pipeline, pipeline_file: a.yaml}\n"
+    )
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "a.yaml")
+    root = load_file(tmp_path / "link.yaml")
+    assert root.real_file == str((tmp_path / "a.yaml").resolve())  # resolved by the loader
+    outcome = await run(root, tmp_path, validate=False)
+    assert outcome.status == "failed"
+    assert "form a cycle" in (outcome.error or "")
+
+
 async def test_depth_limit(tmp_path: Path) -> None:
     (tmp_path / "self.yaml").write_text(
         """
