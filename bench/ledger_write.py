@@ -88,10 +88,18 @@ def main() -> None:
     ap.add_argument("--only", choices=("sqlite", "postgresql"))
     args = ap.parse_args()
     direct, pipelined = driver_sql.run, driver_sql.pipelined
+
+    def unpipelined(conn: Connection, *, commit: bool = False) -> Any:
+        return contextlib.nullcontext()
+
+    def commit_apart(conn: Connection, *, commit: bool = False) -> Any:
+        return pipelined(conn)  # the statements in one round trip, the COMMIT in another
+
     variants = {  # label: (run, pipelined)
         "driver": (direct, pipelined),
-        "driver, a round trip each": (direct, contextlib.nullcontext),
-        "execute": (_through_execute, contextlib.nullcontext),
+        "driver, COMMIT apart": (direct, commit_apart),
+        "driver, a round trip each": (direct, unpipelined),
+        "execute": (_through_execute, unpipelined),
     }
     for kind in ("sqlite", "postgresql"):
         if args.only and kind != args.only:
