@@ -90,13 +90,14 @@ def get_engine(url: str | None = None) -> Engine:
         if url not in _engines:
             eng = _engines[url] = make_engine(url)
             if eng.dialect.name == "postgresql":
-                _readers[id(eng)] = eng.execution_options(isolation_level="AUTOCOMMIT")
+                _readers[id(eng)] = (eng, eng.execution_options(isolation_level="AUTOCOMMIT"))
         return _engines[url]
 
 
-# The autocommit twins of the app's engines (``get_engine``'s, which live as long as the
-# process), by the engine's id; other engines (tests' scratch ones) get theirs made per call.
-_readers: dict[int, Engine] = {}
+# The autocommit twins of the app's engines (``get_engine``'s), by the engine's id, with the
+# engine itself (checked by identity: an id may be reused once an engine is gone); other
+# engines (tests' scratch ones) get theirs made per call.
+_readers: dict[int, tuple[Engine, Engine]] = {}
 
 
 @contextmanager
@@ -111,7 +112,11 @@ def reading(engine: Engine | None = None) -> Iterator[Connection]:
     Not for writes (each statement would commit alone). On SQLite: a plain connection."""
     eng = engine or get_engine()
     if eng.dialect.name == "postgresql":
-        eng = _readers.get(id(eng)) or eng.execution_options(isolation_level="AUTOCOMMIT")
+        known = _readers.get(id(eng))
+        if known is not None and known[0] is eng:
+            eng = known[1]
+        else:
+            eng = eng.execution_options(isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
         yield conn
 
