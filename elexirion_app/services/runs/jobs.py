@@ -131,7 +131,7 @@ def _checked_yaml(user_id: int, text: str, path: Path) -> _Resolved:
 
 def _parsed_file(path: Path, name: str, text: str, version: tuple[int, int] | None) -> _Resolved:
     """A library or shipped pipeline's text, parsed once as ``load_file(path)`` (CPU work)."""
-    doc = load_text(text, str(path))
+    doc = load_text(text, str(path), base_dir=path.parent)
     ready, refusal = _for_run(doc, path)  # its base_dir and real_file: the resolved path's
     return _Resolved(path, name, text, _step_names(doc), version, ready, refusal)
 
