@@ -11,7 +11,7 @@ from elexirion_app.pipelines.scope import Scope
 from elexirion_app.pipelines.steps.util import MISSING, get_path, resolve_source, to_float
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 _COMPARISON = re.compile(r"^\s*([\w.]+)\s*(==|!=|>=|<=|>|<|contains)\s*(.+?)\s*$")
 AGGREGATES = ("sum", "average", "count", "max", "min", "first", "last", "unique")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from elexirion_app.pipelines.scope import Scope
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 
 async def run_test_echo(ctx: RunContext, step: dict[str, Any], scope: Scope, name: str) -> Any:

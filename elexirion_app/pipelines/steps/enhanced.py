@@ -21,7 +21,7 @@ from elexirion_app.pipelines.steps.llm import call_claude, claude_request
 from elexirion_app.pipelines.steps.prompt import build_prompt, read_workspace_file, session_text
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 PRESETS: dict[str, dict[str, Any]] = {
     "development": {

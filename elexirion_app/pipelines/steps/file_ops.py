@@ -21,7 +21,7 @@ from elexirion_app.core.paths import resolve_in_workspace
 from elexirion_app.pipelines.scope import Scope
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 MAX_CONVERT_BYTES = 20_000_000
 OPERATIONS = ("copy", "move", "delete", "validate", "list", "convert")

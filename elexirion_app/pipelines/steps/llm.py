@@ -34,7 +34,7 @@ from elexirion_app.core.types import (
     StreamEvent,
     Usage,
 )
-from elexirion_app.pipelines.executor import write_output
+from elexirion_app.pipelines.run_setup import write_output
 from elexirion_app.pipelines.scope import Scope
 from elexirion_app.pipelines.steps.prompt import build_prompt
 from elexirion_app.pipelines.steps.util import gather_or_cancel
@@ -43,7 +43,7 @@ from elexirion_app.providers.metered import call_context, current_context, in_ca
 from elexirion_app.providers.registry import metered_provider
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_TOKENS = 4096

@@ -29,7 +29,7 @@ from elexirion_app.pipelines.steps.util import (
 )
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 DEFAULT_MAX_PARALLEL = 5
 MAX_PARALLEL_CAP = 10

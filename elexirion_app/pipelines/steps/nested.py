@@ -24,7 +24,7 @@ from elexirion_app.pipelines.scope import Scope
 from elexirion_app.pipelines.steps.util import MISSING, get_path
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 DEFAULT_MAX_DEPTH = 10
 
@@ -87,7 +87,7 @@ def _outputs(spec: Any, steps: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 async def run_pipeline_step(ctx: RunContext, step: dict[str, Any], scope: Scope, name: str) -> Any:
-    from elexirion_app.pipelines.executor import builtins_for
+    from elexirion_app.pipelines.run_setup import builtins_for
     from elexirion_app.pipelines.validate import ensure_valid
 
     config = step.get("config") or {}

@@ -14,7 +14,7 @@ from elexirion_app.pipelines.scope import Scope
 from elexirion_app.pipelines.steps.util import MISSING, get_path
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 MAX_FILE_BYTES = 2_000_000
 

@@ -14,7 +14,7 @@ from elexirion_app.core.errors import StepError
 from elexirion_app.pipelines.scope import Scope
 
 if TYPE_CHECKING:
-    from elexirion_app.pipelines.executor import RunContext
+    from elexirion_app.pipelines.run_context import RunContext
 
 SCOPES = ("global", "session", "loop")
 
