@@ -8,7 +8,11 @@ other, then for 60 clients at once (several rounds). Printed: p50/p95 of both, t
 1 s — for the default setup (one worker, SQLite) and the scale-out one (two workers, PostgreSQL
 127.0.0.1:5432 in a scratch database, Redis 127.0.0.1:6379 db 9), in one run. For comparison,
 Dify users report a 3-node echo workflow taking ~1 s alone and ~8 s at 60 concurrent
-requests (a reported figure: Dify is not installed here). Also printed: the server's CPU time
+requests (a reported figure: Dify is not installed here). Measured in the same run, the
+**floor** (``bench/api_floor.py``): the same two requests per run against the same stack
+(granian with the same worker count, FastAPI, sse-starlette) doing no work at all — no
+database, engine or model — so its ratio is what this machine and client give before any of
+our code runs. Also printed: the server's CPU time
 per run in each phase (user + system time of every process of the served app, read from
 /proc), the figure that bounds the 60-concurrent time on 2 cores.
 
@@ -18,7 +22,7 @@ of one user start 10 runs at once; each run's YAML is parsed and validated as on
 its user, one at a time, at most 8 waiting by default). The work per run is the same.
 
     .venv/bin/python bench/api.py [--single 30] [--concurrent 60] [--rounds 3] [--port 3170]
-                                  [--only sqlite|scaleout]
+                                  [--only sqlite|scaleout] [--no-floor]
 
 The app is served (``reflex run --env prod``) on port 3170 from a fresh temporary folder; users
 and keys are made with the operator CLI. Starting the app builds the frontend: that part holds
@@ -42,6 +46,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,25 +95,87 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip()
 
 
-async def one_run(client: httpx.AsyncClient, key: str) -> float:
-    auth = {"Authorization": f"Bearer {key}"}
-    start = time.perf_counter()
-    resp = await client.post("/api/pipeline/execute", json={"pipeline": PIPELINE}, headers=auth)
-    resp.raise_for_status()
-    run_id = resp.json()["run_id"]
-    status = ""
-    async with client.stream("GET", f"/api/runs/{run_id}/events", headers=auth) as events:
-        kind = ""
-        async for line in events.aiter_lines():
-            if line.startswith("event:"):
-                kind = line[6:].strip()
-            elif line.startswith("data:") and kind == "end":
-                status = line
-                break
+def _ended(run_id: str, status: str, start: float) -> float:
     elapsed = time.perf_counter() - start
     if "succeeded" not in status:
         raise RuntimeError(f"run {run_id} ended {status!r}")
     return elapsed
+
+
+class HttpxRuns:
+    """Runs through httpx (``--client httpx``). Its connection pool scans every connection
+    on each request and release (httpcore's ``_assign_requests_to_connections``), so with 70
+    pooled connections the client itself costs several ms of CPU per run on the cores the
+    server needs: kept to compare with the figures measured with it before 2026-12-04."""
+
+    def __init__(self, url: str, concurrent: int) -> None:
+        limits = httpx.Limits(max_connections=concurrent + 10, max_keepalive_connections=concurrent)
+        self._client = httpx.AsyncClient(base_url=url, timeout=120, limits=limits)
+
+    async def __aenter__(self) -> HttpxRuns:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def run(self, key: str) -> float:
+        client, auth = self._client, {"Authorization": f"Bearer {key}"}
+        start = time.perf_counter()
+        resp = await client.post("/api/pipeline/execute", json={"pipeline": PIPELINE}, headers=auth)
+        resp.raise_for_status()
+        run_id = resp.json()["run_id"]
+        status = ""
+        async with client.stream("GET", f"/api/runs/{run_id}/events", headers=auth) as events:
+            kind = ""
+            async for text in events.aiter_lines():
+                if text.startswith("event:"):
+                    kind = text[6:].strip()
+                elif text.startswith("data:") and kind == "end":
+                    status = text
+                    break
+        return _ended(run_id, status, start)
+
+
+class AiohttpRuns:
+    """Runs through aiohttp (the default client): the same two requests, a pooled keep-alive
+    connection each, the SSE stream read line by line until its ``end`` event."""
+
+    def __init__(self, url: str, concurrent: int) -> None:
+        self._url = url
+        self._concurrent = concurrent
+
+    async def __aenter__(self) -> AiohttpRuns:
+        connector = aiohttp.TCPConnector(limit=self._concurrent + 10)
+        timeout = aiohttp.ClientTimeout(total=120)
+        self._session = aiohttp.ClientSession(self._url, connector=connector, timeout=timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._session.close()
+
+    async def run(self, key: str) -> float:
+        session, auth = self._session, {"Authorization": f"Bearer {key}"}
+        start = time.perf_counter()
+        async with session.post(
+            "/api/pipeline/execute", json={"pipeline": PIPELINE}, headers=auth
+        ) as resp:
+            resp.raise_for_status()
+            run_id = (await resp.json())["run_id"]
+        status = ""
+        async with session.get(f"/api/runs/{run_id}/events", headers=auth) as events:
+            events.raise_for_status()
+            kind = ""
+            async for raw in events.content:
+                text = raw.decode().rstrip("\r\n")
+                if text.startswith("event:"):
+                    kind = text[6:].strip()
+                elif text.startswith("data:") and kind == "end":
+                    status = text
+                    break
+        return _ended(run_id, status, start)
+
+
+CLIENTS = {"aiohttp": AiohttpRuns, "httpx": HttpxRuns}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -146,24 +213,24 @@ async def measure(
     concurrent: int,
     rounds: int,
     leader: int,
+    client: str,
 ) -> None:
-    limits = httpx.Limits(max_connections=concurrent + 10, max_keepalive_connections=concurrent)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with CLIENTS[client](url, concurrent) as runs:
         for _ in range(3):  # warm-up: first imports, first queries
-            await one_run(client, keys[0])
-        cpu0 = server_cpu_s(leader)
+            await runs.run(keys[0])
+        cpu0, own0 = server_cpu_s(leader), time.process_time()
         alone = []
         for i in range(single):
-            alone.append(await one_run(client, keys[0]))
+            alone.append(await runs.run(keys[0]))
             print(f"  single {i + 1}/{single}", file=sys.stderr, end="\r")
-        cpu1 = server_cpu_s(leader)
+        cpu1, own1 = server_cpu_s(leader), time.process_time()
         crowd: list[float] = []
         for r in range(rounds):
             crowd += await asyncio.gather(
-                *(one_run(client, keys[i % len(keys)]) for i in range(concurrent))
+                *(runs.run(keys[i % len(keys)]) for i in range(concurrent))
             )
             print(f"  round {r + 1}/{rounds} of {concurrent}", file=sys.stderr)
-        cpu2 = server_cpu_s(leader)
+        cpu2, own2 = server_cpu_s(leader), time.process_time()
     ratio = pct(crowd, 0.95) / pct(alone, 0.95)
     print(f"== {label} — load average {os.getloadavg()[0]:.1f} (2 cores)")
     print(line("1 client (sequential)", alone))
@@ -174,7 +241,9 @@ async def measure(
     )
     print(
         f"server CPU per run: {(cpu1 - cpu0) / len(alone) * 1000:.1f} ms (1 client), "
-        f"{(cpu2 - cpu1) / len(crowd) * 1000:.1f} ms ({concurrent} concurrent)"
+        f"{(cpu2 - cpu1) / len(crowd) * 1000:.1f} ms ({concurrent} concurrent);   "
+        f"the {client} client's own: {(own1 - own0) / len(alone) * 1000:.1f} / "
+        f"{(own2 - own1) / len(crowd) * 1000:.1f} ms"
     )
 
 
@@ -220,7 +289,58 @@ def _serve_and_measure(args: argparse.Namespace, label: str, extra: dict[str, st
                 keys.append(cli(env, "apikey", "create", "--email", email, "--name", "bench"))
             url = f"http://localhost:{args.port}"
             asyncio.run(
-                measure(label, url, keys, args.single, args.concurrent, args.rounds, proc.pid)
+                measure(
+                    label,
+                    url,
+                    keys,
+                    args.single,
+                    args.concurrent,
+                    args.rounds,
+                    proc.pid,
+                    args.client,
+                )
+            )
+        finally:
+            appserver.stop(proc)
+
+
+def _floor(args: argparse.Namespace, workers: int) -> None:
+    """The same measurement against bench/api_floor.py served by granian with ``workers``."""
+    port = args.port + 1
+    keys = [f"floor-key-{i}" for i in range(USERS)]
+    env = {**os.environ, "ELEXIRION_FLOOR_KEYS": ",".join(keys)}
+    with tempfile.TemporaryDirectory(prefix="elx-bench-floor-") as tmp:
+        log = Path(tmp) / "granian.log"
+        print(f"serving the floor on port {port} ({workers} worker(s)) …", file=sys.stderr)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("granian")),
+                    *("--interface", "asgi", "--workers", str(workers)),
+                    *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+                    "bench.api_floor:app",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            appserver.wait_for(f"http://127.0.0.1:{port}/ping", 60, proc, log)
+            label = f"floor: same stack, no work ({workers} worker{'s' if workers > 1 else ''})"
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(
+                measure(
+                    label,
+                    url,
+                    keys,
+                    args.single,
+                    args.concurrent,
+                    args.rounds,
+                    proc.pid,
+                    args.client,
+                )
             )
         finally:
             appserver.stop(proc)
@@ -233,10 +353,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=3170)
     parser.add_argument("--only", choices=("sqlite", "scaleout"), default=None)
+    parser.add_argument("--client", choices=tuple(CLIENTS), default="aiohttp")
+    parser.add_argument("--no-floor", action="store_true", help="skip bench/api_floor.py")
     args = parser.parse_args()
+    print(f"client: {args.client}")
     print("limits raised for the bench: " + ", ".join(f"{k}={v}" for k, v in RAISED_LIMITS.items()))
     if args.only != "scaleout":
         _serve_and_measure(args, "1 worker, SQLite", {})
+        if not args.no_floor:
+            _floor(args, 1)
     if args.only != "sqlite":
         import redis
 
@@ -245,6 +370,8 @@ def main() -> None:
         try:
             extra = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL, "GRANIAN_WORKERS": "2"}
             _serve_and_measure(args, "2 workers, PostgreSQL + Redis", extra)
+            if not args.no_floor:
+                _floor(args, 2)
         finally:
             _drop_pg(name)
             redis.Redis.from_url(REDIS_URL).flushdb()
