@@ -175,7 +175,10 @@ class AiohttpRuns:
         return _ended(run_id, status, start)
 
 
-CLIENTS = {"aiohttp": AiohttpRuns, "httpx": HttpxRuns}
+CLIENTS: dict[str, type[AiohttpRuns] | type[HttpxRuns]] = {
+    "aiohttp": AiohttpRuns,
+    "httpx": HttpxRuns,
+}
 
 
 def pct(values: list[float], q: float) -> float:

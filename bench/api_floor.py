@@ -55,7 +55,7 @@ async def _events(run_id: str) -> AsyncIterator[bytes]:
         step = {"name": name, "status": "succeeded", "text": f"Echo: {name}", "run_id": run_id}
         yield ServerSentEvent(event="step", data=json.dumps(step)).encode()
         await asyncio.sleep(0)
-    run = {"status": "succeeded", "error": None, "cost_usd": 0.0, "tokens": {}}
+    run: dict[str, object] = {"status": "succeeded", "error": None, "cost_usd": 0.0, "tokens": {}}
     yield (
         ServerSentEvent(event="run", data=json.dumps(run)).encode()
         + ServerSentEvent(event="end", data=json.dumps({"status": "succeeded"})).encode()
