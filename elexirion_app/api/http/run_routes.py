@@ -22,7 +22,7 @@ from elexirion_app.api.http.schemas import (
 )
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.services.billing import meter
-from elexirion_app.services.runs import jobs, runs
+from elexirion_app.services.runs import jobs, live, runs
 
 router = APIRouter(prefix="/api", tags=["runs"])
 RunId = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
@@ -105,11 +105,11 @@ def _event(kind: str, data: Any) -> ServerSentEvent:
 
 # A step's fields (flat: names, figures and a tokens dict); dataclasses.asdict deep-copied
 # them on every change of every stream.
-_STEP_FIELDS = tuple(f.name for f in dataclasses.fields(jobs.StepState))
+_STEP_FIELDS = tuple(f.name for f in dataclasses.fields(live.StepState))
 
 
 def _changes(
-    state: jobs.RunState, seen: dict[str, jobs.StepState], status: str
+    state: live.RunState, seen: dict[str, live.StepState], status: str
 ) -> list[ServerSentEvent]:
     """The events that bring a client that saw ``seen`` and ``status`` to ``state``."""
     events = []
@@ -134,15 +134,15 @@ def _changes(
     return events
 
 
-async def _follow(user_id: int, run_id: str, first: jobs.RunState) -> AsyncIterator[bytes]:
+async def _follow(user_id: int, run_id: str, first: live.RunState) -> AsyncIterator[bytes]:
     """Every step's state now (the replay), then each change until the run ends. The events
     of one change go out in one write (the same bytes as one write each: fewer trips through
     the middleware stack and the server)."""
-    seen: dict[str, jobs.StepState] = {}
+    seen: dict[str, live.StepState] = {}
     status = ""
     state = first
-    async with jobs.watch(run_id) as changed:
-        if not first.finished and not jobs.is_local(run_id):
+    async with live.watch(run_id) as changed:
+        if not first.finished and not live.is_local(run_id):
             # Another worker's run: a change published before the subscription above was
             # missed; read it again now that none can be (else a wait of POLL_S).
             state = await jobs.current(user_id, run_id)

@@ -11,23 +11,19 @@ CONTRACT:
 - ``cancel`` stops a run of this user that runs in this worker (the engine records it
   ``interrupted``/"cancelled"); a finished run is left as it is. A run of another user is
   ``NotFound``, exactly like one that does not exist.
-- ``watch`` gives an event stream a wait that ends when the run reports progress: at once for a
-  run of this worker; through Redis pub/sub (channel ``elx:run:<id>``) for a run of another worker
-  when ``REDIS_URL`` is set; else after the timeout (the stream then re-reads the database, which
-  stays the source of truth: a missed signal costs at most one timeout).
+- ``current`` is the run's state: this worker's live view while it runs here (``live``), else
+  ``snapshot``, one read of the database. Following a run (``watch``) and telling other
+  workers of its changes is ``services/runs/live.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +36,6 @@ from elexirion_app.core.errors import (
     NotFound,
     PipelineValidationError,
 )
-from elexirion_app.core.events import RunEvent, RunStarted, StepFinished, StepStarted
 from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.db import driver_sql
 from elexirion_app.db.engine import (
@@ -55,29 +50,13 @@ from elexirion_app.pipelines.loader import PipelineDocument, load_text, read_tex
 from elexirion_app.services import workspace
 from elexirion_app.services.runs import pipeline_runs
 from elexirion_app.services.runs import pipeline_store as store
+from elexirion_app.services.runs.live import JOBS, Job, LiveView, RunState, StepState, publish
 from elexirion_app.services.runs.recorder import RUN, STEP, queue_run
 
 log = logging.getLogger(__name__)
 
 MAX_ACTIVE = int(os.environ.get("ELEXIRION_MAX_ACTIVE_RUNS_PER_USER") or "20")
 MAX_INPUTS_CHARS = 200_000
-
-
-@dataclass
-class _Job:
-    """A run of this worker; ``task`` is None while it is being resolved and queued (the slot
-    is already taken, so a burst of starts cannot pass ``MAX_ACTIVE``). ``live`` is the run's
-    state kept from the engine's events while it goes (None: not started yet); once ``done``,
-    its streams read the final state from the database."""
-
-    user_id: int
-    task: asyncio.Task[Any] | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    live: RunState | None = None
-    done: bool = False
-
-
-_JOBS: dict[str, _Job] = {}
 
 
 @dataclass(frozen=True)
@@ -194,7 +173,7 @@ def _check_inputs(inputs: Any) -> dict[str, Any]:
 
 
 # The runs of each user that hold a slot: from the start (before they are resolved and
-# queued) until their task is done. ``_JOBS`` also keeps finished jobs for a minute, so
+# queued) until their task is done. ``JOBS`` also keeps finished jobs for a minute, so
 # counting there scanned thousands of entries per start under load.
 _ACTIVE: dict[int, set[str]] = {}
 
@@ -224,7 +203,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
     if active_count(user_id) >= MAX_ACTIVE:
         raise Conflict(f"You have {MAX_ACTIVE} runs going: wait for one to finish.")
     run_id = str(uuid.uuid4())
-    job = _JOBS[run_id] = _Job(user_id)
+    job = JOBS[run_id] = Job(user_id)
     _take_slot(user_id, run_id)
     try:
         resolved = await _resolve(user_id, pipeline.strip("\ufeff"), run_id)
@@ -241,14 +220,14 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
             user_id=user_id,
         )
     except BaseException:
-        _JOBS.pop(run_id, None)  # refused (or the client left): the slot is free again
+        JOBS.pop(run_id, None)  # refused (or the client left): the slot is free again
         _free_slot(user_id, run_id)
         raise
     prepared = pipeline_runs.Prepared(
         resolved.doc, resolved.yaml, folder, output_dir, resolved.refusal
     )
 
-    live = _LiveView(run_id, job, resolved.step_names)
+    live = LiveView(run_id, job, resolved.step_names)
 
     async def go() -> None:
         try:
@@ -273,7 +252,7 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
             job.done = True
             job.changed.set()
             await live.drained()  # then the final signal: read the database
-            await asyncio.shield(_publish(run_id))
+            await asyncio.shield(publish(run_id))
             _forget_later(run_id)
 
     job.task = asyncio.create_task(go(), name=f"run-{run_id}")
@@ -283,90 +262,10 @@ async def start(user_id: int, pipeline: str, inputs: Any = None) -> str:
     return run_id
 
 
-class _LiveView:
-    """An observer keeping ``job.live``: the run's state as ``snapshot`` will read it from the
-    database (same fields, same order: nested steps first, then the top-level ones), so an
-    event stream of a run of this worker follows it without a database read per change. It
-    sees each event before the run recorder writes it (a stream may show a step finished a
-    moment before its row is); the run's final state is always read from the database."""
-
-    def __init__(self, run_id: str, job: _Job, step_names: tuple[str, ...]) -> None:
-        self.run_id, self.job = run_id, job
-        self.top = {n[:200]: _queued(n[:200]) for n in step_names}
-        self.nested: dict[str, StepState] = {}
-        self._dirty = False
-        self._pump: asyncio.Future[None] | None = None
-
-    def _step(self, name: str) -> StepState:
-        name = name[:200]
-        found = self.top.get(name) or self.nested.get(name)
-        if found is None:
-            found = self.nested[name] = _queued(name)
-        return found
-
-    def _put(self, step: StepState) -> None:
-        (self.top if step.name in self.top else self.nested)[step.name] = step
-
-    async def __call__(self, event: RunEvent) -> None:
-        if isinstance(event, RunStarted):
-            for name in event.step_names:  # steps the queued row lacked are added last
-                self.top.setdefault(name[:200], _queued(name[:200]))
-        elif isinstance(event, StepStarted):
-            s = self._step(event.step)
-            self._put(replace(s, status="running", model=event.model or "", error=""))
-        elif isinstance(event, StepFinished):
-            s = self._step(event.step)
-            answered_by = event.result.get("model") if isinstance(event.result, dict) else None
-            self._put(
-                replace(
-                    s,
-                    status=event.status,
-                    model=answered_by[:100]
-                    if isinstance(answered_by, str) and answered_by
-                    else s.model,
-                    tokens=event.usage.to_dict(),
-                    cost_usd=f"{event.cost:.6f}",
-                    latency_ms=round(float(event.latency_ms), 1),
-                    error=event.error or "",
-                )
-            )
-        else:
-            return
-        steps = (*self.nested.values(), *self.top.values())
-        self.job.live = RunState("running", "", f"{0:.6f}", {}, steps)
-        self.job.changed.set()
-        if _client() is not None:
-            self._dirty = True
-            if self._pump is None or self._pump.done():
-                self._pump = asyncio.ensure_future(self._publish_changes())
-
-    async def _publish_changes(self) -> None:
-        """Publish the latest state until none is newer, one message at a time (so other
-        workers get them in order; changes of one loop turn go in one message)."""
-        while self._dirty:
-            await asyncio.sleep(0)
-            self._dirty = False
-            await _publish(self.run_id, self.job.live)
-
-    async def drained(self) -> None:
-        """Once the changes already seen are published (before the final signal)."""
-        if self._pump is not None:
-            await asyncio.shield(self._pump)
-
-
-def _queued(name: str) -> StepState:
-    return StepState(name, "queued", "", {}, f"{0:.6f}", 0.0, "")
-
-
-def is_local(run_id: str) -> bool:
-    """Whether the run is (or was a moment ago) a job of this worker."""
-    return run_id in _JOBS
-
-
 async def current(user_id: int, run_id: str) -> RunState:
     """The run's state now: this worker's live view while it runs one of ``user_id``'s runs
     here, else (another worker's run, a finished one) read from the database."""
-    job = _JOBS.get(run_id)
+    job = JOBS.get(run_id)
     if job is not None and job.user_id == user_id and job.live is not None and not job.done:
         return job.live
     return await in_db_thread(snapshot, user_id, run_id)
@@ -375,7 +274,7 @@ async def current(user_id: int, run_id: str) -> RunState:
 def _forget_later(run_id: str, after_s: float = 60.0) -> None:
     """Keep a finished job a little (streams still waiting on it wake up), then drop it."""
     with contextlib.suppress(RuntimeError):
-        asyncio.get_running_loop().call_later(after_s, _JOBS.pop, run_id, None)
+        asyncio.get_running_loop().call_later(after_s, JOBS.pop, run_id, None)
 
 
 def _mark(run_id: str, status: str, error: str) -> None:
@@ -409,7 +308,7 @@ async def cancel(user_id: int, run_id: Any) -> str:
     if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
         raise NotFound("This run does not exist.")
     status = await in_db_thread(_owned_status, user_id, run_id)
-    job = _JOBS.get(run_id)
+    job = JOBS.get(run_id)
     if status not in ("queued", "running"):
         return status
     if job is None or job.task is None or job.user_id != user_id:
@@ -417,133 +316,6 @@ async def cancel(user_id: int, run_id: Any) -> str:
     job.task.cancel()
     await asyncio.wait({job.task}, timeout=10)  # its own outcome is logged by the task
     return await in_db_thread(_owned_status, user_id, run_id)
-
-
-_redis: dict[int, Any] = {}  # one client per event loop (tests run several loops)
-
-
-def _client() -> Any | None:
-    from elexirion_app.config import get_settings
-
-    url = get_settings().redis_url
-    if not url:
-        return None
-    key = id(asyncio.get_running_loop())
-    if key not in _redis:
-        import redis.asyncio as aioredis
-
-        _redis[key] = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-    return _redis[key]
-
-
-def _channel(run_id: str) -> str:
-    return f"elx:run:{run_id}"
-
-
-async def _publish(run_id: str, state: RunState | None = None) -> None:
-    """Tell streams on other workers that the run changed, with its live state when there is
-    one (they then need no database read; without one they read it). A failure is logged:
-    they still poll the database."""
-    client = _client()
-    if client is None:
-        return
-    from redis.exceptions import RedisError
-
-    message = b"1" if state is None else json.dumps(dataclasses.asdict(state)).encode()
-    try:
-        await client.publish(_channel(run_id), message)
-    except (OSError, RedisError) as exc:
-        log.warning("run %s: change not published to Redis: %s", run_id, exc)
-
-
-def _state_of(message: Any) -> RunState | None:
-    """The live state a message of another worker carries (None: just "it changed")."""
-    data = message.get("data") if isinstance(message, dict) else None
-    if not isinstance(data, bytes | str) or data in (b"1", "1"):
-        return None
-    try:
-        raw = json.loads(data)
-        steps = tuple(StepState(**step) for step in raw.pop("steps"))
-        return RunState(steps=steps, **raw)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        log.warning("unreadable run change message: %s", exc)
-        return None
-
-
-class Watch:
-    """``await changed(timeout_s)``: True when the run reported a change, False when the
-    timeout passed; ``state`` is then the run's state that came with the change from another
-    worker (None: read it)."""
-
-    def __init__(self, run_id: str, pubsub: Any | None) -> None:
-        self.run_id, self.pubsub = run_id, pubsub
-        self.state: RunState | None = None
-
-    async def __call__(self, timeout_s: float) -> bool:
-        self.state = None
-        job = _JOBS.get(self.run_id)
-        if job is not None:
-            try:
-                await asyncio.wait_for(job.changed.wait(), timeout_s)
-            except TimeoutError:
-                return False
-            job.changed.clear()
-            return True
-        if self.pubsub is not None:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
-            while True:  # None: the timeout, or the subscription's confirmation (skipped)
-                message = await self.pubsub.get_message(timeout=max(deadline - loop.time(), 0))
-                if message is not None:
-                    self.state = _state_of(message)
-                    return True
-                if loop.time() >= deadline:
-                    return False
-        await asyncio.sleep(timeout_s)
-        return False
-
-
-@contextlib.asynccontextmanager
-async def watch(run_id: str) -> AsyncIterator[Watch]:
-    """``async with watch(run_id) as changed: await changed(timeout_s)`` — see the contract
-    and ``Watch``."""
-    client = _client()
-    pubsub = None
-    if client is not None and run_id not in _JOBS:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(_channel(run_id))
-    try:
-        yield Watch(run_id, pubsub)
-    finally:
-        if pubsub is not None:
-            await pubsub.aclose()
-
-
-FINISHED = ("succeeded", "failed", "interrupted", "cancelled")
-
-
-@dataclass(frozen=True)
-class StepState:
-    name: str
-    status: str
-    model: str
-    tokens: dict[str, int]
-    cost_usd: str
-    latency_ms: float
-    error: str
-
-
-@dataclass(frozen=True)
-class RunState:
-    status: str
-    error: str
-    cost_usd: str
-    tokens: dict[str, int]
-    steps: tuple[StepState, ...]
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
 
 
 # A run and its steps in one read (a run without steps: one row, its step columns NULL).

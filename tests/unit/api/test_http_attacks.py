@@ -18,7 +18,7 @@ from elexirion_app.api.http import app as http_app
 from elexirion_app.api.http import streams
 from elexirion_app.db.engine import session_scope
 from elexirion_app.services.accounts import api_keys, auth, rate_limits
-from elexirion_app.services.runs import jobs, pipeline_runs
+from elexirion_app.services.runs import jobs, live, pipeline_runs
 from elexirion_app.services.runs import pipeline_store as store
 
 
@@ -187,7 +187,7 @@ async def test_a_run_gives_its_slot_back_when_it_ends_however_it_ends(
     hold = _hold_runs(monkeypatch)
 
     def task(run_id: str) -> asyncio.Task[Any]:
-        found = jobs._JOBS[run_id].task
+        found = live.JOBS[run_id].task
         assert found is not None
         return found
 

@@ -18,7 +18,7 @@ from elexirion_app.core.errors import NotFound
 from elexirion_app.db.engine import get_engine, session_scope
 from elexirion_app.db.models import AppUser, Run, StepRun
 from elexirion_app.pipelines.loader import load_text
-from elexirion_app.services.runs import jobs
+from elexirion_app.services.runs import jobs, live
 from elexirion_app.services.runs.recorder import RunRecorder
 from elexirion_app.services.runs.run_records import run_recorded
 from tests.unit.pipelines.engine_fakes import CountingProvider
@@ -48,10 +48,10 @@ def _user() -> int:
         return user.id
 
 
-async def _finish(run_id: str) -> list[jobs.RunState]:
+async def _finish(run_id: str) -> list[live.RunState]:
     """Every live state the job shows while it goes, then wait for its end."""
-    job = jobs._JOBS[run_id]
-    seen: list[jobs.RunState] = []
+    job = live.JOBS[run_id]
+    seen: list[live.RunState] = []
     assert job.task is not None
     while not job.task.done():
         if job.live is not None and (not seen or seen[-1] != job.live):
@@ -115,26 +115,26 @@ async def test_another_worker_gets_the_state_in_the_message(
     monkeypatch.setenv("REDIS_URL", REDIS)
     config.get_settings.cache_clear()
     run_id = str(uuid.uuid4())  # not a job of this process: "another worker" runs it
-    state = jobs.RunState(
+    state = live.RunState(
         "running",
         "",
         "0.000000",
         {},
-        (jobs.StepState("one", "succeeded", "offline", {"input": 3}, "0.000000", 1.5, ""),),
+        (live.StepState("one", "succeeded", "offline", {"input": 3}, "0.000000", 1.5, ""),),
     )
     try:
-        async with jobs.watch(run_id) as changed:
-            publisher = asyncio.create_task(jobs._publish(run_id, state))
+        async with live.watch(run_id) as changed:
+            publisher = asyncio.create_task(live.publish(run_id, state))
             assert await changed(30) is True
             await publisher
             assert changed.state == state
-            await jobs._publish(run_id)  # the final signal carries no state: read the database
+            await live.publish(run_id)  # the final signal carries no state: read the database
             assert await changed(30) is True
             assert changed.state is None
     finally:
-        for client in jobs._redis.values():
+        for client in live._redis.values():
             await client.aclose()
-        jobs._redis.clear()
+        live._redis.clear()
         config.get_settings.cache_clear()
 
 
