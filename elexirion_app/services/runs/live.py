@@ -74,6 +74,9 @@ class RunState:
         return self.status in FINISHED
 
 
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunState) if f.name != "steps")
+
+
 class LiveView:
     """An observer keeping ``job.live``: the run's state as ``snapshot`` will read it from the
     database (same fields, same order: nested steps first, then the top-level ones), so an
@@ -87,6 +90,11 @@ class LiveView:
         self.nested: dict[str, StepState] = {}
         self._dirty = False
         self._pump: asyncio.Future[None] | None = None
+        # Whether the last message reached a stream on another worker. When none listened, the
+        # next one says only "it changed" (no state to build and serialise): a stream that
+        # subscribed in between reads the database once, and the message after carries the
+        # state again.
+        self._followed = True
 
     def _step(self, name: str) -> StepState:
         name = name[:200]
@@ -137,7 +145,9 @@ class LiveView:
         while self._dirty:
             await asyncio.sleep(0)
             self._dirty = False
-            await publish(self.run_id, self.job.live)
+            receivers = await publish(self.run_id, self.job.live if self._followed else None)
+            if receivers is not None:
+                self._followed = receivers > 0
 
     async def drained(self) -> None:
         """Once the changes already seen are published (before the final signal)."""
@@ -175,20 +185,29 @@ def _channel(run_id: str) -> str:
     return f"elx:run:{run_id}"
 
 
-async def publish(run_id: str, state: RunState | None = None) -> None:
+def _as_message(state: RunState) -> bytes:
+    """The state as the JSON ``_state_of`` reads (the fields of each dataclass, flat)."""
+    fields = {f: getattr(state, f) for f in _RUN_FIELDS}
+    fields["steps"] = [vars(step) for step in state.steps]
+    return json.dumps(fields).encode()
+
+
+async def publish(run_id: str, state: RunState | None = None) -> int | None:
     """Tell streams on other workers that the run changed, with its live state when there is
-    one (they then need no database read; without one they read it). A failure is logged:
-    they still poll the database."""
+    one (they then need no database read; without one they read it). Returns how many
+    subscribers got it (None: no Redis, or it failed). A failure is logged: they still poll
+    the database."""
     client = _client()
     if client is None:
-        return
+        return None
     from redis.exceptions import RedisError
 
-    message = b"1" if state is None else json.dumps(dataclasses.asdict(state)).encode()
+    message = b"1" if state is None else _as_message(state)
     try:
-        await client.publish(_channel(run_id), message)
+        return int(await client.publish(_channel(run_id), message))
     except (OSError, RedisError) as exc:
         log.warning("run %s: change not published to Redis: %s", run_id, exc)
+        return None
 
 
 def _state_of(message: Any) -> RunState | None:
