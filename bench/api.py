@@ -209,15 +209,11 @@ def server_cpu_s(leader: int) -> float:
 
 
 async def measure(
-    label: str,
-    url: str,
-    keys: list[str],
-    single: int,
-    concurrent: int,
-    rounds: int,
-    leader: int,
-    client: str,
+    label: str, url: str, keys: list[str], args: argparse.Namespace, leader: int
 ) -> None:
+    """Warm up, then ``args.single`` runs one after the other and ``args.rounds`` rounds of
+    ``args.concurrent`` at once through ``args.client``; prints the figures."""
+    single, concurrent, rounds, client = args.single, args.concurrent, args.rounds, args.client
     async with CLIENTS[client](url, concurrent) as runs:
         for _ in range(3):  # warm-up: first imports, first queries
             await runs.run(keys[0])
@@ -291,18 +287,7 @@ def _serve_and_measure(args: argparse.Namespace, label: str, extra: dict[str, st
                 cli(env, "users", "create", "--email", email)
                 keys.append(cli(env, "apikey", "create", "--email", email, "--name", "bench"))
             url = f"http://localhost:{args.port}"
-            asyncio.run(
-                measure(
-                    label,
-                    url,
-                    keys,
-                    args.single,
-                    args.concurrent,
-                    args.rounds,
-                    proc.pid,
-                    args.client,
-                )
-            )
+            asyncio.run(measure(label, url, keys, args, proc.pid))
         finally:
             appserver.stop(proc)
 
@@ -333,18 +318,7 @@ def _floor(args: argparse.Namespace, workers: int) -> None:
             appserver.wait_for(f"http://127.0.0.1:{port}/ping", 60, proc, log)
             label = f"floor: same stack, no work ({workers} worker{'s' if workers > 1 else ''})"
             url = f"http://127.0.0.1:{port}"
-            asyncio.run(
-                measure(
-                    label,
-                    url,
-                    keys,
-                    args.single,
-                    args.concurrent,
-                    args.rounds,
-                    proc.pid,
-                    args.client,
-                )
-            )
+            asyncio.run(measure(label, url, keys, args, proc.pid))
         finally:
             appserver.stop(proc)
 
