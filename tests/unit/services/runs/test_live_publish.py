@@ -82,7 +82,10 @@ async def test_unfollowed_changes_carry_no_state_until_a_stream_listens(redis_se
         assert got is not None and [s.status for s in got.steps] == ["running", "running"]
 
         await pubsub.unsubscribe()
-        await asyncio.sleep(0.05)
+        for _ in range(100):  # until Redis counts no subscriber on the channel
+            if (await other_worker.pubsub_numsub(live._channel(run_id)))[0][1] == 0:
+                break
+            await asyncio.sleep(0.05)
         await _change(view, "one")  # the stream left: back to plain signals
         assert view._followed is False
     finally:
