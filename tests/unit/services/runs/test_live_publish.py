@@ -57,6 +57,16 @@ async def _next_message(pubsub: aioredis.client.PubSub) -> bytes:
     raise AssertionError("no message within 10 s")
 
 
+async def _subscribers(client: aioredis.Redis, run_id: str, n: int) -> None:
+    """Until Redis counts ``n`` subscribers of the run's channel (SUBSCRIBE and UNSUBSCRIBE
+    are sent, not waited for)."""
+    for _ in range(200):
+        if (await client.pubsub_numsub(live._channel(run_id)))[0][1] == n:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the channel never had {n} subscribers")
+
+
 async def _change(view: live.LiveView, step: str) -> None:
     await view(StepStarted(run_id=view.run_id, step=step, step_type="claude", index=0))
     await view.drained()
@@ -72,6 +82,7 @@ async def test_unfollowed_changes_carry_no_state_until_a_stream_listens(redis_se
         assert view._followed is False
 
         await pubsub.subscribe(live._channel(run_id))
+        await _subscribers(other_worker, run_id, 1)
         await _change(view, "two")  # "it changed": the new stream reads the database once
         assert await _next_message(pubsub) == b"1"
         assert view._followed is True
@@ -82,10 +93,7 @@ async def test_unfollowed_changes_carry_no_state_until_a_stream_listens(redis_se
         assert got is not None and [s.status for s in got.steps] == ["running", "running"]
 
         await pubsub.unsubscribe()
-        for _ in range(100):  # until Redis counts no subscriber on the channel
-            if (await other_worker.pubsub_numsub(live._channel(run_id)))[0][1] == 0:
-                break
-            await asyncio.sleep(0.05)
+        await _subscribers(other_worker, run_id, 0)
         await _change(view, "one")  # the stream left: back to plain signals
         assert view._followed is False
     finally:
