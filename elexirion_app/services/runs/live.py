@@ -141,13 +141,22 @@ class LiveView:
 
     async def _publish_changes(self) -> None:
         """Publish the latest state until none is newer, one message at a time (so other
-        workers get them in order; changes of one loop turn go in one message)."""
-        while self._dirty:
-            await asyncio.sleep(0)
-            self._dirty = False
-            receivers = await publish(self.run_id, self.job.live if self._followed else None)
-            if receivers is not None:
-                self._followed = receivers > 0
+        workers get them in order; changes of one loop turn go in one message). A plain
+        signal that a stream did get is followed at once by the state itself: the database
+        that stream reads may not have the change yet (the recorder writes after this view).
+        A failure here is logged, never raised into the run's end (its final signal)."""
+        try:
+            while self._dirty:
+                await asyncio.sleep(0)
+                self._dirty = False
+                state = self.job.live if self._followed else None
+                receivers = await publish(self.run_id, state)
+                if receivers is not None:
+                    self._followed = receivers > 0
+                    if state is None and self._followed:
+                        self._dirty = True
+        except Exception:
+            log.exception("run %s: live change not published", self.run_id)
 
     async def drained(self) -> None:
         """Once the changes already seen are published (before the final signal)."""

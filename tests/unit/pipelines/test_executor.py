@@ -104,7 +104,7 @@ async def test_an_observer_that_raises_fails_the_run_and_stops_it(
 
     seen: list[Any] = []
     provider = CountingProvider()
-    with caplog.at_level(logging.ERROR, logger="elexirion_app.pipelines.executor"):
+    with caplog.at_level(logging.ERROR, logger="elexirion_app.pipelines.run_context"):
         outcome = await run(
             TWO_STEPS, tmp_path, provider_for=provider, observers=[broken, seen.append]
         )
@@ -176,7 +176,7 @@ async def test_an_optional_observer_may_fail_without_failing_the_run(
     def progress_feed(event: Any) -> None:
         raise RuntimeError("page went away")
 
-    with caplog.at_level(logging.WARNING, logger="elexirion_app.pipelines.executor"):
+    with caplog.at_level(logging.WARNING, logger="elexirion_app.pipelines.run_context"):
         outcome = await run(TWO_STEPS, tmp_path, observers=[optional_observer(progress_feed)])
     assert outcome.status == "succeeded"
     warned = [r for r in caplog.records if "progress_feed" in r.getMessage()]

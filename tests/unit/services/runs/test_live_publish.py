@@ -83,14 +83,16 @@ async def test_unfollowed_changes_carry_no_state_until_a_stream_listens(redis_se
 
         await pubsub.subscribe(live._channel(run_id))
         await _subscribers(other_worker, run_id, 1)
-        await _change(view, "two")  # "it changed": the new stream reads the database once
+        await _change(view, "two")  # "it changed", then the state itself at once
         assert await _next_message(pubsub) == b"1"
         assert view._followed is True
-
-        await _change(view, "two")  # followed now: the state itself
         got = live._state_of({"data": await _next_message(pubsub)})
         assert got == view.job.live
         assert got is not None and [s.status for s in got.steps] == ["running", "running"]
+
+        await _change(view, "one")  # followed now: the state only
+        again = live._state_of({"data": await _next_message(pubsub)})
+        assert again == view.job.live
 
         await pubsub.unsubscribe()
         await _subscribers(other_worker, run_id, 0)
@@ -99,6 +101,21 @@ async def test_unfollowed_changes_carry_no_state_until_a_stream_listens(redis_se
     finally:
         await pubsub.aclose()
         await other_worker.aclose()
+
+
+async def test_a_failing_publisher_does_not_fail_the_run(
+    redis_set: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error that is not Redis's (a state that cannot be serialised) is logged; the run's
+    end still drains and sends its final signal."""
+
+    def broken(state: live.RunState) -> bytes:
+        raise TypeError("not serialisable")
+
+    monkeypatch.setattr(live, "_as_message", broken)
+    view = live.LiveView(str(uuid.uuid4()), live.Job(user_id=1), ("one",))
+    await _change(view, "one")  # drained() returns instead of raising
+    assert "live change not published" in caplog.text
 
 
 async def test_without_redis_nothing_is_published(monkeypatch: pytest.MonkeyPatch) -> None:
