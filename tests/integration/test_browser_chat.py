@@ -48,6 +48,7 @@ def test_register_login_stream_reload(page: Page, app_url: str, shots: Path) -> 
     page.fill("#chat-input", "Hello from Playwright")
     page.click("#chat-send")
     expect(page.locator('[data-role="user"]')).to_have_text("Hello from Playwright")
+    expect(page.locator("#chat-input")).to_have_value("")  # taken: the box is cleared
     # The reply arrives token by token: we see a partial reply before the complete one.
     partial = page.locator("#streaming-reply")
     expect(partial).to_contain_text("offline", timeout=20_000)
@@ -71,6 +72,8 @@ def test_bad_input_shows_clear_messages(page: Page, app_url: str, shots: Path) -
     page.click("#chat-send")
     expect(page.locator("#chat-error")).to_contain_text("too long", timeout=20_000)
     expect(page.locator('[data-role="user"]')).to_have_count(0)
+    # Refused, not lost: the text stays in the box to be shortened.
+    assert page.eval_on_selector("#chat-input", "e => e.value.length") == 100_000
 
     page.click("#logout")
     expect(page).to_have_url(re.compile(r"/login/?$"), timeout=20_000)

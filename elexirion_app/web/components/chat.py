@@ -6,7 +6,7 @@ import reflex as rx
 
 from elexirion_app.web import routes
 from elexirion_app.web.components.status import status_badge
-from elexirion_app.web.state.chat import ChatMsg, ChatState, ProgressRow
+from elexirion_app.web.state.chat import COMPOSER_ID, ChatMsg, ChatState, ProgressRow
 
 
 def _codeblock(value: object, **props: object) -> rx.Component:
@@ -303,7 +303,7 @@ def composer() -> rx.Component:
         rx.hstack(
             rx.text_area(
                 name="message",
-                id="chat-input",
+                id=COMPOSER_ID,
                 placeholder="Ask anything… (Enter to send, Shift+Enter for a new line)",
                 enter_key_submit=True,
                 rows="2",
@@ -328,8 +328,7 @@ def composer() -> rx.Component:
             width="100%",
             align="end",
         ),
-        on_submit=ChatState.send,
-        reset_on_submit=True,
+        on_submit=ChatState.send,  # it clears the box once the message is taken
         width="100%",
     )
 

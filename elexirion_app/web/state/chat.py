@@ -28,6 +28,7 @@ from elexirion_app.web.identity import current_user_id
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.05
+COMPOSER_ID = "chat-input"  # the message box, cleared once a message is taken
 WINDOW = 50
 TAIL_FOLD = 20
 
@@ -301,7 +302,12 @@ class ChatState(rx.State):
     async def send(self, form_data: Any = None) -> Any:
         text = _form_text(form_data, "message")
         cid = self.conversation_id or None
-        return await self._turn(lambda s, uid: chat.start_turn(s, uid, cid, text), reload=False)
+        started = await self._turn(lambda s, uid: chat.start_turn(s, uid, cid, text), reload=False)
+        if started is ChatState.stream_reply:
+            # Cleared only once the message is taken: a refused one (too long, rate limit,
+            # budget) stays in the box to be shortened or sent again.
+            return [rx.set_value(COMPOSER_ID, ""), started]
+        return started
 
     @rx.event
     async def regenerate(self, message_id: Any = None) -> Any:
