@@ -134,16 +134,21 @@ def test_admin_manages_a_member_who_manages_their_keys(
         goto(member, f"{app_url}/settings")
         assert plain not in member.content()
 
-        # A second key kept live, the first revoked after confirming.
-        member.fill("#key-name", "laptop")
+        # A second key kept live (a name of the longest kind: one unbroken 100-character word,
+        # cut with an ellipsis so that its Revoke button stays on screen), the first revoked.
+        laptop = "laptop-" + "x" * 93
+        member.fill("#key-name", laptop)
         member.click("#key-create")
         expect(member.locator("#new-key")).to_be_visible()
         member.click("#new-key-done")
+        expect(
+            member.locator(f'.key-row[data-key-name="{laptop}"] .key-revoke')
+        ).to_be_in_viewport()
         key_row.locator(".key-revoke").click()
         member.locator(".key-revoke-confirm").click()
         expect(key_row.locator(".key-status")).to_contain_text("revoked")
         expect(member.locator("#settings-message")).to_contain_text("revoked")
-        expect(member.locator('.key-row[data-key-name="laptop"] .key-status')).to_contain_text(
+        expect(member.locator(f'.key-row[data-key-name="{laptop}"] .key-status')).to_contain_text(
             "live"
         )
         member.screenshot(path=str(shots / "settings.png"), full_page=True)

@@ -42,9 +42,22 @@ def _revoke(k: KeyRow) -> rx.Component:
     )
 
 
+_ONE_LINE = {
+    "display": "block",
+    "max_width": "18em",
+    "overflow": "hidden",
+    "text_overflow": "ellipsis",
+    "white_space": "nowrap",
+}
+
+
 def _key(k: KeyRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.text(k.name, weight="medium")),
+        rx.table.cell(
+            # A long name is cut with an ellipsis (whole in its tooltip): the columns after it,
+            # and the Revoke button, stay on screen.
+            rx.text(k.name, weight="medium", title=k.name, class_name="key-name", style=_ONE_LINE)
+        ),
         rx.table.cell(rx.code(k.display, class_name="key-prefix")),
         rx.table.cell(k.created),
         rx.table.cell(k.last_used),
@@ -140,6 +153,7 @@ def _keys() -> rx.Component:
                 rx.table.body(rx.foreach(SettingsState.keys, _key)),
                 width="100%",
                 id="keys",
+                style={"overflow_x": "auto"},  # a narrow window scrolls, nothing is cut off
             ),
             rx.text("No API keys yet.", color_scheme="gray", size="2", id="no-keys"),
         ),
