@@ -136,6 +136,16 @@ class Settings:
     oidc_signup: bool = True
     # Seconds between two ledger shard compactions (services/billing/compaction).
     compact_every_s: float = 600.0
+    # What a chat reply's model call sees of the conversation, in estimated tokens
+    # (agent/session.build_context: the newest turns that fit, older ones named in a note).
+    chat_context_tokens: int = 32_000
+
+    @property
+    def chat_context_budget(self) -> int:
+        """``chat_context_tokens``, but never less than a message of the longest accepted
+        length needs (~4 characters a token) plus room for a reply's worth of history: a
+        message the box takes is never cut to fit."""
+        return max(self.chat_context_tokens, self.max_message_chars // 4 + 2_000)
 
     def oidc_provider(self, name: str) -> OidcProvider | None:
         return next((p for p in self.oidc_providers if p.name == name), None)
@@ -177,4 +187,5 @@ def get_settings() -> Settings:
         oidc_providers=oidc_providers(env),
         oidc_signup=_env_bool(env, "ELEXIRION_OIDC_SIGNUP", True),
         compact_every_s=_env_seconds(env, "ELEXIRION_COMPACT_EVERY_S", 600.0),
+        chat_context_tokens=max(1, int(env.get("ELEXIRION_CHAT_CONTEXT_TOKENS", "32000"))),
     )

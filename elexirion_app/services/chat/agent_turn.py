@@ -24,6 +24,7 @@ from elexirion_app.agent import genesis
 from elexirion_app.agent.catalogue import PipelineEntry, load_catalogue
 from elexirion_app.agent.router import RouteDecision, route
 from elexirion_app.agent.session import RunSummary, build_context, summarise_run
+from elexirion_app.config import get_settings
 from elexirion_app.core.errors import Conflict, ElexirionError, NotFound
 from elexirion_app.core.paths import pipeline_file
 from elexirion_app.core.types import ChatMessage, Usage
@@ -249,7 +250,11 @@ async def _save(
 async def _answer(
     user_id: int, reply_id: int, turn: _Turn, provider: Provider, meta: dict[str, Any]
 ) -> AsyncIterator[AgentEvent]:
-    context = build_context([*turn.history, ChatMessage("user", turn.text)], turn.runs)
+    context = build_context(
+        [*turn.history, ChatMessage("user", turn.text)],
+        turn.runs,
+        get_settings().chat_context_budget,
+    )
     async for chunk in chat.stream_reply(
         user_id, reply_id, provider, messages=context, meta=meta, claimed=True
     ):

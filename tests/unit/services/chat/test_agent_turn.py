@@ -123,3 +123,56 @@ async def test_session_context_parts_read_this_users_conversation(
     assert here.succeeded and elsewhere.succeeded
     assert "PINEAPPLE" in prompts[0] and "What word?" in prompts[0]
     assert "PINEAPPLE" not in prompts[1]
+
+
+class _Recording(MockProvider):
+    """The offline model, keeping what each call was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[LLMRequest] = []
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
+        self.sent.append(request)
+        async for event in super().stream(request):
+            yield event
+
+
+async def test_a_long_message_late_in_a_conversation_keeps_the_earlier_turns(
+    db_url: str,
+) -> None:
+    """A message of nearly the longest accepted length, sent as a 4th turn, reaches the model
+    whole and after the three earlier turns (the context budget was 6,000 tokens, ~24,000
+    characters: such a message was cut in the middle and every earlier turn dropped)."""
+    uid = _user()
+    cid = None
+    for n in (1, 2, 3):
+        cid, _ = await _turn(uid, cid, f"hi, this is turn {n} of this chat")
+    long_text = ("please keep all of this " * 1_250).strip()  # ~30,000 characters
+    with session_scope() as s:
+        turn = chat.start_turn(s, uid, cid, long_text)
+    provider = _Recording()
+    async for _event in agent_turn.agent_reply(uid, turn.assistant_message.id, provider):
+        pass
+    answer = provider.sent[-1]  # the reply's call (the router came first)
+    assert answer.messages[-1].content == long_text
+    sent = "\n".join(m.content for m in answer.messages)
+    assert all(f"turn {n} of this chat" in sent for n in (1, 2, 3))
+    assert "characters cut to fit" not in sent
+
+
+async def test_analyze_with_an_empty_workspace_says_so_before_any_model_call(
+    db_url: str,
+) -> None:
+    uid = _user()
+    provider = _Recording()
+    with session_scope() as s:
+        turn = chat.start_turn(s, uid, None, "analyze my code quality")
+    events = [e async for e in agent_turn.agent_reply(uid, turn.assistant_message.id, provider)]
+    final = events[-1].final
+    assert final is not None and final.run_id
+    assert "upload the files to your workspace first" in final.content
+    with session_scope() as s:
+        run = s.get(Run, final.run_id)
+        assert run is not None and run.status == "failed"
+        assert not s.exec(select(LLMCall).where(LLMCall.run_id == final.run_id)).all()
