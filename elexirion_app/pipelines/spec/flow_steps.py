@@ -229,6 +229,11 @@ class FileOpsStep(StepBase):
         None, description="The path deleted or listed.", json_schema_extra=BASICS
     )
     pattern: str | None = Field(None, description="The glob that `list` matches (default `*`).")
+    min_count: Int | None = Field(
+        None,
+        description="`list` fails when fewer files match (1: nothing to work on is an error, "
+        "not an empty success).",
+    )
     files: list[FileCheck | str] | TemplateStr | None = Field(
         None, description="The rules of `validate`: [{path, must_exist, ...}]."
     )

@@ -118,6 +118,20 @@ def _list(ctx: RunContext, step: Mapping[str, Any], name: str) -> dict[str, Any]
         if resolved != root and root not in resolved.parents:
             continue  # a symlink pointing out: not listed
         files.append(str(p.relative_to(root)))
+    wanted = step.get("min_count")
+    if wanted is not None:
+        try:
+            least = int(wanted)
+        except (TypeError, ValueError):
+            raise StepError(name, f"min_count must be a whole number, not {wanted!r}") from None
+        if len(files) < least:
+            where = _rel(ctx, base)
+            found = f"only {len(files)} files match" if files else "no file matches"
+            raise StepError(
+                name,
+                f"{found} {pattern!r} in {where!r} of the workspace (at least {least} needed):"
+                " upload the files to your workspace first",
+            )
     return {"path": _rel(ctx, base), "pattern": pattern, "files": files, "count": len(files)}
 
 

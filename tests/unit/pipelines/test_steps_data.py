@@ -229,3 +229,21 @@ async def test_file_ops_refuse_paths_outside_the_workspace(tmp_path: Path) -> No
     assert (ws / "a.txt").exists()
     listed = await file_op(tmp_path, "list", path=".", pattern="**/*", recursive=True)
     assert "link/secret.txt" not in listed.steps["op"]["files"]
+
+
+async def test_file_ops_list_with_min_count_fails_when_too_few_files_match(
+    tmp_path: Path,
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    out = await file_op(tmp_path, "list", path=".", pattern="**/*.py", min_count=1)
+    assert out.status == "failed"
+    assert "no file matches '**/*.py'" in (out.error or "")
+    assert "upload the files to your workspace first" in (out.error or "")
+    (ws / "app.py").write_text("x = 1\n")
+    out = await file_op(tmp_path, "list", path=".", pattern="**/*.py", min_count=2)
+    assert out.status == "failed" and "only 1 files match" in (out.error or "")
+    out = await file_op(tmp_path, "list", path=".", pattern="**/*.py", min_count=1)
+    assert out.status == "succeeded" and out.steps["op"]["count"] == 1
+    out = await file_op(tmp_path, "list", path=".", pattern="*.py", min_count="many")
+    assert out.status == "failed" and "min_count must be a whole number" in (out.error or "")
