@@ -63,21 +63,41 @@ def client_address(request: Request) -> str:
     )
 
 
+MAX_EMAIL_ECHO = 254  # the longest address a form's email is sent back in the URL
+
+
 def _fail(
-    request: Request, page: str, code: str, status: int, message: str, retry: int = 0
+    request: Request,
+    page: str,
+    code: str,
+    status: int,
+    message: str,
+    retry: int = 0,
+    email: str = "",
 ) -> Response:
+    """The refusal: JSON for a script, else back to the form's page with the error code (and
+    the email that was typed, so the form shows it again; never the password)."""
     if _wants_json(request):
         headers = {"Retry-After": str(retry)} if retry else None
         return JSONResponse(
             {"error": {"code": code, "message": message}}, status_code=status, headers=headers
         )
     query = {"error": code, **({"retry": str(retry)} if retry else {})}
+    typed = email.strip()
+    if typed and len(typed) <= MAX_EMAIL_ECHO:
+        query["email"] = typed
     return RedirectResponse(f"{page}?{urlencode(query)}", status_code=303)
 
 
-def _limited(request: Request, page: str, retry: int) -> Response:
+def _limited(request: Request, page: str, retry: int, email: str = "") -> Response:
     return _fail(
-        request, page, "limited", 429, f"Too many attempts, try again in {retry} s.", retry
+        request,
+        page,
+        "limited",
+        429,
+        f"Too many attempts, try again in {retry} s.",
+        retry,
+        email,
     )
 
 
@@ -173,7 +193,7 @@ async def login(request: Request) -> Response:
     verdict = await limits.hit("login_client", client)
     if not verdict.allowed:
         await _audit_login("locked", email, client, limit="login_client")
-        return _limited(request, page, verdict.retry_after_s)
+        return _limited(request, page, verdict.retry_after_s, email)
     # The account's slots are taken before the password is checked, atomically: concurrent
     # tries cannot all pass a check first. A successful login gives them back.
     pair = f"{account}|{client}"
@@ -181,7 +201,7 @@ async def login(request: Request) -> Response:
         verdict = await limits.hit(scope, key)
         if not verdict.allowed:
             await _audit_login("locked", email, client, limit=scope)
-            return _limited(request, page, verdict.retry_after_s)
+            return _limited(request, page, verdict.retry_after_s, email)
     try:  # argon2 and the database off the event loop, on the password pool
         user, token = await auth.run_password_work(
             _check_login, email, form.get("password", ""), client
@@ -189,9 +209,9 @@ async def login(request: Request) -> Response:
     except InvalidCredentials as exc:
         await _audit_login("failed", email, client)
         log.info("login failed", extra={"event": "login_failed", "client": client})
-        return _fail(request, page, "credentials", 401, exc.user_message)
+        return _fail(request, page, "credentials", 401, exc.user_message, email=email)
     except ElexirionError as exc:
-        return _fail(request, page, "server", 400, exc.user_message)
+        return _fail(request, page, "server", 400, exc.user_message, email=email)
     await limits.clear("login_account_client", pair)
     await limits.clear("login_account", account)
     log.info("user %s logged in", user.id, extra={"event": "login_ok", "user_id": user.id})
@@ -206,24 +226,22 @@ async def register(request: Request) -> Response:
         form = await _form(request)
     except InputError as exc:
         return _fail(request, page, "server", 400, exc.user_message)
-    password = form.get("password", "")
+    password, email = form.get("password", ""), form.get("email", "")
     if "confirm" in form and form["confirm"] != password:
-        return _fail(request, page, "mismatch", 400, "The two passwords differ.")
+        return _fail(request, page, "mismatch", 400, "The two passwords differ.", email=email)
     client = client_address(request)
     verdict = await rate_limits.get_limits().hit("register_client", client)
     if not verdict.allowed:
-        return _limited(request, page, verdict.retry_after_s)
+        return _limited(request, page, verdict.retry_after_s, email)
     try:
-        user, token = await auth.run_password_work(
-            _register, form.get("email", ""), password, client
-        )
+        user, token = await auth.run_password_work(_register, email, password, client)
     except Conflict as exc:
-        return _fail(request, page, "exists", 409, exc.user_message)
+        return _fail(request, page, "exists", 409, exc.user_message, email=email)
     except InputError as exc:
         code = "email" if "email" in exc.user_message else "password"
-        return _fail(request, page, code, 400, exc.user_message)
+        return _fail(request, page, code, 400, exc.user_message, email=email)
     except AuthError as exc:
-        return _fail(request, page, "server", 400, exc.user_message)
+        return _fail(request, page, "server", 400, exc.user_message, email=email)
     return signed_in(request, user, token)
 
 

@@ -82,6 +82,8 @@ def test_bad_input_shows_clear_messages(page: Page, app_url: str, shots: Path) -
     page.fill("#login-password", "wrong-password")
     page.click("#login-submit")
     expect(page.locator("#login-error")).to_contain_text("Wrong email or password")
+    expect(page.locator("#login-email")).to_have_value(email)  # kept, to fix the password
+    expect(page.locator("#login-password")).to_have_value("")
     page.fill("#login-email", "nobody-" + email)
     page.click("#login-submit")
     expect(page.locator("#login-error")).to_contain_text("Wrong email or password")

@@ -59,7 +59,10 @@ def test_cookie_is_secure_behind_an_https_public_url(
 def test_errors_come_back_as_codes_or_json(client: TestClient) -> None:
     client.post("/auth/register", data={"email": "b@example.com", "password": "pw-123456"})
     again = client.post("/auth/register", data={"email": "b@example.com", "password": "pw-123456"})
-    assert again.status_code == 303 and again.headers["location"] == "/register?error=exists"
+    assert again.status_code == 303
+    # Back to the form with the code and the typed address (the form shows it again), never
+    # the password.
+    assert again.headers["location"] == "/register?error=exists&email=b%40example.com"
     wrong = client.post(
         "/auth/login", data={"email": "b@example.com", "password": "nope-nope"}, headers=JSON
     )
@@ -67,7 +70,12 @@ def test_errors_come_back_as_codes_or_json(client: TestClient) -> None:
     assert wrong.json() == {"error": {"code": "credentials", "message": "Wrong email or password."}}
     assert "set-cookie" not in wrong.headers
     short = client.post("/auth/register", data={"email": "c@example.com", "password": "x"})
-    assert short.headers["location"] == "/register?error=password"
+    assert short.headers["location"] == "/register?error=password&email=c%40example.com"
+    typo = client.post("/auth/login", data={"email": "b@example.com", "password": "nope-nope"})
+    assert typo.headers["location"] == "/login?error=credentials&email=b%40example.com"
+    assert "nope" not in typo.headers["location"]
+    long = client.post("/auth/login", data={"email": "x" * 300, "password": "nope-nope"})
+    assert long.headers["location"] == "/login?error=credentials"  # too long to send back
     huge = client.post("/auth/login", content=b"a=" + b"x" * 100_000, headers=JSON)
     assert huge.status_code == 400
     junk = client.post(
