@@ -329,6 +329,7 @@ def create_pipeline(
     *,
     source: str,
     message: str = "",
+    checked: Checked | None = None,
 ) -> str:
     """A new pipeline with ``text`` as version 1; returns its (free) name."""
     _check_size(text)
@@ -336,7 +337,7 @@ def create_pipeline(
     doc = PipelineDoc(user_id=user_id, name=name, source=source[:100])
     session.add(doc)
     session.flush()
-    _add_version(session, user_id, doc, text, label="", message=message)
+    _add_version(session, user_id, doc, text, label="", message=message, checked=checked)
     return name
 
 
@@ -367,8 +368,11 @@ def duplicate(session: Session, user_id: int, name: object) -> str:
     )
 
 
-def import_file(session: Session, user_id: int, filename: object, data: bytes) -> tuple[str, str]:
-    """A ``.yaml`` upload as a new pipeline; returns (name, warning or "")."""
+def import_file(
+    session: Session, user_id: int, filename: object, data: bytes
+) -> tuple[str, str, int]:
+    """A ``.yaml`` upload as a new pipeline; returns (name, warning or "", errors in it). A
+    file with errors is kept as it is (nothing is lost) as a version marked with them."""
     from elexirion_app.editor.document import wrap_bare
 
     if len(data) > MAX_YAML_BYTES:
@@ -379,10 +383,17 @@ def import_file(session: Session, user_id: int, filename: object, data: bytes) -
         raise InputError("the file is not UTF-8 text") from exc
     text, warning = wrap_bare(text)
     stem = Path(str(filename or "imported")).name.rsplit(".", 1)[0] or "imported"
+    checked = check_text(text, user_dir(user_id))
     name = create_pipeline(
-        session, user_id, stem, text, source="import", message=f"Imported {stem[:80]}"
+        session,
+        user_id,
+        stem,
+        text,
+        source="import",
+        message=f"Imported {stem[:80]}",
+        checked=checked,
     )
-    return name, warning or ""
+    return name, warning or "", checked.errors
 
 
 def register_generated(session: Session, user_id: int, path: Path, text: str) -> str:

@@ -205,7 +205,12 @@ class LibraryState(rx.State):
         result = await self._work(store.import_file, user_id, filename, data)
         if result is None:
             return rx.clear_selected_files(IMPORT_ID)
-        name, warning = result
-        self.message = f"Imported as {name}." + (f" {warning}" if warning else "")
+        name, warning, errors = result
+        imported = f"Imported as {name}." + (f" {warning}" if warning else "")
+        if errors:  # kept as sent, but it cannot run until it is fixed: say so, not in green
+            plural = "s" if errors > 1 else ""
+            self.error = f"{imported} It has {errors} error{plural}: open it to see and fix them."
+        else:
+            self.message = imported
         await self._refresh(user_id)
         return rx.clear_selected_files(IMPORT_ID)

@@ -185,11 +185,15 @@ def test_import_wraps_a_bare_genesis_file_with_a_warning(db_url: str) -> None:
     a, _ = _users()
     bare = b"# from pipeline_ex genesis\nname: bare\nsteps:\n  - name: s\n    type: claude\n"
     with session_scope() as s:
-        name, warning = store.import_file(s, a, "../../Bare File.yaml", bare)
+        name, warning, errors = store.import_file(s, a, "../../Bare File.yaml", bare)
         text = store.open_pipeline(s, a, name).saved_yaml
         with pytest.raises(InputError):
             store.import_file(s, a, "x.yaml", b"\xff\xfe")
-    assert name == "bare_file" and warning
+        # Broken YAML is kept as sent, and the caller is told how many errors it has.
+        broken, _, broken_errors = store.import_file(s, a, "worse.yaml", b"not: [valid\n")
+        assert store.open_pipeline(s, a, broken).saved_yaml == "not: [valid\n"
+    assert broken_errors >= 1
+    assert name == "bare_file" and warning and errors == 1  # its step has no prompt
     assert yaml.safe_load(text)["workflow"]["name"] == "bare"
     assert "# from pipeline_ex genesis" in text
 
