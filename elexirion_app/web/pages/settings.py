@@ -214,9 +214,12 @@ def _identities() -> rx.Component:
             ),
             rx.text(
                 "None: you sign in with your password. Connect your organisation's identity "
-                "provider below to sign in with it too.",
+                "provider below to sign in with it too."
+                if get_settings().oidc_providers
+                else "None: you sign in with your password (no identity provider is set up).",
                 color_scheme="gray",
                 size="2",
+                id="no-identities",
             ),
         ),
         _connect_links(),
