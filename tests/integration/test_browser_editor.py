@@ -99,6 +99,14 @@ def test_build_edit_version_and_run_a_pipeline(page: Page, app_url: str, shots: 
     expect(page.locator("#no-problems")).to_be_visible(timeout=10_000)
     expect(page.locator(f'{node(page, "gamma")}[data-problem="true"]')).to_have_count(0)
 
+    # YAML that does not parse: the graph keeps the last good version and says so.
+    replace_yaml(page, THREE_STEPS.replace("  steps:", "  steps: [unclosed"))
+    expect(page.locator("#graph-stale")).to_be_visible(timeout=10_000)
+    expect(page.locator(node(page, "beta"))).to_be_visible()
+    replace_yaml(page, THREE_STEPS)
+    expect(page.locator("#graph-stale")).to_have_count(0, timeout=10_000)
+    expect(page.locator("#no-problems")).to_be_visible()
+
     # Two named versions, a diff, a rollback.
     save_version(page, "typed", 2)
     replace_yaml(page, THREE_STEPS.replace("Say gamma", "Say gamma, twice"))
@@ -169,3 +177,18 @@ def test_import_a_pipeline_ex_file_and_run_it(page: Page, app_url: str, tmp_path
         page.locator("#pipeline-graph [data-step]").count(), timeout=60_000
     )
     expect(page.locator("#run-history .history-row")).to_have_count(1)
+
+
+def test_a_pipeline_that_is_not_in_the_library_shows_nothing_to_edit(
+    page: Page, app_url: str, shots: Path
+) -> None:
+    register(page, app_url, f"n{uuid.uuid4().hex[:8]}@example.com")
+    goto(page, f"{app_url}/pipelines/edit?name=does_not_exist")
+    expect(page.locator("#editor-not-found")).to_be_visible(timeout=20_000)
+    expect(page.locator("#editor-error")).to_be_visible()
+    # No editor, palette, Save, Run or Export to press on nothing.
+    for absent in ("#pipeline-save", "#pipeline-run", "[data-palette-type]", EDITOR):
+        expect(page.locator(absent)).to_have_count(0)
+    page.screenshot(path=str(shots / "editor-not-found.png"))
+    page.click("#editor-not-found a")
+    expect(page).to_have_url(re.compile(r"/pipelines/?$"), timeout=20_000)

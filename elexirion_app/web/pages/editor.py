@@ -27,14 +27,22 @@ def _header() -> rx.Component:
         ),
         rx.spacer(),
         rx.cond(
-            EditorState.shipped,
+            EditorState.not_found,
+            rx.fragment(),  # nothing opened: nothing to save, copy or export
             rx.hstack(
-                rx.badge("shipped · read-only", variant="soft"),
-                rx.button("Copy to edit", size="1", on_click=EditorState.copy_to_library),
+                rx.cond(
+                    EditorState.shipped,
+                    rx.hstack(
+                        rx.badge("shipped · read-only", variant="soft"),
+                        rx.button("Copy to edit", size="1", on_click=EditorState.copy_to_library),
+                    ),
+                    panels.save_form(),
+                ),
+                rx.button("Export", size="1", variant="soft", on_click=EditorState.export),
+                align="center",
+                spacing="3",
             ),
-            panels.save_form(),
         ),
-        rx.button("Export", size="1", variant="soft", on_click=EditorState.export),
         align="center",
         spacing="3",
         padding_x="1em",
@@ -57,9 +65,26 @@ def _graph() -> rx.Component:
             on_connect=EditorState.connect_nodes,
             on_delete=EditorState.delete_node,
         ),
+        rx.cond(
+            EditorState.graph_stale,
+            rx.callout(
+                "The YAML does not read as a pipeline now: the graph shows the last version"
+                " that did. Fix the problems listed below the YAML to update it.",
+                icon="triangle_alert",
+                color_scheme="amber",
+                size="1",
+                id="graph-stale",
+                position="absolute",
+                top="0.5em",
+                left="0.5em",
+                right="0.5em",
+                z_index="5",
+            ),
+        ),
         flex="1",
         min_width="0",
         height="100%",
+        position="relative",
         id="pipeline-graph",
     )
 
@@ -113,16 +138,35 @@ def editor_page() -> rx.Component:
             EditorState.message != "",
             rx.callout(EditorState.message, color_scheme="green", id="editor-message"),
         ),
-        rx.hstack(
-            panels.palette(),
-            _graph(),
-            _yaml(),
-            _side(),
-            flex="1",
-            min_height="0",
-            width="100%",
-            spacing="0",
-            align="stretch",
+        rx.cond(
+            EditorState.not_found,
+            rx.center(
+                rx.vstack(
+                    rx.heading("Nothing to edit here", size="4"),
+                    rx.text(
+                        "This pipeline is not in your library. Open one of yours, or copy a"
+                        " shipped one, from the Pipelines page.",
+                        color_scheme="gray",
+                    ),
+                    rx.link(rx.button("Go to Pipelines"), href=routes.PIPELINES),
+                    align="center",
+                    spacing="3",
+                ),
+                flex="1",
+                width="100%",
+                id="editor-not-found",
+            ),
+            rx.hstack(
+                panels.palette(),
+                _graph(),
+                _yaml(),
+                _side(),
+                flex="1",
+                min_height="0",
+                width="100%",
+                spacing="0",
+                align="stretch",
+            ),
         ),
         height="100%",
         width="100%",

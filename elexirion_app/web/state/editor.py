@@ -58,6 +58,10 @@ class EditorState(rx.State):
     parts: list[dict[str, Any]] = []
     selected_type: str = ""
     dirty: bool = False
+    # The YAML does not parse into steps: the graph shows the last text that did (said so).
+    graph_stale: bool = False
+    # The page's pipeline could not be opened (unknown, another user's): nothing to edit.
+    not_found: bool = False
     error: str = ""
     message: str = ""
     _yaml: str = ""
@@ -77,7 +81,10 @@ class EditorState(rx.State):
         user_id = await self._user()
         if user_id is None:
             return None
-        if self.shipped or not self.name:
+        if not self.name:
+            self.error = "No pipeline is open here: open one from the Pipelines page."
+            return None
+        if self.shipped:
             self.error = "Shipped pipelines are read-only: copy it to edit."
             return None
         return user_id
@@ -106,6 +113,7 @@ class EditorState(rx.State):
             changes["title"] = str(shown.workflow["name"])[:200]
         if shown.nodes is not None and shown.edges is not None:
             changes["nodes"], changes["edges"] = shown.nodes, shown.edges
+        changes["graph_stale"] = shown.nodes is None and bool(self.nodes)
         for name, value in changes.items():
             if getattr(self, name) != value:
                 setattr(self, name, value)
@@ -154,6 +162,7 @@ class EditorState(rx.State):
             return rx.redirect(routes.LOGIN)
         query = self.router.url.query_parameters
         self.error, self.message, self.selected = "", "", ""
+        self.not_found, self.graph_stale = False, False
         try:
             if query.get("shipped"):
                 detail = await in_file_thread(store.open_shipped, query.get("shipped"))
@@ -161,6 +170,8 @@ class EditorState(rx.State):
                 detail = await self._db(store.open_pipeline, user_id, query.get("name"))
         except ElexirionError as exc:
             self.name, self.nodes, self.edges, self.yaml_text = "", [], [], ""
+            self.title, self._yaml, self._saved, self.problems = "", "", "", []
+            self.error_count, self.dirty, self.not_found = 0, False, True
             self.error = exc.user_message
             return None
         self.name, self.title, self.shipped = detail.name, detail.title, detail.shipped

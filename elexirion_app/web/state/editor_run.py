@@ -128,7 +128,10 @@ class EditorRunState(rx.State):
             except InputError as exc:
                 self.error = exc.user_message
                 return None
-            if shipped or not name:
+            if not name:
+                self.error = "No pipeline is open here: open one from the Pipelines page."
+                return None
+            if shipped:
                 self.error = "Copy this shipped pipeline to your library to run it here."
                 return None
             self.running, self.run_status = True, "queued"
