@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -103,15 +104,40 @@ def _text_of(result: Any) -> str:
     return ""
 
 
+_NESTED_MARK = re.compile(r"[\[>]")
+
+
+def _steps_in_run_order(session: Session, run_id: str) -> list[StepRun]:
+    """The run's steps as they ran: each top-level step (by position), then the steps nested
+    in it (loop iterations ``loop[2].inner``, a sub-pipeline's ``nested>inner``) in the order
+    they started, under their step instead of all before the first one (their rows have no
+    position). A nested step whose container is not listed comes last."""
+    rows = session.exec(
+        select(StepRun)
+        .where(StepRun.run_id == run_id)
+        .order_by(col(StepRun.position), col(StepRun.id))
+    ).all()
+    top = [r for r in rows if r.position >= 0]
+    inside: dict[str, list[StepRun]] = {}
+    for r in rows:
+        if r.position < 0:
+            inside.setdefault(_NESTED_MARK.split(r.name, maxsplit=1)[0], []).append(r)
+    ordered: list[StepRun] = []
+    for r in top:
+        ordered.append(r)
+        ordered.extend(inside.pop(r.name, []))
+    for rest in inside.values():
+        ordered.extend(rest)
+    return ordered
+
+
 def get_run(session: Session, user_id: int, run_id: Any) -> RunView:
     if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
         raise NotFound("This run does not exist.")
     run = session.get(Run, run_id)
     if run is None or run.user_id != user_id:
         raise NotFound("This run does not exist.")
-    steps = session.exec(
-        select(StepRun).where(StepRun.run_id == run_id).order_by(col(StepRun.position))
-    ).all()
+    steps = _steps_in_run_order(session, run_id)
     calls = session.exec(select(LLMCall).where(LLMCall.run_id == run_id)).all()
     base = _summary(run)
     return RunView(
@@ -165,9 +191,7 @@ def trace(session: Session, user_id: int, run_id: Any) -> TraceView:
     view = get_run(session, user_id, run_id)
     run = session.get(Run, run_id)
     assert run is not None
-    steps = session.exec(
-        select(StepRun).where(StepRun.run_id == run_id).order_by(col(StepRun.position))
-    ).all()
+    steps = _steps_in_run_order(session, run_id)
     calls = session.exec(
         select(LLMCall).where(LLMCall.run_id == run_id).order_by(col(LLMCall.created_at))
     ).all()

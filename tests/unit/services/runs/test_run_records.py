@@ -540,3 +540,27 @@ async def test_resume_of_a_while_loop_repeats_only_the_failed_iteration(
     assert [r.prompt for r in counting.requests] == ["round 3"]
     assert resumed.steps["rounds"]["iterations"] == 3
     assert resumed.steps["rounds"]["condition_met"] is True
+
+
+async def test_the_run_view_and_trace_list_nested_steps_under_their_step(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Loop iterations and a sub-pipeline's steps come right after the step that ran them,
+    in the order they ran (their rows have no position: they were listed first)."""
+    from elexirion_app.services.runs import runs
+
+    engine = get_engine(db_url)
+    uid = _user(engine)
+    looped = await _run_text(
+        engine, LOOP_PIPELINE, CountingProvider(), tmp_path, inputs={"xs": ["a", "b"]},
+        user_id=uid,
+    )  # fmt: skip
+    nested = await _run_text(engine, NESTED_PIPELINE, CountingProvider(), tmp_path, user_id=uid)
+    with Session(engine) as s:
+        names = [st.name for st in runs.get_run(s, uid, looped.run_id).steps]
+        traced = [i.label for i in runs.trace(s, uid, nested.run_id).items if i.kind == "step"]
+    assert names[:2] == ["init", "each"] and names[-1] == "after"
+    assert names[2:-1] == ["each[0].bump", "each[0].ask", "each[1].bump", "each[1].ask"]
+    assert traced[:2] == ["before", "child"] and traced[-1] == "after"
+    assert sorted(traced[2:-1]) == ["child>one", "child>two"]
+    assert traced.index("child>one") < traced.index("child>two")
