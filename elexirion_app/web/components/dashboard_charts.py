@@ -21,8 +21,13 @@ HEIGHT = 260
 AXIS = {"font_size": 12, "stroke": "var(--gray-9)"}
 # Tick labels (JavaScript, run by recharts in the browser).
 COMPACT = "(v) => new Intl.NumberFormat('en', {notation: 'compact'}).format(v)"
-DOLLARS = "(v) => '$' + new Intl.NumberFormat('en', {maximumSignificantDigits: 3}).format(v)"
+DOLLARS = "(v) => '$' + new Intl.NumberFormat('en', {maximumSignificantDigits: 2}).format(v)"
 MILLIS = "(v) => v >= 1000 ? (v / 1000) + ' s' : v + ' ms'"
+# Wide enough for the longest tick of each ("$0.00055", "800 ms"): a narrower axis cut their
+# first characters off ("B00 ms", "0.0195" without its "$").
+MONEY_AXIS, TIME_AXIS, COUNT_AXIS = 86, 72, 50
+# Bar charts of a 30-day range: 31 periods × 2-3 bars; thinner gaps keep the bars visible.
+BAR_GAPS = {"bar_gap": 1, "bar_category_gap": "8%"}
 
 
 def kpi_card(k: Kpi) -> rx.Component:
@@ -76,7 +81,14 @@ def _panel(title: str, subtitle: str, chart: rx.Component, element_id: str) -> r
 
 
 def _chart(
-    make: Any, series: list[rx.Component], *, x: str, y_width: int, ticks: str, data: Any
+    make: Any,
+    series: list[rx.Component],
+    *,
+    x: str,
+    y_width: int,
+    ticks: str,
+    data: Any,
+    **chart: Any,
 ) -> rx.Component:
     """A recharts cartesian chart with our grid, axes, tooltip and legend."""
     return make(
@@ -89,6 +101,7 @@ def _chart(
         data=data,
         width="100%",
         height=HEIGHT,
+        **chart,
     )
 
 
@@ -116,7 +129,7 @@ def tokens_chart() -> rx.Component:
         for key, label, color in TOKEN_SERIES
     ]
     chart = _chart(
-        rx.recharts.area_chart, areas, x="period", y_width=50, ticks=COMPACT,
+        rx.recharts.area_chart, areas, x="period", y_width=COUNT_AXIS, ticks=COMPACT,
         data=DashboardState.series,
     )  # fmt: skip
     return _panel("Tokens by type", "stacked, per period", chart, "chart-tokens")
@@ -129,7 +142,7 @@ def cost_by_model_chart() -> rx.Component:
         radius=4,
     )
     chart = _chart(
-        rx.recharts.bar_chart, bars, x="model", y_width=60, ticks=DOLLARS,
+        rx.recharts.bar_chart, bars, x="model", y_width=MONEY_AXIS, ticks=DOLLARS,
         data=DashboardState.by_model,
     )  # fmt: skip
     return _panel("Cost by model", "USD", chart, "chart-cost-model")
@@ -157,7 +170,7 @@ def latency_chart() -> rx.Component:
         for key, label, color, dash in specs
     ]
     chart = _chart(
-        rx.recharts.line_chart, lines, x="period", y_width=60, ticks=MILLIS,
+        rx.recharts.line_chart, lines, x="period", y_width=TIME_AXIS, ticks=MILLIS,
         data=DashboardState.series,
     )  # fmt: skip
     return _panel("Latency percentiles", "ms, bucket upper bounds", chart, "chart-latency")
@@ -171,7 +184,7 @@ def spend_chart() -> rx.Component:
         radius=3,
     )
     chart = _chart(
-        rx.recharts.bar_chart, bars, x="period", y_width=50, ticks=COMPACT,
-        data=DashboardState.series,
+        rx.recharts.bar_chart, bars, x="period", y_width=COUNT_AXIS, ticks=COMPACT,
+        data=DashboardState.series, **BAR_GAPS,
     )  # fmt: skip
     return _panel("Calls, errors and runs", "per period", chart, "chart-calls")
