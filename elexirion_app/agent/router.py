@@ -13,7 +13,8 @@ CONTRACT:
   decision (``source="override"``), else ``None``. ``route`` checks it first.
 - ``kind``: ``answer`` (reply in chat, run nothing), ``run`` (run ``pipeline`` with ``inputs``),
   ``clarify`` (show ``question``; never a guess: below ``CONFIDENCE_THRESHOLD``, when two
-  pipelines tie, or when a required input is missing), ``genesis`` (call
+  pipelines tie, or when a required input is missing — but a weak match in a message that
+  asks nothing to be done, one that only mentions code, is answered), ``genesis`` (call
   ``agent.genesis.generate_pipeline(inputs["request"], provider)``).
 
 Deterministic scoring is BM25 over each pipeline's name (weight 3), keywords (2), description

@@ -53,6 +53,15 @@ _TASK_WORDS = re.compile(
     r"workspace|script)\b",
     re.IGNORECASE,
 )
+# A request to do something (analyse, fix, run …): without one, a message that only mentions
+# code ("here is `code`: …") is talked about, not routed to a question "which pipeline?".
+_ASK_VERBS = re.compile(
+    r"\b(?:analy[sz]e|analysis|review|check|audit|scan|inspect|assess|evaluate|refactor|"
+    r"clean|improve|optimi[sz]e|fix|debug|test|document|explain|summari[sz]e|run|start|"
+    r"execute|generate|write|create|build|make|find|look|rate|grade|lint|list|process|"
+    r"handle|help)\w*|\b(?:do|go|work)\b",
+    re.IGNORECASE,
+)
 _ORDINALS = {
     "first": 0,
     "1st": 0,
@@ -359,6 +368,13 @@ def _route_rules(
         )
     matched = ", ".join(dict.fromkeys(t.lstrip("@") for t in top.matched))
     contenders = [s for s in scored if s.score >= TIE_RATIO * top.score]
+    if confidence < threshold and not _ASK_VERBS.search(text):
+        return RouteDecision(
+            kind="answer",
+            confidence=confidence,
+            reason=f"nothing asked to be done (closest: {top.entry.name}, {confidence:.2f})",
+            candidates=(top.entry.name,),
+        )
     if len(contenders) > 1 or confidence < threshold:
         offered = contenders if len(contenders) > 1 else [s for s in scored if s.score > 0][:3]
         entries = [s.entry for s in offered]

@@ -123,7 +123,10 @@ def decision_note(decision: RouteDecision) -> str:
     head = {
         "run": f"Routed to **{decision.pipeline}**",
         "genesis": "Writing a **new pipeline**",
-        "clarify": "Not sure which pipeline you mean",
+        # A known pipeline that lacks a required input is not a doubt about which one.
+        "clarify": f"**{decision.pipeline}** needs more input"
+        if decision.pipeline and decision.missing_inputs
+        else "Not sure which pipeline you mean",
     }[decision.kind]
     parts = [f"{head} · confidence {decision.confidence:.2f} · {decision.source}"]
     if decision.reason:

@@ -479,3 +479,16 @@ async def test_a_generated_pipeline_joins_the_catalogue_and_is_routable(tmp_path
     decision = route_offline(f"run {result.name}", catalogue)
     assert (decision.kind, decision.pipeline) == ("run", result.name)
     assert decision.inputs["task"] == "Translates release notes into French"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "<img src=x onerror=alert(1)> **bold** `code`\n```python\nprint('hi')\n```",
+        "here is some good code from my project",
+    ],
+)
+def test_a_message_that_only_mentions_code_is_answered_not_questioned(message: str) -> None:
+    decision = route_offline(message, CATALOGUE)
+    assert decision.kind == "answer", decision.reason
+    assert "nothing asked to be done" in decision.reason

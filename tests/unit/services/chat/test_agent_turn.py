@@ -176,3 +176,14 @@ async def test_analyze_with_an_empty_workspace_says_so_before_any_model_call(
         run = s.get(Run, final.run_id)
         assert run is not None and run.status == "failed"
         assert not s.exec(select(LLMCall).where(LLMCall.run_id == final.run_id)).all()
+
+
+def test_the_card_of_a_known_pipeline_missing_an_input_names_it() -> None:
+    from elexirion_app.agent.decision import RouteDecision
+
+    lacking = RouteDecision(
+        kind="clarify", pipeline="refactoring", missing_inputs=("file",), confidence=1.0
+    )
+    assert agent_turn.decision_note(lacking).startswith("**refactoring** needs more input")
+    unsure = RouteDecision(kind="clarify", confidence=0.2)
+    assert agent_turn.decision_note(unsure).startswith("Not sure which pipeline you mean")
