@@ -87,6 +87,7 @@ def test_build_edit_version_and_run_a_pipeline(page: Page, app_url: str, shots: 
     expect(page.locator(node(page, "beta"))).to_be_visible(timeout=10_000)
     expect(page.locator("#pipeline-graph [data-step]")).to_have_count(3)
     expect(page.locator("#no-problems")).to_be_visible()
+    expect(page.locator(".react-flow__minimap")).to_have_count(0)  # none on a small graph
 
     # An error: listed with its line, marked in the editor and on its node; then fixed.
     replace_yaml(page, THREE_STEPS.replace("type: gemini", "type: gemmini"))
@@ -192,3 +193,9 @@ def test_a_pipeline_that_is_not_in_the_library_shows_nothing_to_edit(
     page.screenshot(path=str(shots / "editor-not-found.png"))
     page.click("#editor-not-found a")
     expect(page).to_have_url(re.compile(r"/pipelines/?$"), timeout=20_000)
+    expect(page.locator(".pipeline-row").first).to_be_visible(timeout=20_000)
+    # Every row's last button on screen (it was cut to "Expo"), the import a plain button.
+    expect(page.locator(".pipeline-row .pipeline-export").first).to_be_in_viewport()
+    box = page.locator("#pipeline-import").locator("xpath=..").bounding_box()
+    assert box is not None and box["height"] < 80, box
+    page.screenshot(path=str(shots / "pipelines.png"))

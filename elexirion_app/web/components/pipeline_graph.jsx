@@ -40,6 +40,9 @@ import {
 } from "./pipeline_layout.js";
 import { CSS, EDGE_TYPES, GraphContext, NODE_TYPES, createLookStore } from "./pipeline_parts.jsx";
 
+// Nodes a graph has before it gets a minimap.
+const MINIMAP_FROM = 12;
+
 const MIN_FIT_ZOOM = 0.6;
 
 function isTypingTarget(target) {
@@ -193,7 +196,18 @@ function Flow(props) {
         >
           <Background gap={16} size={1} color="#e2e8f0" />
           <Controls showInteractive={false} />
-          {props.showMinimap === false ? null : <MiniMap pannable zoomable />}
+          {/* Only for graphs too big to see at once: on a small pipeline the map was a grey
+              box over the last node. Small and light, top right (the layout runs downwards). */}
+          {props.showMinimap === false || nodes.length <= MINIMAP_FROM ? null : (
+            <MiniMap
+              pannable
+              zoomable
+              position="top-right"
+              style={{ width: 140, height: 90 }}
+              nodeColor="#cbd5e1"
+              maskColor="rgba(241, 245, 249, 0.55)"
+            />
+          )}
         </ReactFlow>
       </div>
     </GraphContext.Provider>

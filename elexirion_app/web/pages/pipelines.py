@@ -74,6 +74,8 @@ def _actions(r: LibraryRow) -> rx.Component:
             ),
         ),
         spacing="2",
+        wrap="wrap",  # a narrow window wraps the buttons instead of cutting the last one off
+        justify="end",
     )
 
 
@@ -97,7 +99,7 @@ def _row(r: LibraryRow) -> rx.Component:
         ),
         rx.table.cell(rx.cond(r.shipped, "—", "v" + r.version.to_string())),
         rx.table.cell(r.updated_at),
-        rx.table.cell(_actions(r)),
+        rx.table.cell(_actions(r), min_width="14em"),
         data_pipeline_name=r.name,
         class_name="pipeline-row",
     )
@@ -114,8 +116,12 @@ def _toolbar() -> rx.Component:
         rx.spacer(),
         rx.button("New pipeline", id="pipeline-new", on_click=LibraryState.new_blank),
         rx.upload(
-            rx.button("Import .yaml", variant="soft", type="button"),
+            rx.button("Import .yaml", variant="soft", type="button", title="or drop a file here"),
             id=IMPORT_ID,
+            # Just the button (a drop on it still imports): the default dropzone is a large
+            # dashed box that dwarfed the toolbar.
+            border="none",
+            padding="0",
             multiple=False,
             accept={"application/x-yaml": [".yaml", ".yml"], "text/yaml": [".yaml", ".yml"]},
             on_drop=LibraryState.import_files(rx.upload_files(upload_id=IMPORT_ID)),
