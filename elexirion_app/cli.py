@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from elexirion_app.core import logs
 from elexirion_app.core.errors import ElexirionError, InputError, PipelineValidationError, Problem
 from elexirion_app.core.events import RunEvent, RunStarted, StepFinished, StepStarted
+from elexirion_app.core.money import usd
 from elexirion_app.core.types import TOKEN_KINDS
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def _report(outcome: Any, args: argparse.Namespace) -> int:
         print(
             f"Run {outcome.run_id} {outcome.status}"
             + (f": {outcome.error}" if outcome.error else "")
-            + f" — cost ${float(outcome.cost):.4f}, tokens in {tokens.input} / out {tokens.output}"
+            + f" — cost {usd(outcome.cost)}, tokens in {tokens.input} / out {tokens.output}"
         )
         if outcome.output_dir is not None and outcome.output_dir.exists():
             print(f"Outputs: {outcome.output_dir}")

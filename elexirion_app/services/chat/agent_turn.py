@@ -26,6 +26,7 @@ from elexirion_app.agent.router import RouteDecision, route
 from elexirion_app.agent.session import RunSummary, build_context, summarise_run
 from elexirion_app.config import get_settings
 from elexirion_app.core.errors import Conflict, ElexirionError, NotFound
+from elexirion_app.core.money import usd
 from elexirion_app.core.paths import pipeline_file
 from elexirion_app.core.types import ChatMessage, Usage
 from elexirion_app.db.engine import in_db_thread, session_scope
@@ -273,14 +274,14 @@ def _progress_dict(p: pipeline_runs.RunProgress) -> dict[str, Any]:
         "pipeline": p.pipeline,
         "status": p.status,
         "tokens": p.usage.total,
-        "cost": f"${p.cost:.4f}",
+        "cost": usd(p.cost),
         "steps": [
             {
                 "name": s.name,
                 "status": s.status,
                 "model": s.model,
                 "tokens": str(s.tokens),
-                "cost": f"${s.cost:.4f}",
+                "cost": usd(s.cost),
                 "preview": s.preview,
             }
             for s in p.steps

@@ -22,6 +22,7 @@ from elexirion_app.core.events import (
     StepFinished,
     StepStarted,
 )
+from elexirion_app.core.money import usd
 from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.core.types import ChatMessage, Usage
 from elexirion_app.db.engine import in_file_thread, session_scope
@@ -255,13 +256,13 @@ def report_markdown(outcome: RunOutcome, progress: RunProgress | None) -> str:
         lines += ["", final]
     lines += ["", "| step | status | tokens | cost |", "| --- | --- | ---: | ---: |"]
     for s in progress.steps if progress else []:
-        lines.append(f"| {s.name} | {s.status} | {s.tokens:,} | ${s.cost:.4f} |")
+        lines.append(f"| {s.name} | {s.status} | {s.tokens:,} | {usd(s.cost)} |")
     u = outcome.usage
     lines += [
         "",
         f"**Total:** {u.input:,} input + {u.output:,} output tokens"
         + (f" (+{u.cache_read:,} cache read)" if u.cache_read else "")
-        + f", ${outcome.cost:.4f}.",
+        + f", {usd(outcome.cost)}.",
     ]
     return "\n".join(lines)
 

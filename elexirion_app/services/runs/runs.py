@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from elexirion_app.core.errors import NotFound
+from elexirion_app.core.money import usd
 from elexirion_app.db.models import LLMCall, PipelineDoc, Run, StepRun
 
 
@@ -47,7 +48,7 @@ class RunView:
 
 
 def _money(value: Decimal | None) -> str:
-    return f"${(value or Decimal('0')):.6f}"
+    return usd(value)
 
 
 def _duration(start: datetime | None, end: datetime | None) -> float | None:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError, InputError, PermissionDenied
+from elexirion_app.core.money import usd
 from elexirion_app.db.engine import in_session
 from elexirion_app.services.accounts import admin, audit, rate_limits
 from elexirion_app.services.billing import budget_admin
@@ -131,8 +132,7 @@ def _budget_view(b: budget_admin.BudgetRow) -> BudgetView:
         who="Everyone (global)" if b.user_id is None else b.email,
         monthly=_money(b.monthly_usd),
         per_run=_money(b.per_run_usd),
-        spent=f"${b.spent_usd:,.4f}"
-        + (f" + ${b.reserved_usd:,.4f} held" if b.reserved_usd else ""),
+        spent=usd(b.spent_usd) + (f" + {usd(b.reserved_usd)} held" if b.reserved_usd else ""),
         used="" if ratio is None else f"{ratio:.0%}",
         percent=0 if ratio is None else max(0, min(100, round(ratio * 100))),
         level=level,

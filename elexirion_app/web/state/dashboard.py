@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError, InputError, PermissionDenied
+from elexirion_app.core.money import usd
 from elexirion_app.db.engine import in_db_thread, session_scope
 from elexirion_app.services.billing import dashboard
 from elexirion_app.web import routes
@@ -77,14 +78,7 @@ class Choice:
 
 
 def money(value: Decimal) -> str:
-    v = float(value)
-    if v == 0:
-        return "$0.00"
-    if abs(v) >= 100:
-        return f"${v:,.2f}"
-    if abs(v) >= 1:
-        return f"${v:,.3f}"
-    return f"${v:.6f}"
+    return usd(value)
 
 
 def ms(value: float | None) -> str:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import reflex as rx
 
 from elexirion_app.core.errors import ElexirionError, InputError
+from elexirion_app.core.money import usd
 from elexirion_app.core.threads import in_cpu_thread
 from elexirion_app.db.engine import in_session
 from elexirion_app.editor import view
@@ -173,7 +174,7 @@ class EditorRunState(rx.State):
             async with self:
                 if await self._still_mine(user_id, run_id):
                     self.run_status, self.run_error = outcome.status, outcome.error or ""
-                    self.run_cost = f"${outcome.cost:.4f}"
+                    self.run_cost = usd(outcome.cost)
         except asyncio.CancelledError:
             async with self:
                 if await self._still_mine(user_id, run_id):
@@ -206,7 +207,7 @@ class EditorRunState(rx.State):
             if statuses != self.statuses:
                 self.statuses = {**self.statuses, **statuses}
             self.run_status = progress.status
-            self.run_cost = f"${progress.cost:.4f}"
+            self.run_cost = usd(progress.cost)
 
     @rx.event
     async def stop(self) -> Any:
