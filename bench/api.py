@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -95,6 +95,18 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip()
 
 
+async def _end_data(lines: AsyncIterator[str]) -> str:
+    """The ``data:`` line of the stream's ``end`` event ("" if the stream ends without one)."""
+    kind = ""
+    async for line in lines:
+        text = line.rstrip("\r\n")
+        if text.startswith("event:"):
+            kind = text[6:].strip()
+        elif text.startswith("data:") and kind == "end":
+            return text
+    return ""
+
+
 def _ended(run_id: str, status: str, start: float) -> float:
     elapsed = time.perf_counter() - start
     if "succeeded" not in status:
@@ -124,15 +136,8 @@ class HttpxRuns:
         resp = await client.post("/api/pipeline/execute", json={"pipeline": PIPELINE}, headers=auth)
         resp.raise_for_status()
         run_id = resp.json()["run_id"]
-        status = ""
         async with client.stream("GET", f"/api/runs/{run_id}/events", headers=auth) as events:
-            kind = ""
-            async for text in events.aiter_lines():
-                if text.startswith("event:"):
-                    kind = text[6:].strip()
-                elif text.startswith("data:") and kind == "end":
-                    status = text
-                    break
+            status = await _end_data(events.aiter_lines())
         return _ended(run_id, status, start)
 
 
@@ -161,17 +166,9 @@ class AiohttpRuns:
         ) as resp:
             resp.raise_for_status()
             run_id = (await resp.json())["run_id"]
-        status = ""
         async with session.get(f"/api/runs/{run_id}/events", headers=auth) as events:
             events.raise_for_status()
-            kind = ""
-            async for raw in events.content:
-                text = raw.decode().rstrip("\r\n")
-                if text.startswith("event:"):
-                    kind = text[6:].strip()
-                elif text.startswith("data:") and kind == "end":
-                    status = text
-                    break
+            status = await _end_data(raw.decode() async for raw in events.content)
         return _ended(run_id, status, start)
 
 
