@@ -123,7 +123,7 @@ async def test_a_member_with_the_other_users_id_sees_only_their_own_numbers(
         assert _leaks([_downloads(thief)]) == []
         assert _bad_frames(thief) == []
         kpis = {k["id"]: k["value"] for k in thief.var(DASH, "kpis")}
-        assert kpis["kpi-spend"] == "$1.500"  # Bob's own spend, nothing of Alice's
+        assert kpis["kpi-spend"] == "$1.50"  # Bob's own spend, nothing of Alice's
         assert thief.var(DASH, "scope_label") == "your usage"
         assert thief.var(DASH, "users") in (None, [])
         assert "claude-secret-alice" not in thief.var(DASH, "models")
