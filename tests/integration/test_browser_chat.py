@@ -143,6 +143,13 @@ def test_stop_regenerate_siblings_and_xss(page: Page, app_url: str, shots: Path)
     expect(page.locator(".sibling-position").last).to_have_text("1 / 2")
     expect(page.locator('[data-role="assistant"]').last).to_have_attribute("data-status", "stopped")
     page.screenshot(path=str(shots / "chat-siblings.png"), full_page=True)
+
+    # Edit and resend: the box is wide enough to edit in (it was ~190 px for a long message).
+    page.locator(".msg-edit").first.click()
+    box = page.locator("#edit-input").bounding_box()
+    assert box is not None and box["width"] >= 400, box
+    page.click("#edit-input")
+    page.keyboard.press("Escape")
     assert dialogs == []
 
 

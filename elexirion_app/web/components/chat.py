@@ -95,7 +95,7 @@ def _edit_form(msg: ChatMsg) -> rx.Component:
                 name="text",
                 default_value=msg.content,
                 id="edit-input",
-                rows="3",
+                rows="6",
                 width="100%",
                 auto_focus=True,
             ),
@@ -108,7 +108,9 @@ def _edit_form(msg: ChatMsg) -> rx.Component:
             width="100%",
         ),
         on_submit=ChatState.save_edit,
-        width="min(640px, 100%)",
+        # Its own width: inside the right-aligned bubble column "100%" was the width of the
+        # shortest content, ~190 px for a long message.
+        width="min(640px, 75vw)",
     )
 
 
