@@ -63,9 +63,6 @@ def client_address(request: Request) -> str:
     )
 
 
-MAX_EMAIL_ECHO = 254  # the longest address a form's email is sent back in the URL
-
-
 def _fail(
     request: Request,
     page: str,
@@ -84,7 +81,7 @@ def _fail(
         )
     query = {"error": code, **({"retry": str(retry)} if retry else {})}
     typed = email.strip()
-    if typed and len(typed) <= MAX_EMAIL_ECHO:
+    if typed and len(typed) <= routes.MAX_ECHOED_EMAIL:
         query["email"] = typed
     return RedirectResponse(f"{page}?{urlencode(query)}", status_code=303)
 

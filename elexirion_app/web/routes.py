@@ -20,6 +20,9 @@ DASHBOARD = "/dashboard"
 PUBLIC = frozenset({LOGIN, REGISTER})
 # Server routes (not pages): the only places the HttpOnly session cookie is set or cleared.
 AUTH_LOGIN = "/auth/login"
+# A refused login / register form comes back with its email in the query (?email=), up to
+# this long (the auth routes write it, the page reads it back into the field).
+MAX_ECHOED_EMAIL = 254
 AUTH_REGISTER = "/auth/register"
 AUTH_LOGOUT = "/auth/logout"
 # Single sign-on (OIDC): the login start redirects to the provider, which sends the browser

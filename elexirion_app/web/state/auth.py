@@ -64,7 +64,7 @@ class AuthState(rx.State):
             self.auth_error = f"Too many attempts, try again in {seconds} s."
         else:
             self.auth_error = AUTH_MESSAGES.get(code, "")
-        typed = str(params.get("email", ""))[:254]
+        typed = str(params.get("email", ""))[: routes.MAX_ECHOED_EMAIL]
         if typed and code:  # a refused form: show the address that was typed again
             page = self.router.url.path.rstrip("/")
             prefix = "register" if page.endswith("register") else "login"
