@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -103,11 +102,6 @@ def _event(kind: str, data: Any) -> ServerSentEvent:
     return ServerSentEvent(event=kind, data=json.dumps(data, default=str))
 
 
-# A step's fields (flat: names, figures and a tokens dict); dataclasses.asdict deep-copied
-# them on every change of every stream.
-_STEP_FIELDS = tuple(f.name for f in dataclasses.fields(live.StepState))
-
-
 def _changes(
     state: live.RunState, seen: dict[str, live.StepState], status: str
 ) -> list[ServerSentEvent]:
@@ -116,7 +110,7 @@ def _changes(
     for step in state.steps:
         if seen.get(step.name) != step:
             seen[step.name] = step
-            events.append(_event("step", {f: getattr(step, f) for f in _STEP_FIELDS}))
+            events.append(_event("step", live.step_fields(step)))
     if state.status != status:
         events.append(
             _event(

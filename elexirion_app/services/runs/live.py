@@ -194,10 +194,16 @@ def _channel(run_id: str) -> str:
     return f"elx:run:{run_id}"
 
 
+def step_fields(step: StepState) -> dict[str, Any]:
+    """A step's fields for JSON (flat: names, figures and a tokens dict; the instance's own
+    dict, not the deep copy ``dataclasses.asdict`` makes): read it, do not change it."""
+    return vars(step)
+
+
 def _as_message(state: RunState) -> bytes:
     """The state as the JSON ``_state_of`` reads (the fields of each dataclass, flat)."""
     fields = {f: getattr(state, f) for f in _RUN_FIELDS}
-    fields["steps"] = [vars(step) for step in state.steps]
+    fields["steps"] = [step_fields(step) for step in state.steps]
     return json.dumps(fields).encode()
 
 
