@@ -408,4 +408,6 @@ from elexirion_app.db.run_booking_models import RunBooking as RunBooking  # noqa
 from elexirion_app.db.run_booking_models import RunDay as RunDay  # noqa: E402
 from elexirion_app.db.run_booking_models import RunDayAll as RunDayAll  # noqa: E402
 from elexirion_app.db.run_booking_models import RunDayTotal as RunDayTotal  # noqa: E402
+from elexirion_app.db.run_booking_models import RunDayUser as RunDayUser  # noqa: E402
 from elexirion_app.db.run_booking_models import RunHourTotal as RunHourTotal  # noqa: E402
+from elexirion_app.db.run_booking_models import RunHourUser as RunHourUser  # noqa: E402

@@ -20,7 +20,8 @@ into these tables; rows are never updated except to unlink them from deleted con
 - ``write(conn, attempts)``: the same inside a caller's transaction (run records).
 - ``record_async`` / ``record_many_async``: through the database pool, off the event loop.
 - ``record_run(conn, ..., run_id=)``: a finished run counted in ``run_rollup``, ``run_day``,
-  ``run_day_all``, ``run_day_total`` and ``run_hour_total`` and booked in ``run_booking``; the
+  ``run_day_all``, ``run_day_user``, ``run_hour_user``, ``run_day_total`` and
+  ``run_hour_total`` and booked in ``run_booking``; the
   same run finishing again (resumed) first takes its earlier count back, so it is counted
   once, as it last finished.
 """
@@ -104,6 +105,8 @@ RUN_DAY = bm.RunDay.__table__  # type: ignore[attr-defined]
 RUN_DAY_ALL = bm.RunDayAll.__table__  # type: ignore[attr-defined]
 RUN_BOOKING = bm.RunBooking.__table__  # type: ignore[attr-defined]
 RUN_DAY_TOTAL = bm.RunDayTotal.__table__  # type: ignore[attr-defined]
+RUN_DAY_USER = bm.RunDayUser.__table__  # type: ignore[attr-defined]
+RUN_HOUR_USER = bm.RunHourUser.__table__  # type: ignore[attr-defined]
 RUN_HOUR_TOTAL = bm.RunHourTotal.__table__  # type: ignore[attr-defined]
 CONV_BOOKING = bm.ConversationBooking.__table__  # type: ignore[attr-defined]
 OPTIONS = (
@@ -330,7 +333,7 @@ _RUN_COUNTERS = ("runs", "cost_usd", "duration_ms_sum")
 
 
 def _count_run(conn: Connection, run: dict[str, Any], sign: int) -> None:
-    """Add (``sign`` 1) or take back (-1) one run in the three run rollups."""
+    """Add (``sign`` 1) or take back (-1) one run in the run rollups."""
     counters = {
         "runs": sign,
         "cost_usd": Decimal(run["cost_usd"]) * sign,
@@ -353,6 +356,11 @@ def _count_run(conn: Connection, run: dict[str, Any], sign: int) -> None:
     total = {"status": status} | counters
     _book(conn, RUN_DAY_TOTAL, ("day", "status"), _RUN_COUNTERS, [{"day": day} | total])
     _book(conn, RUN_HOUR_TOTAL, ("hour", "status"), _RUN_COUNTERS, [{"hour": hour} | total])
+    # One user's unfiltered view: (day | hour, user, status), no pipeline.
+    mine = {"user_id": user_id, "status": status} | counters
+    user_key = ("user_id", "status")
+    _book(conn, RUN_DAY_USER, (*user_key, "day"), _RUN_COUNTERS, [{"day": day} | mine])
+    _book(conn, RUN_HOUR_USER, (*user_key, "hour"), _RUN_COUNTERS, [{"hour": hour} | mine])
 
 
 def record_run(

@@ -141,6 +141,8 @@ TABLE_KEYS: dict[Any, tuple[str, ...]] = {
     bm.RunDayAll: ("day", "shard", "pipeline", "status"),
     bm.RunDayTotal: ("day", "status"),
     bm.RunHourTotal: ("hour", "status"),
+    bm.RunDayUser: ("user_id", "day", "status"),
+    bm.RunHourUser: ("user_id", "hour", "status"),
 }
 
 
@@ -318,6 +320,8 @@ def test_every_rollup_equals_group_by_over_the_raw_rows(tmp_path: Path, ops: lis
             ),
             (bm.RunDayTotal, lambda r: (_d(r["at"]), r["status"])),
             (bm.RunHourTotal, lambda r: (_h(r["at"]), r["status"])),
+            (bm.RunDayUser, lambda r: (r["user_id"], _d(r["at"]), r["status"])),
+            (bm.RunHourUser, lambda r: (r["user_id"], _h(r["at"]), r["status"])),
         ):
             _assert_table(conn, model, _group(runs, key_of, count))
         booked = {
