@@ -20,10 +20,11 @@ Usage rollups (the same counters, different grain and keys; ``user_id`` 0 = no u
                           value: which models, providers, pipelines, callers occur (filters)
 
 Runs: ``run_rollup`` (hour), ``run_day`` (day x user x pipeline x status), ``run_day_all``
-(day x pipeline x status), ``run_day_total`` / ``run_hour_total`` (day / hour x status), all by
-the hour/day a run finished; ``run_booking`` one row per run as last counted (a resumed run's
-earlier count is taken back, never counted twice) and, indexed by (day it started, cost), the
-costliest runs of a range read day by day.
+(day x pipeline x status), ``run_day_user`` / ``run_hour_user`` (day / hour x user x status),
+``run_day_total`` / ``run_hour_total`` (day / hour x status), all by the hour/day a run finished;
+``run_booking`` one row per run as last counted (a resumed run's earlier count is taken back,
+never counted twice) and, indexed by (day it started, cost), the costliest runs of a range read
+day by day.
 Conversations: ``conversation_booking``, one row per conversation (its calls and cost, the day
 it started), the costliest conversations read day by day like the runs.
 """

@@ -29,7 +29,7 @@ the first execution's cursor description, as SQLAlchemy does per result), giving
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from operator import itemgetter
@@ -191,11 +191,13 @@ class DriverStatement:
         return procs
 
 
-_cache: dict[tuple[str, str, tuple[str, ...]], DriverStatement] = {}
+_cache: dict[tuple[str, Hashable, tuple[str, ...]], DriverStatement] = {}
 _lock = threading.Lock()
 
 
-def _statement(conn: Connection, name: str, build: Build, keys: tuple[str, ...]) -> DriverStatement:
+def _statement(
+    conn: Connection, name: Hashable, build: Build, keys: tuple[str, ...]
+) -> DriverStatement:
     key = (conn.dialect.name, name, keys)
     stmt = _cache.get(key)
     if stmt is None:
@@ -215,10 +217,11 @@ def run(conn: Connection, name: str, build: Build, rows: Sequence[Mapping[str, A
 
 
 def fetch(
-    conn: Connection, name: str, build: Build, row: Mapping[str, Any]
+    conn: Connection, name: Hashable, build: Build, row: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
     """The rows the statement ``build()`` (built once per dialect, ``name`` and ``row``'s keys)
-    returns for ``row``, on ``conn`` (in its transaction, if one is open)."""
+    returns for ``row``, on ``conn`` (in its transaction, if one is open). ``name``: a string,
+    or any hashable key that identifies the statement's shape (the dashboard's)."""
     return _statement(conn, name, build, tuple(row)).fetch(conn, row)
 
 
