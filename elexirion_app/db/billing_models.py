@@ -20,7 +20,8 @@ Usage rollups (the same counters, different grain and keys; ``user_id`` 0 = no u
                           value: which models, providers, pipelines, callers occur (filters)
 
 Runs: ``run_rollup`` (hour), ``run_day`` (day x user x pipeline x status), ``run_day_all``
-(day x pipeline x status), ``run_day_user`` / ``run_hour_user`` (day / hour x user x status),
+(day x pipeline x status), ``run_day_user`` / ``run_hour_user`` (day / hour x user; failed runs
+a counter),
 ``run_day_total`` / ``run_hour_total`` (day / hour x status), all by the hour/day a run finished;
 ``run_booking`` one row per run as last counted (a resumed run's earlier count is taken back,
 never counted twice) and, indexed by (day it started, cost), the costliest runs of a range read
@@ -404,6 +405,7 @@ class BudgetReservation(SQLModel, table=True):
 
 # The run rollups and the cost bookings live in their own module (same metadata); re-exported
 # here so every rollup table is reachable as ``billing_models.<Name>``.
+from elexirion_app.db.run_booking_models import OK_RUN_STATUSES as OK_RUN_STATUSES  # noqa: E402
 from elexirion_app.db.run_booking_models import ConversationBooking as ConversationBooking  # noqa: E402
 from elexirion_app.db.run_booking_models import RunBooking as RunBooking  # noqa: E402
 from elexirion_app.db.run_booking_models import RunDay as RunDay  # noqa: E402

@@ -4,8 +4,8 @@
 
 - ``run_rollup`` (hour, in ``billing_models``), ``run_day`` (day x user x pipeline x status),
   ``run_day_all`` (day x shard x pipeline x status), ``run_day_user`` / ``run_hour_user``
-  (day / hour x user x status), ``run_day_total`` / ``run_hour_total`` (day / hour x status):
-  the runs that finished then;
+  (day / hour x user, the failed ones counted in a column), ``run_day_total`` /
+  ``run_hour_total`` (day / hour x status): the runs that finished then;
 - ``run_booking``: one row per run as last counted (a resumed run's earlier count is taken
   back), indexed by (day it started, cost) for the costliest runs of a range;
 - ``conversation_booking``: one row per conversation (its calls, cost, first call's day),
@@ -42,28 +42,34 @@ class RunDay(SQLModel, table=True):
     duration_ms_sum: float = 0.0
 
 
-# The key (user, period, status) of run_day_user / run_hour_user carries the counters in its
-# index leaf on PostgreSQL (INCLUDE): a user's unfiltered run totals and series are an
-# index-only scan of one range, and the upserts keep a single index.
-_COUNTERS = ["runs", "cost_usd", "duration_ms_sum"]
+# A run that ended with one of these succeeded; any other finished status (failed,
+# interrupted, cancelled) counts as failed on the dashboard and in ``failed`` below.
+OK_RUN_STATUSES = ("succeeded",)
+
+# The key (user, period) of run_day_user / run_hour_user carries the counters in its index
+# leaf on PostgreSQL (INCLUDE): a user's unfiltered run totals and series are an index-only
+# scan of one range, one row per day or hour, and the upserts keep a single index. No status
+# column: what the dashboard shows of the statuses is how many runs failed (``failed``), so a
+# row per status would only double the rows those reads go through.
+_COUNTERS = ["runs", "failed", "cost_usd", "duration_ms_sum"]
 
 
 class RunDayUser(SQLModel, table=True):
-    """One row per (day, user, status): one user's unfiltered run totals and series (a few
-    rows a day, however many pipelines the user ran)."""
+    """One row per (day, user): one user's unfiltered run totals and series (one row a day,
+    however many pipelines the user ran)."""
 
     __tablename__ = "run_day_user"
     __table_args__ = (
         UniqueConstraint(
-            "user_id", "day", "status", name="uq_run_day_user_key", postgresql_include=_COUNTERS
+            "user_id", "day", name="uq_run_day_user_key", postgresql_include=_COUNTERS
         ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     day: datetime
     user_id: int = 0
-    status: str = Field(default="", max_length=16)
     runs: int = 0
+    failed: int = 0  # of ``runs``, those whose status is not in OK_RUN_STATUSES
     cost_usd: Decimal = Field(default=Decimal("0"), sa_column=money_column(18))
     duration_ms_sum: float = 0.0
 
@@ -74,15 +80,15 @@ class RunHourUser(SQLModel, table=True):
     __tablename__ = "run_hour_user"
     __table_args__ = (
         UniqueConstraint(
-            "user_id", "hour", "status", name="uq_run_hour_user_key", postgresql_include=_COUNTERS
+            "user_id", "hour", name="uq_run_hour_user_key", postgresql_include=_COUNTERS
         ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     hour: datetime
     user_id: int = 0
-    status: str = Field(default="", max_length=16)
     runs: int = 0
+    failed: int = 0
     cost_usd: Decimal = Field(default=Decimal("0"), sa_column=money_column(18))
     duration_ms_sum: float = 0.0
 

@@ -23,6 +23,7 @@ from sqlalchemy import case, literal_column, or_
 from sqlmodel import Session
 
 from elexirion_app.db.billing_models import (
+    OK_RUN_STATUSES,
     RunDay,
     RunDayAll,
     RunDayTotal,
@@ -44,7 +45,7 @@ from elexirion_app.services.billing.dashboard_sql import (
     typed,
 )
 
-OK_STATUSES = ("succeeded",)
+OK_STATUSES = OK_RUN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ _RUN_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
     "day": [
         (RunDayTotal, frozenset({"status"})),
         (RunDayAll, frozenset({"pipeline", "status"})),
+        # "status": the failed runs, the only use of the status (``_failed``)
         (RunDayUser, frozenset({"user_id", "status"})),
         (RunDay, frozenset({"user_id", "pipeline", "status"})),
     ],
@@ -70,12 +72,20 @@ _RUN_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
 }
 
 
-def _run_columns(t: Any) -> tuple[Any, ...]:
-    # the statuses as SQL text (constants), not bound parameters: see ``sum_of``
+def _failed(t: Any) -> Any:
+    """The failed runs of ``t``'s rows: its ``failed`` counter (the per-user tables), or the
+    runs of its rows whose status is not ok (the statuses as SQL text, constants, not bound
+    parameters: see ``sum_of``)."""
+    if "failed" in t.c:
+        return t.c.failed
     ok = or_(*[t.c.status == literal_column(f"'{status}'") for status in OK_STATUSES])
+    return case((ok, ZERO_SQL), else_=t.c.runs)
+
+
+def _run_columns(t: Any) -> tuple[Any, ...]:
     return (
         sum_of(t.c.runs),
-        sum_of(case((ok, ZERO_SQL), else_=t.c.runs)),
+        sum_of(_failed(t)),
         sum_of(t.c.cost_usd),
         sum_of(t.c.duration_ms_sum),
     )
@@ -88,14 +98,10 @@ def _run_values(row: Sequence[Any]) -> list[Any]:
     return typed(row, _RUN_TYPES)
 
 
-def _run_measures(v: Any) -> RunMeasures:
-    runs = int(v[0])
-    return RunMeasures(
-        runs=runs,
-        failed=int(v[1]),
-        cost_usd=Decimal(str(v[2])),
-        duration_avg_ms=float(v[3]) / runs if runs else None,
-    )
+def _run_measures(v: Sequence[Any]) -> RunMeasures:
+    """From typed sums (``_run_values``: int, int, Decimal, float)."""
+    runs, failed, cost, duration = v
+    return RunMeasures(runs, failed, cost, duration / runs if runs else None)
 
 
 def _run_parts(s: Scope, kind: str) -> list[Part]:
@@ -107,7 +113,8 @@ def _run_series_sums(session: Session, s: Scope) -> dict[str, list[Any]]:
     acc: dict[str, list[Any]] = {}
     filters = filters_of(s, runs=True)
     for row in execute(session, _run_parts(s, "period"), filters, s.grouping, serial=False):
-        acc[str(row[0])] = add(acc.get(str(row[0])), _run_values(row[1:]))
+        period = str(row[0])
+        acc[period] = add(acc.get(period), _run_values(row[1:]))
     return acc
 
 

@@ -330,6 +330,7 @@ async def record_many_async(attempts: Sequence[Attempt]) -> None:
 
 
 _RUN_COUNTERS = ("runs", "cost_usd", "duration_ms_sum")
+_USER_RUN_COUNTERS = ("runs", "failed", *_RUN_COUNTERS[1:])
 
 
 def _count_run(conn: Connection, run: dict[str, Any], sign: int) -> None:
@@ -356,11 +357,11 @@ def _count_run(conn: Connection, run: dict[str, Any], sign: int) -> None:
     total = {"status": status} | counters
     _book(conn, RUN_DAY_TOTAL, ("day", "status"), _RUN_COUNTERS, [{"day": day} | total])
     _book(conn, RUN_HOUR_TOTAL, ("hour", "status"), _RUN_COUNTERS, [{"hour": hour} | total])
-    # One user's unfiltered view: (day | hour, user, status), no pipeline.
-    mine = {"user_id": user_id, "status": status} | counters
-    user_key = ("user_id", "status")
-    _book(conn, RUN_DAY_USER, (*user_key, "day"), _RUN_COUNTERS, [{"day": day} | mine])
-    _book(conn, RUN_HOUR_USER, (*user_key, "hour"), _RUN_COUNTERS, [{"hour": hour} | mine])
+    # One user's unfiltered view: (day | hour, user), the failed runs as a counter.
+    failed = 0 if status in bm.OK_RUN_STATUSES else sign
+    mine = {"user_id": user_id, "failed": failed} | counters
+    _book(conn, RUN_DAY_USER, ("user_id", "day"), _USER_RUN_COUNTERS, [{"day": day} | mine])
+    _book(conn, RUN_HOUR_USER, ("user_id", "hour"), _USER_RUN_COUNTERS, [{"hour": hour} | mine])
 
 
 def record_run(
