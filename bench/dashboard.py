@@ -286,6 +286,8 @@ COUNTED = (
     bm.UsageDayAll,
     bm.UsageDayPipeline,
     bm.UsageHourAll,
+    bm.UsageDayModel,
+    bm.UsageHourModel,
     bm.UsageDayUser,
     bm.UsageHourUser,
     RunRollup,

@@ -81,6 +81,8 @@ SHARDED: tuple[type[Any], ...] = (
     bm.UsageDayAll,
     bm.UsageDayPipeline,
     bm.UsageHourAll,
+    bm.UsageDayModel,
+    bm.UsageHourModel,
     bm.UsageDayTotal,
     bm.UsageHourTotal,
     bm.RunDayAll,

@@ -38,10 +38,12 @@ from elexirion_app.db import driver_sql
 from elexirion_app.db.billing_models import (
     UsageDay,
     UsageDayAll,
+    UsageDayModel,
     UsageDayPipeline,
     UsageDayTotal,
     UsageDayUser,
     UsageHourAll,
+    UsageHourModel,
     UsageHourTotal,
     UsageHourUser,
 )
@@ -96,6 +98,7 @@ _USAGE_FILTERS = ("model", "provider", "pipeline", "caller")
 _USAGE_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
     "day": [
         (UsageDayTotal, frozenset()),
+        (UsageDayModel, frozenset({"model", "provider"})),
         (UsageDayAll, frozenset({"model", "provider", "caller"})),
         (UsageDayPipeline, frozenset({"pipeline", "model", "provider", "caller"})),
         (UsageDayUser, frozenset({"user_id"})),
@@ -103,6 +106,7 @@ _USAGE_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
     ],
     "hour": [
         (UsageHourTotal, frozenset()),
+        (UsageHourModel, frozenset({"model", "provider"})),
         (UsageHourAll, frozenset({"model", "provider", "caller"})),
         (UsageHourUser, frozenset({"user_id"})),
         (UsageRollup, _ALL_DIMS),

@@ -5,7 +5,8 @@ pipeline steps, DSPy jobs, the API), and in the SAME transaction every usage rol
 the attempt is upserted (``col = col + excluded.col``; the tables and their keys in
 ``db/billing_models``): hourly ``usage_rollup``, ``usage_hour_all``, ``usage_hour_user``,
 daily ``usage_day``, ``usage_day_all``, ``usage_day_pipeline``, ``usage_day_user``,
-``usage_day_total`` (and hourly ``usage_hour_total``), the filter options' keys
+``usage_day_model`` (and hourly ``usage_hour_model``), ``usage_day_total`` (and hourly
+``usage_hour_total``), the filter options' keys
 (``usage_option_day`` / ``_hour``, inserted when new), and for a
 conversation's calls its ``conversation_booking`` row; when given, the call's budget
 reservation is settled (the rows are aggregated by ``rollup_rows``). Nothing else inserts
@@ -95,6 +96,8 @@ _SETTLE = update(RESERVATION).where(
 )
 USAGE_DAY = bm.UsageDay.__table__  # type: ignore[attr-defined]
 USAGE_DAY_ALL = bm.UsageDayAll.__table__  # type: ignore[attr-defined]
+USAGE_DAY_MODEL = bm.UsageDayModel.__table__  # type: ignore[attr-defined]
+USAGE_HOUR_MODEL = bm.UsageHourModel.__table__  # type: ignore[attr-defined]
 USAGE_DAY_PIPELINE = bm.UsageDayPipeline.__table__  # type: ignore[attr-defined]
 USAGE_HOUR_ALL = bm.UsageHourAll.__table__  # type: ignore[attr-defined]
 USAGE_DAY_USER = bm.UsageDayUser.__table__  # type: ignore[attr-defined]
@@ -203,6 +206,8 @@ _DERIVED: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
     (USAGE_DAY_ALL, "day", ("shard", "model", "provider", "caller")),
     (USAGE_DAY_PIPELINE, "day", ("shard", "pipeline", "model", "provider", "caller")),
     (USAGE_HOUR_ALL, "hour", ("shard", "model", "provider", "caller")),
+    (USAGE_DAY_MODEL, "day", ("shard", "model", "provider")),
+    (USAGE_HOUR_MODEL, "hour", ("shard", "model", "provider")),
     (USAGE_DAY_USER, "day", ("user_id",)),
     (USAGE_HOUR_USER, "hour", ("user_id",)),
     (USAGE_DAY_TOTAL, "day", ("shard",)),

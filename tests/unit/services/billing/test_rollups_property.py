@@ -120,6 +120,8 @@ USAGE_KEYS: dict[Any, Callable[[Any], tuple[Any, ...]]] = {
         _d(r.created_at), _shard(r), r.pipeline, r.model, r.provider, r.caller
     ),
     bm.UsageHourAll: lambda r: (_h(r.created_at), _shard(r), r.model, r.provider, r.caller),
+    bm.UsageDayModel: lambda r: (_d(r.created_at), _shard(r), r.model, r.provider),
+    bm.UsageHourModel: lambda r: (_h(r.created_at), _shard(r), r.model, r.provider),
     bm.UsageDayUser: lambda r: (_d(r.created_at), r.user_id or 0),
     bm.UsageHourUser: lambda r: (_h(r.created_at), r.user_id or 0),
     bm.UsageDayTotal: lambda r: (_d(r.created_at), _shard(r)),
@@ -131,6 +133,8 @@ TABLE_KEYS: dict[Any, tuple[str, ...]] = {
     bm.UsageDayAll: ("day", "shard", "model", "provider", "caller"),
     bm.UsageDayPipeline: ("day", "shard", "pipeline", "model", "provider", "caller"),
     bm.UsageHourAll: ("hour", "shard", "model", "provider", "caller"),
+    bm.UsageDayModel: ("day", "shard", "model", "provider"),
+    bm.UsageHourModel: ("hour", "shard", "model", "provider"),
     bm.UsageDayUser: ("day", "user_id"),
     bm.UsageHourUser: ("hour", "user_id"),
     bm.UsageDayTotal: ("day", "shard"),
