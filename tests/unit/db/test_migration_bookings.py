@@ -1,6 +1,7 @@
-"""Migrations 8e4d36683789 (run totals, one cost row per conversation) and 34616e948626 (usage
-totals) backfill from the data already there, on SQLite and PostgreSQL; 8e4d36683789's
-downgrade rebuilds the old conversation sums."""
+"""Migrations 8e4d36683789 (run totals, one cost row per conversation), 34616e948626 (usage
+totals), a91c4e7d3b25 (a user's runs per day / hour) and b6d2f8e4a1c7 (usage by model)
+backfill from the data already there, on SQLite and PostgreSQL; 8e4d36683789's downgrade
+rebuilds the old conversation sums."""
 
 from __future__ import annotations
 
@@ -88,6 +89,8 @@ def _seed(url: str) -> None:
                                    "calls": 3, "cost_usd": Decimal("0.2"), "lat_b3": 1},
                     when | zero | {"shard": 2, "model": "a", "provider": "p", "caller": "chat",
                                    "calls": 1, "cost_usd": Decimal("0.05")},
+                    when | zero | {"shard": 1, "model": "a", "provider": "p", "caller": "step",
+                                   "calls": 4, "cost_usd": Decimal("0.4")},
                 ],
             )  # fmt: skip
         conn.execute(
@@ -163,7 +166,32 @@ def _check(url: str) -> None:
                 r.shard: (r.calls, round(Decimal(str(r.cost_usd)), 8), r.lat_b3)
                 for r in conn.execute(text(f"SELECT * FROM {table}"))
             }
-            assert got == {1: (5, Decimal("0.3"), 3), 2: (1, Decimal("0.05"), 0)}, table
+            assert got == {1: (9, Decimal("0.7"), 3), 2: (1, Decimal("0.05"), 0)}, table
+        # b6d2f8e4a1c7: by model, the callers of a model folded together
+        for table in ("usage_day_model", "usage_hour_model"):
+            got = {
+                (r.shard, r.model, r.provider): (
+                    r.calls,
+                    round(Decimal(str(r.cost_usd)), 8),
+                    r.lat_b3,
+                )
+                for r in conn.execute(text(f"SELECT * FROM {table}"))
+            }
+            assert got == {
+                (1, "a", "p"): (6, Decimal("0.5"), 2),
+                (1, "b", "p"): (3, Decimal("0.2"), 1),
+                (2, "a", "p"): (1, Decimal("0.05"), 0),
+            }, table
+        # a91c4e7d3b25: a user's runs per day / hour, the failed ones counted
+        for table, want in (
+            ("run_day_user", {1: (2, 0, Decimal("0.5"), 10.0), 2: (1, 0, Decimal("0.25"), 5.0)}),
+            ("run_hour_user", {1: (2, 0, Decimal("0.5"), 10.0), 2: (2, 1, Decimal("0.25"), 6.0)}),
+        ):
+            runs = {
+                r.user_id: (r.runs, r.failed, round(Decimal(str(r.cost_usd)), 8), r.duration_ms_sum)
+                for r in conn.execute(text(f"SELECT * FROM {table}"))
+            }
+            assert runs == want, table
     engine.dispose()
 
 
