@@ -290,6 +290,8 @@ COUNTED = (
     bm.UsageHourModel,
     bm.UsageDayUser,
     bm.UsageHourUser,
+    bm.UsageDayUserModel,
+    bm.UsageHourUserModel,
     RunRollup,
     bm.RunDay,
     bm.RunDayAll,

@@ -1,11 +1,13 @@
-"""usage day and hour by model (everyone's usage by model and provider, no caller)
+"""usage day and hour by model (everyone's and each user's usage by model and provider)
 
 ``usage_day_model`` / ``usage_hour_model``: every user's calls per day / hour x model x
 provider (sharded by user_id % 8 like the other tables without a user column; compaction folds
 closed periods to shard 0). Everyone's by model read a row per model x provider x caller of
 ``usage_day_all`` / ``usage_hour_all`` (1,708 + 775 rows over 30 days at 1M ledger rows);
-these have a row per model x provider. Backfilled from usage_day_all / usage_hour_all (the same
-sums per shard).
+these have a row per model x provider. ``usage_day_user_model`` / ``usage_hour_user_model``:
+the same per user (a user's by model read ``usage_day`` / ``usage_rollup``, a row per model x
+pipeline x caller). Backfilled from usage_day_all / usage_hour_all (the same sums per shard)
+and usage_day / usage_rollup (per user).
 
 Revision ID: b6d2f8e4a1c7
 Revises: a91c4e7d3b25
@@ -47,29 +49,33 @@ def _counter_columns() -> list[sa.Column]:
 
 
 def upgrade() -> None:
-    for table, grain, source in (
-        ('usage_day_model', 'day', 'usage_day_all'),
-        ('usage_hour_model', 'hour', 'usage_hour_all'),
+    for table, grain, who, source in (
+        ('usage_day_model', 'day', 'shard', 'usage_day_all'),
+        ('usage_hour_model', 'hour', 'shard', 'usage_hour_all'),
+        ('usage_day_user_model', 'day', 'user_id', 'usage_day'),
+        ('usage_hour_user_model', 'hour', 'user_id', 'usage_rollup'),
     ):
+        key = (grain, 'shard') if who == 'shard' else ('user_id', grain)
         op.create_table(
             table,
             *_counter_columns(),
             sa.Column('id', sa.Integer(), nullable=False),
             sa.Column(grain, sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-            sa.Column('shard', sa.Integer(), nullable=False),
+            sa.Column(who, sa.Integer(), nullable=False),
             sa.Column('model', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
             sa.Column('provider', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
             sa.PrimaryKeyConstraint('id'),
-            sa.UniqueConstraint(grain, 'shard', 'model', 'provider', name=f'uq_{table}_key'),
+            sa.UniqueConstraint(*key, 'model', 'provider', name=f'uq_{table}_key'),
         )
         sums = ', '.join(f'SUM({c})' for c in COUNTERS)
         op.execute(
-            f"INSERT INTO {table} ({grain}, shard, model, provider, {', '.join(COUNTERS)}) "
-            f"SELECT {grain}, shard, model, provider, {sums} FROM {source} "
-            f"GROUP BY {grain}, shard, model, provider"
+            f"INSERT INTO {table} ({grain}, {who}, model, provider, {', '.join(COUNTERS)}) "
+            f"SELECT {grain}, {who}, model, provider, {sums} FROM {source} "
+            f"GROUP BY {grain}, {who}, model, provider"
         )
 
 
 def downgrade() -> None:
-    op.drop_table('usage_hour_model')
-    op.drop_table('usage_day_model')
+    for table in ('usage_hour_user_model', 'usage_day_user_model', 'usage_hour_model',
+                  'usage_day_model'):
+        op.drop_table(table)

@@ -12,6 +12,8 @@ Usage rollups (the same counters, different grain and keys; ``user_id`` 0 = no u
 - ``usage_day``           day  x user x model x provider x pipeline x caller (one user's
                           views by model, filtered, and their filter options)
 - ``usage_day_user`` / ``usage_hour_user``  user x day / hour (one user's totals and series)
+- ``usage_day_user_model`` / ``usage_hour_user_model``  user x day / hour x model x provider
+                          (one user's by model, and views filtered by model or provider)
 - ``usage_day_all``       day  x model x provider x caller (everyone's views, no pipeline filter)
 - ``usage_day_pipeline``  day  x pipeline x model x provider x caller (everyone, one pipeline)
 - ``usage_hour_all``      hour x model x provider x caller (edges of everyone's ranges)
@@ -375,6 +377,40 @@ class UsageHourModel(UsageCounters, table=True):
     id: int | None = Field(default=None, primary_key=True)
     hour: datetime
     shard: int = 0  # user_id % SHARDS
+    model: str = Field(default="", max_length=100)
+    provider: str = Field(default="", max_length=40)
+
+
+class UsageDayUserModel(UsageCounters, table=True):
+    """Daily per user by model and provider: one user's usage by model (and that user's views
+    filtered by model or provider), a few rows a day where ``usage_day`` has one per model x
+    pipeline x caller."""
+
+    __tablename__ = "usage_day_user_model"
+    __table_args__ = (
+        UniqueConstraint("user_id", "day", "model", "provider", name="uq_usage_day_user_model_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: datetime
+    user_id: int = 0
+    model: str = Field(default="", max_length=100)
+    provider: str = Field(default="", max_length=40)
+
+
+class UsageHourUserModel(UsageCounters, table=True):
+    """The same per hour (the edges of one user's ranges by model)."""
+
+    __tablename__ = "usage_hour_user_model"
+    __table_args__ = (
+        UniqueConstraint(
+            "user_id", "hour", "model", "provider", name="uq_usage_hour_user_model_key"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour: datetime
+    user_id: int = 0
     model: str = Field(default="", max_length=100)
     provider: str = Field(default="", max_length=40)
 

@@ -42,10 +42,12 @@ from elexirion_app.db.billing_models import (
     UsageDayPipeline,
     UsageDayTotal,
     UsageDayUser,
+    UsageDayUserModel,
     UsageHourAll,
     UsageHourModel,
     UsageHourTotal,
     UsageHourUser,
+    UsageHourUserModel,
 )
 from elexirion_app.db.models import UsageRollup
 from elexirion_app.services.billing import buckets
@@ -102,6 +104,7 @@ _USAGE_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
         (UsageDayAll, frozenset({"model", "provider", "caller"})),
         (UsageDayPipeline, frozenset({"pipeline", "model", "provider", "caller"})),
         (UsageDayUser, frozenset({"user_id"})),
+        (UsageDayUserModel, frozenset({"user_id", "model", "provider"})),
         (UsageDay, _ALL_DIMS),
     ],
     "hour": [
@@ -109,6 +112,7 @@ _USAGE_TABLES: dict[str, list[tuple[Any, frozenset[str]]]] = {
         (UsageHourModel, frozenset({"model", "provider"})),
         (UsageHourAll, frozenset({"model", "provider", "caller"})),
         (UsageHourUser, frozenset({"user_id"})),
+        (UsageHourUserModel, frozenset({"user_id", "model", "provider"})),
         (UsageRollup, _ALL_DIMS),
     ],
 }

@@ -5,6 +5,7 @@ pipeline steps, DSPy jobs, the API), and in the SAME transaction every usage rol
 the attempt is upserted (``col = col + excluded.col``; the tables and their keys in
 ``db/billing_models``): hourly ``usage_rollup``, ``usage_hour_all``, ``usage_hour_user``,
 daily ``usage_day``, ``usage_day_all``, ``usage_day_pipeline``, ``usage_day_user``,
+``usage_day_user_model`` (and hourly ``usage_hour_user_model``),
 ``usage_day_model`` (and hourly ``usage_hour_model``), ``usage_day_total`` (and hourly
 ``usage_hour_total``), the filter options' keys
 (``usage_option_day`` / ``_hour``, inserted when new), and for a
@@ -102,6 +103,8 @@ USAGE_DAY_PIPELINE = bm.UsageDayPipeline.__table__  # type: ignore[attr-defined]
 USAGE_HOUR_ALL = bm.UsageHourAll.__table__  # type: ignore[attr-defined]
 USAGE_DAY_USER = bm.UsageDayUser.__table__  # type: ignore[attr-defined]
 USAGE_HOUR_USER = bm.UsageHourUser.__table__  # type: ignore[attr-defined]
+USAGE_DAY_USER_MODEL = bm.UsageDayUserModel.__table__  # type: ignore[attr-defined]
+USAGE_HOUR_USER_MODEL = bm.UsageHourUserModel.__table__  # type: ignore[attr-defined]
 USAGE_DAY_TOTAL = bm.UsageDayTotal.__table__  # type: ignore[attr-defined]
 USAGE_HOUR_TOTAL = bm.UsageHourTotal.__table__  # type: ignore[attr-defined]
 RUN_DAY = bm.RunDay.__table__  # type: ignore[attr-defined]
@@ -210,6 +213,8 @@ _DERIVED: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
     (USAGE_HOUR_MODEL, "hour", ("shard", "model", "provider")),
     (USAGE_DAY_USER, "day", ("user_id",)),
     (USAGE_HOUR_USER, "hour", ("user_id",)),
+    (USAGE_DAY_USER_MODEL, "day", ("user_id", "model", "provider")),
+    (USAGE_HOUR_USER_MODEL, "hour", ("user_id", "model", "provider")),
     (USAGE_DAY_TOTAL, "day", ("shard",)),
     (USAGE_HOUR_TOTAL, "hour", ("shard",)),
 )

@@ -93,6 +93,19 @@ def _seed(url: str) -> None:
                                    "calls": 4, "cost_usd": Decimal("0.4")},
                 ],
             )  # fmt: skip
+        for table, when in ((ledger.USAGE_DAY, {"day": day}), (ledger.ROLLUP, {"hour": hour})):
+            conn.execute(
+                insert(table),
+                [
+                    when | zero | {"user_id": 1, "model": "a", "provider": "p", "pipeline": "x",
+                                   "caller": "chat", "calls": 2, "cost_usd": Decimal("0.1"),
+                                   "lat_b3": 2},
+                    when | zero | {"user_id": 1, "model": "a", "provider": "p", "pipeline": "y",
+                                   "caller": "step", "calls": 3, "cost_usd": Decimal("0.3")},
+                    when | zero | {"user_id": 2, "model": "b", "provider": "p", "pipeline": "x",
+                                   "caller": "chat", "calls": 1, "cost_usd": Decimal("0.05")},
+                ],
+            )  # fmt: skip
         conn.execute(
             insert(ledger.RUN_DAY),
             [
@@ -181,6 +194,17 @@ def _check(url: str) -> None:
                 (1, "a", "p"): (6, Decimal("0.5"), 2),
                 (1, "b", "p"): (3, Decimal("0.2"), 1),
                 (2, "a", "p"): (1, Decimal("0.05"), 0),
+            }, table
+        for table in ("usage_day_user_model", "usage_hour_user_model"):
+            got = {
+                (r.user_id, r.model, r.provider): (
+                    r.calls, round(Decimal(str(r.cost_usd)), 8), r.lat_b3
+                )
+                for r in conn.execute(text(f"SELECT * FROM {table}"))
+            }  # fmt: skip
+            assert got == {
+                (1, "a", "p"): (5, Decimal("0.4"), 2),
+                (2, "b", "p"): (1, Decimal("0.05"), 0),
             }, table
         # a91c4e7d3b25: a user's runs per day / hour, the failed ones counted
         for table, want in (

@@ -124,6 +124,8 @@ USAGE_KEYS: dict[Any, Callable[[Any], tuple[Any, ...]]] = {
     bm.UsageHourModel: lambda r: (_h(r.created_at), _shard(r), r.model, r.provider),
     bm.UsageDayUser: lambda r: (_d(r.created_at), r.user_id or 0),
     bm.UsageHourUser: lambda r: (_h(r.created_at), r.user_id or 0),
+    bm.UsageDayUserModel: lambda r: (_d(r.created_at), r.user_id or 0, r.model, r.provider),
+    bm.UsageHourUserModel: lambda r: (_h(r.created_at), r.user_id or 0, r.model, r.provider),
     bm.UsageDayTotal: lambda r: (_d(r.created_at), _shard(r)),
     bm.UsageHourTotal: lambda r: (_h(r.created_at), _shard(r)),
 }  # fmt: skip
@@ -137,6 +139,8 @@ TABLE_KEYS: dict[Any, tuple[str, ...]] = {
     bm.UsageHourModel: ("hour", "shard", "model", "provider"),
     bm.UsageDayUser: ("day", "user_id"),
     bm.UsageHourUser: ("hour", "user_id"),
+    bm.UsageDayUserModel: ("day", "user_id", "model", "provider"),
+    bm.UsageHourUserModel: ("hour", "user_id", "model", "provider"),
     bm.UsageDayTotal: ("day", "shard"),
     bm.UsageHourTotal: ("hour", "shard"),
     bm.ConversationBooking: ("conversation_id",),
