@@ -90,7 +90,7 @@ def _naive_runs(session: Session, s: q.Scope, grouped: bool) -> Any:
         where.append(col(Run.user_id) == s.user_id)
     cols = [
         func.count(),
-        func.sum(case((col(Run.status).in_(runs.OK_STATUSES), 0), else_=1)),
+        func.sum(case((col(Run.status).in_(bm.OK_RUN_STATUSES), 0), else_=1)),
         func.sum(col(Run.cost_usd)),
         func.sum(_naive_duration_ms(session)),
     ]

@@ -27,6 +27,7 @@ from decimal import Decimal
 from sqlmodel import Session
 
 from elexirion_app.core.errors import InputError, PermissionDenied
+from elexirion_app.db.billing_models import OK_RUN_STATUSES
 from elexirion_app.db.models import AppUser
 from elexirion_app.services.billing import dashboard_options as option_lists
 from elexirion_app.services.billing import dashboard_runs as run_sql
@@ -330,7 +331,7 @@ def to_csv(d: Dashboard) -> str:
             {"section": "run", "key": r.id, "label": _safe(r.pipeline), "runs": "1"}
             | {
                 "run_cost_usd": f"{r.cost_usd:.8f}",
-                "failed_runs": "0" if r.status == "succeeded" else "1",
+                "failed_runs": "0" if r.status in OK_RUN_STATUSES else "1",
             }
         )
     for c in d.top_conversations:

@@ -45,8 +45,6 @@ from elexirion_app.services.billing.dashboard_sql import (
     typed,
 )
 
-OK_STATUSES = OK_RUN_STATUSES
-
 
 @dataclass(frozen=True)
 class RunMeasures:
@@ -78,7 +76,7 @@ def _failed(t: Any) -> Any:
     parameters: see ``sum_of``)."""
     if "failed" in t.c:
         return t.c.failed
-    ok = or_(*[t.c.status == literal_column(f"'{status}'") for status in OK_STATUSES])
+    ok = or_(*[t.c.status == literal_column(f"'{status}'") for status in OK_RUN_STATUSES])
     return case((ok, ZERO_SQL), else_=t.c.runs)
 
 
